@@ -1,0 +1,1 @@
+"""Steps that turn data and trained VAEs into files (embeddings, reports), and the ``vaetools`` CLI."""

@@ -1,0 +1,137 @@
+"""The ``vaetools`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from vae_tools import __version__
+from vae_tools.config import parse_set_option
+from vae_tools.data import SOURCE_HELP
+from vae_tools.errors import VaeToolsError
+from vae_tools.models import list_models
+
+
+class VaeToolsGroup(click.Group):
+    """Turns a user's mistake (VaeToolsError) into one line on stderr and exit status 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except VaeToolsError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def parse_image_size(value):
+    if value is None:
+        return None
+    text = str(value).lower()
+    try:
+        parts = [int(v) for v in text.split("x")]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use one number (28) or HEIGHTxWIDTH (28x32)") from None
+    if len(parts) not in (1, 2) or min(parts) < 4:
+        raise click.BadParameter(f"{value!r}: use one number (28) or HEIGHTxWIDTH (28x32), each at least 4")
+    return parts * 2 if len(parts) == 1 else parts
+
+
+data_option = click.option("--data", "data", required=True, metavar="SOURCE", help=f"The images: {SOURCE_HELP}.")
+split_option = click.option("--split", type=click.Choice(["all", "train", "test"]), default="all", show_default=True,
+                            help="Which part of a source with a train/test split to use.")
+device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
+                             help="Where to compute; auto picks CUDA, then MPS, then CPU.  [default: auto]")
+
+
+@click.group(cls=VaeToolsGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vaetools")
+def main():
+    """Train convolutional and denoising VAEs on images and put their latent space to work.
+
+    Start with `vaetools demo`, then `vaetools train --data SOURCE --out runs/NAME` and
+    `vaetools embed --model runs/NAME --data SOURCE --out embeddings.parquet`.
+    """
+
+
+@main.command()
+@data_option
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to create (or continue with --resume).")
+@click.option("--model", "model_name", type=click.Choice(list_models()), default=None,
+              help="Model family: conv, or denoising (trained on corrupted inputs).  [default: conv]")
+@click.option("--config", default=None, metavar="PRESET|FILE",
+              help="A YAML file, or a preset in configs/ (conv, denoising, laptop).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum epochs (early stopping may end sooner).")
+@click.option("--latent-dim", type=click.IntRange(min=1), default=None, help="Size of the latent space.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
+@click.option("--beta", type=click.FloatRange(min=0), default=None, help="Weight of the KL term (beta-VAE).")
+@click.option("--likelihood", type=click.Choice(["bernoulli", "gaussian"]), default=None,
+              help="Pixel model: bernoulli (BCE) for near-binary images, gaussian (MSE) for photos.")
+@click.option("--noise", default=None, metavar="SPEC",
+              help="Corruption for --model denoising: gaussian:0.5, salt-pepper:0.2, mask:0.5 or a comma-separated mix.")
+@click.option("--image-size", default=None, metavar="N|HxW", help="Resize every image to this size.")
+@click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Convert images to 1 (grey) or 3 (RGB) channels.")
+@split_option
+@device_option
+@click.option("--seed", type=int, default=None, help="Random seed (split, initialisation, batches).  [default: 0]")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last completed epoch.")
+@click.option("--set", "set_options", multiple=True, metavar="KEY=VALUE", help="Any other configuration option; repeatable.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, beta, likelihood, noise, image_size,
+          channels, split, device, seed, resume, set_options, quiet):
+    """Train a VAE on SOURCE and save it as a run folder.
+
+    The folder holds config.json, model.safetensors (best validation weights), the training state
+    for --resume, and loss curves (history.csv, loss_curves.png).
+    """
+    from pipelines.train_step import run_train
+
+    overrides = dict(parse_set_option(text) for text in set_options)
+    overrides.update({k: v for k, v in dict(
+        model=model_name, epochs=epochs, latent_dim=latent_dim, batch_size=batch_size, lr=lr, beta=beta,
+        likelihood=likelihood, noise=noise, image_size=parse_image_size(image_size),
+        channels=int(channels) if channels else None, device=device, seed=seed).items() if v is not None})
+    result = run_train(data, out, config=config, overrides=overrides, split=split, resume=resume, progress=not quiet)
+    best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
+    val = best["val_loss"] if best["val_loss"] == best["val_loss"] else best["train_loss"]
+    click.echo(f"trained {len(result.history)} epochs; best epoch {result.best_epoch} "
+               f"(negative ELBO {val:.2f} nats/image); run folder: {out}")
+
+
+@main.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(), help="A run folder written by `vaetools train`.")
+@data_option
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Table to write: .parquet, .csv or .npz (chosen by extension).")
+@split_option
+@click.option("--logvar", is_flag=True, help="Also write the posterior log-variances logvar_*.")
+@click.option("--elbo", is_flag=True, help="Also write the per-sample negative ELBO and its terms (recon_nll, kl).")
+@click.option("--elbo-samples", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Monte Carlo samples of z for --elbo.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
+@device_option
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def embed(model_dir, data, out, split, logvar, elbo, elbo_samples, batch_size, device, quiet):
+    """Encode SOURCE with a trained VAE: one row per sample with id, label and mu_0..mu_{d-1}."""
+    from pipelines.embed_step import run_embed
+
+    frame = run_embed(model_dir, data, out, split=split, logvar=logvar, elbo=elbo, elbo_samples=elbo_samples,
+                      batch_size=batch_size, device=device or "auto", progress=not quiet)
+    click.echo(f"wrote {len(frame)} rows to {out}")
+
+
+@main.command()
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Where to write.")
+@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def demo(out, epochs, quiet):
+    """Train on the built-in digits set (offline) and write its embeddings."""
+    from pipelines.demo import run_demo
+
+    summary = run_demo(out, epochs=epochs, progress=not quiet)
+    click.echo(f"demo done in {summary['total_seconds']:.0f}s: {summary['n_samples']} digits, "
+               f"{summary['epochs_trained']} epochs, validation negative ELBO {summary['best_val_neg_elbo']:.2f} nats")
+    click.echo(f"  model:      {summary['run_folder']}")
+    click.echo(f"  embeddings: {summary['embeddings']}")
+
+
+if __name__ == "__main__":
+    main()

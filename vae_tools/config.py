@@ -1,0 +1,176 @@
+"""Training configuration: defaults, YAML presets in ``configs/``, and command-line overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from vae_tools.errors import ConfigError
+
+
+@dataclass
+class TrainConfig:
+    # model
+    model: str = "conv"
+    latent_dim: int = 16
+    widths: Optional[list] = None
+    hidden_dim: int = 256
+    likelihood: str = "bernoulli"
+    noise: str = "gaussian:0.5"
+    # objective
+    beta: float = 1.0
+    kl_warmup_epochs: int = 0
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 100
+    val_fraction: float = 0.1
+    patience: int = 8
+    seed: int = 0
+    # preprocessing
+    image_size: Optional[list] = None
+    channels: Optional[int] = None
+    # hardware
+    device: str = "auto"
+    amp: bool = True
+
+    def validate(self, where: str = "configuration") -> "TrainConfig":
+        checks = [
+            (self.latent_dim >= 1, "latent_dim must be at least 1"),
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.lr > 0, "lr must be positive"),
+            (self.beta >= 0, "beta must be non-negative"),
+            (self.kl_warmup_epochs >= 0, "kl_warmup_epochs must be non-negative"),
+            (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
+            (self.patience >= 1, "patience must be at least 1"),
+            (self.lr_schedule in ("cosine", "constant"), "lr_schedule must be cosine or constant"),
+            (self.likelihood in ("bernoulli", "gaussian"), "likelihood must be bernoulli or gaussian"),
+            (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
+             "device must be auto, cpu, cuda or mps"),
+            (self.channels in (None, 1, 3), "channels must be 1 or 3"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"{where}: {message}")
+        if self.image_size is not None:
+            size = self.image_size
+            size = [size, size] if isinstance(size, int) else list(size)
+            if len(size) != 2 or not all(isinstance(v, int) and v >= 4 for v in size):
+                raise ConfigError(f"{where}: image_size must be one size or [height, width], each at least 4")
+            self.image_size = size
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}
+
+
+def presets_dir() -> Path:
+    """``configs/`` of a source checkout; a wheel install carries the same files as ``vae_tools.presets``."""
+    checkout = Path(__file__).resolve().parents[1] / "configs"
+    if checkout.is_dir():
+        return checkout
+    return Path(str(importlib.resources.files("vae_tools.presets")))
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
+
+
+def resolve_config_path(name_or_path: str) -> Path:
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    preset = presets_dir() / f"{name_or_path}.yaml"
+    if preset.exists():
+        return preset
+    raise ConfigError(f"{name_or_path}: no such config file or preset (presets: {', '.join(list_presets())})")
+
+
+def load_config(name_or_path: Optional[str] = None, overrides: Optional[dict] = None) -> TrainConfig:
+    """Defaults, then the YAML file or preset, then ``overrides`` (None values are ignored)."""
+    values: dict[str, Any] = {}
+    if name_or_path:
+        path = resolve_config_path(name_or_path)
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except (yaml.YAMLError, OSError) as exc:
+            raise ConfigError(f"{path}: cannot read YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of option: value")
+        values.update(_checked(loaded, str(path)))
+    values.update(_checked({k: v for k, v in (overrides or {}).items() if v is not None}, "command line"))
+    return TrainConfig(**values).validate(str(name_or_path or "command line"))
+
+
+def parse_set_option(text: str) -> tuple[str, Any]:
+    """``key=value`` from ``--set``; the value is read as YAML (numbers, lists, booleans)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected key=value")
+    try:
+        return key.strip().replace("-", "_"), yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {text!r}: cannot read the value") from None
+
+
+def _checked(values: dict, where: str) -> dict:
+    out = {}
+    for key, value in values.items():
+        key = str(key).replace("-", "_")
+        if key not in FIELD_TYPES:
+            raise ConfigError(f"{where}: unknown option {key!r} (known: {', '.join(FIELD_TYPES)})")
+        out[key] = _coerce(key, value, where)
+    return out
+
+
+def _to_int(value: Any) -> int:
+    if isinstance(value, bool) or float(value) != int(float(value)):
+        raise ValueError
+    return int(float(value))
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError
+    return float(value)
+
+
+def _to_bool(value: Any) -> bool:
+    text = str(value).lower()
+    if text in ("true", "yes", "1", "on"):
+        return True
+    if text in ("false", "no", "0", "off"):
+        return False
+    raise ValueError
+
+
+def _to_size_list(value: Any):
+    return [_to_int(v) for v in value] if isinstance(value, (list, tuple)) else _to_int(value)
+
+
+_CONVERTERS = {
+    "int": _to_int, "float": _to_float, "bool": _to_bool, "str": str,
+    "Optional[list]": _to_size_list, "Optional[int]": _to_int,
+}
+
+
+def _coerce(key: str, value: Any, where: str) -> Any:
+    if value is None:
+        return None
+    kind = FIELD_TYPES[key]
+    try:
+        return _CONVERTERS[kind](value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: option {key!r} has an invalid value {value!r} (expected {kind})") from None

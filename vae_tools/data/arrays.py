@@ -1,0 +1,174 @@
+"""Images held in a numpy array (in memory or memory-mapped): layout and pixel-scale inference."""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from vae_tools.errors import DataError
+
+IMAGE_KEYS = ("x", "X", "images", "image", "imgs", "data", "arr_0")
+LABEL_KEYS = ("y", "Y", "labels", "label", "targets", "target", "arr_1")
+ID_KEYS = ("ids", "id", "names", "filenames")
+SPLITS = ("train", "test")
+_SCAN_CHUNK_BYTES = 64 << 20
+
+
+class ArrayReader:
+    """Reads (N, H, W), (N, H, W, C), (N, C, H, W) or flat square (N, H*W) arrays."""
+
+    def __init__(self, array: np.ndarray, name: str):
+        self.name = name
+        self.array = array
+        self.layout, self.shape = infer_layout(array, name)
+        self.scale = infer_scale(array, name)
+
+    def __len__(self) -> int:
+        return self.array.shape[0]
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        raw = np.asarray(self.array[rows], dtype=np.float32)
+        c, h, w = self.shape
+        if self.layout == "flat":
+            raw = raw.reshape(len(rows), 1, h, w)
+        elif self.layout == "NHW":
+            raw = raw[:, None]
+        elif self.layout == "NHWC":
+            raw = raw.transpose(0, 3, 1, 2)[:, :c]
+        elif self.layout == "NCHW":
+            raw = raw[:, :c]
+        if self.scale != 1.0:
+            raw = raw / np.float32(self.scale)
+        return np.ascontiguousarray(raw)
+
+
+def infer_layout(array: np.ndarray, name: str) -> tuple[str, tuple[int, int, int]]:
+    shape = array.shape
+    if array.ndim == 2:
+        side = math.isqrt(shape[1])
+        if side * side != shape[1]:
+            raise DataError(
+                f"{name}: a 2-D array needs square images flattened to H*W columns; "
+                f"{shape[1]} columns is not a square number"
+            )
+        return "flat", (1, side, side)
+    if array.ndim == 3:
+        return "NHW", (1, shape[1], shape[2])
+    if array.ndim == 4:
+        channel_counts = (1, 3, 4)
+        if shape[3] in channel_counts and shape[1] not in channel_counts:
+            return "NHWC", (min(shape[3], 3), shape[1], shape[2])
+        if shape[1] in channel_counts:
+            return "NCHW", (min(shape[1], 3), shape[2], shape[3])
+        if shape[3] in channel_counts:
+            return "NHWC", (min(shape[3], 3), shape[1], shape[2])
+        raise DataError(f"{name}: cannot tell the channel axis of an array of shape {shape} (need 1, 3 or 4 channels)")
+    raise DataError(f"{name}: expected images of shape (N, H, W), (N, H, W, C) or (N, C, H, W), got {shape}")
+
+
+def infer_scale(array: np.ndarray, name: str) -> float:
+    """The value that maps the array's pixels to [0, 1]; rejects NaN, inf and values that are not pixels."""
+    if array.dtype == np.uint8:
+        return 255.0
+    if array.dtype == bool:
+        return 1.0
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise DataError(f"{name}: pixel values must be numbers, not {array.dtype}")
+    low, high = np.inf, -np.inf
+    flat = array.reshape(array.shape[0], -1)
+    rows_per_chunk = max(1, _SCAN_CHUNK_BYTES // max(1, flat.shape[1] * array.dtype.itemsize))
+    for start in range(0, flat.shape[0], rows_per_chunk):
+        chunk = np.asarray(flat[start : start + rows_per_chunk])
+        if np.issubdtype(chunk.dtype, np.floating):
+            bad = ~np.isfinite(chunk)
+            if bad.any():
+                row = start + int(np.argwhere(bad)[0][0])
+                raise DataError(f"{name}: image {row} contains NaN or infinite values")
+        low, high = min(low, float(chunk.min())), max(high, float(chunk.max()))
+    if low < 0:
+        raise DataError(
+            f"{name}: pixel values range from {low:.4g} to {high:.4g}; expected intensities in [0, 1] or [0, 255]"
+        )
+    if high <= 1.0:
+        return 1.0
+    if high <= 255.0:
+        return 255.0
+    if np.issubdtype(array.dtype, np.integer) and high <= 65535:
+        return 65535.0
+    raise DataError(f"{name}: pixel values reach {high:.4g}; expected intensities in [0, 1] or [0, 255]")
+
+
+def open_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        raise DataError(f"{path}: not a numeric .npy array ({exc})") from None
+    except Exception as exc:  # numpy raises several types for a corrupt header
+        raise DataError(f"{path}: cannot read .npy file ({exc})") from None
+
+
+def open_npz_member(path: Path, key: str) -> np.ndarray:
+    """Memory-map an uncompressed member of an .npz file; compressed members are read into memory."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            info = archive.getinfo(key + ".npy")
+            if info.compress_type == zipfile.ZIP_STORED:
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, fortran, dtype = np.lib.format.read_array_header_1_0(member)
+                    else:
+                        shape, fortran, dtype = np.lib.format.read_array_header_2_0(member)
+                    header_len = member.tell()
+                if not dtype.hasobject:
+                    # The member's data starts after the zip local header and the npy header.
+                    with open(path, "rb") as raw:
+                        raw.seek(info.header_offset + 26)
+                        name_len = int.from_bytes(raw.read(2), "little")
+                        extra_len = int.from_bytes(raw.read(2), "little")
+                    offset = info.header_offset + 30 + name_len + extra_len + header_len
+                    return np.memmap(path, dtype=dtype, mode="r", shape=shape, offset=offset, order="F" if fortran else "C")
+        with np.load(path, allow_pickle=False) as data:
+            return data[key]
+    except DataError:
+        raise
+    except ValueError as exc:
+        raise DataError(f"{path}: key {key!r} is not a numeric array ({exc})") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read .npz file ({exc})") from None
+
+
+def npz_keys(path: Path) -> list[str]:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return [n[:-4] for n in archive.namelist() if n.endswith(".npy")]
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+
+
+def pick_key(keys: list[str], candidates: tuple[str, ...], suffix: str = "") -> Optional[str]:
+    for candidate in candidates:
+        if candidate + suffix in keys:
+            return candidate + suffix
+    return None
+
+
+def decode_labels(values: np.ndarray, name: str) -> np.ndarray:
+    values = np.asarray(values)
+    if values.ndim != 1:
+        values = values.reshape(len(values), -1)
+        if values.shape[1] != 1:
+            raise DataError(f"{name}: labels must be one value per image, got shape {values.shape}")
+        values = values[:, 0]
+    if values.dtype.kind in "US":
+        return values.astype(str).astype(object)
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all():
+            raise DataError(f"{name}: labels contain NaN or infinite values")
+        if np.all(values == np.round(values)):
+            return values.astype(np.int64)
+    return values

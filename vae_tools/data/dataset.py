@@ -1,0 +1,138 @@
+"""The one data type every step consumes: images as float tensors in [0, 1], ids and optional labels."""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional, Protocol, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from vae_tools.errors import DataError
+
+
+class ImageReader(Protocol):
+    """Reads rows of a source as float32 (B, C, H, W) arrays in [0, 1] at the source's own size."""
+
+    name: str
+    shape: tuple[int, int, int]
+
+    def __len__(self) -> int: ...
+
+    def read(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+class ImageDataset:
+    """Images from any source, converted on read to the requested channels and size.
+
+    ``ids`` are strings that identify a sample stably across runs (a relative path, or a
+    split and index); ``labels`` is None when the source has none.
+    """
+
+    def __init__(
+        self,
+        reader: ImageReader,
+        ids: Sequence[str],
+        labels: Optional[np.ndarray] = None,
+        channels: Optional[int] = None,
+        image_size: Optional[tuple[int, int]] = None,
+        rows: Optional[np.ndarray] = None,
+    ):
+        self.reader = reader
+        self.ids = np.asarray(ids, dtype=object)
+        self.labels = None if labels is None else np.asarray(labels)
+        self.rows = np.arange(len(reader)) if rows is None else np.asarray(rows, dtype=np.int64)
+        if len(self.ids) != len(self.rows):
+            raise DataError(f"{reader.name}: {len(self.ids)} ids for {len(self.rows)} images")
+        if self.labels is not None and len(self.labels) != len(self.rows):
+            raise DataError(f"{reader.name}: {len(self.labels)} labels for {len(self.rows)} images")
+        if len(self.rows) == 0:
+            raise DataError(f"{reader.name}: the data set is empty")
+        native_c, native_h, native_w = reader.shape
+        self.channels = channels or native_c
+        if self.channels not in (1, 3):
+            raise DataError(f"{reader.name}: images must have 1 or 3 channels, not {self.channels}")
+        self.image_size = tuple(image_size) if image_size else (native_h, native_w)
+        self._cache: Optional[torch.Tensor] = None
+
+    @property
+    def name(self) -> str:
+        return self.reader.name
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, *self.image_size)
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __repr__(self) -> str:
+        labelled = "labelled" if self.has_labels else "unlabelled"
+        return f"ImageDataset({self.name!r}, n={len(self)}, shape={self.shape}, {labelled})"
+
+    def subset(self, positions: np.ndarray) -> "ImageDataset":
+        positions = np.asarray(positions, dtype=np.int64)
+        sub = ImageDataset(
+            self.reader,
+            self.ids[positions],
+            None if self.labels is None else self.labels[positions],
+            self.channels,
+            self.image_size,
+            self.rows[positions],
+        )
+        if self._cache is not None:
+            sub._cache = self._cache[torch.from_numpy(positions)]
+        return sub
+
+    def batch(self, positions: np.ndarray) -> torch.Tensor:
+        """Images at ``positions`` (indices into this dataset) as a float32 (B, C, H, W) tensor."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if self._cache is not None:
+            return self._cache[torch.from_numpy(positions)]
+        rows = self.rows[positions]
+        # Reading in row order keeps memory-mapped and file reads sequential.
+        order = np.argsort(rows, kind="stable")
+        raw = self.reader.read(rows[order])
+        out = np.empty_like(raw)
+        out[order] = raw
+        return self._convert(torch.from_numpy(out))
+
+    def _convert(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != self.channels:
+            if self.channels == 3:
+                x = x.expand(-1, 3, -1, -1)
+            else:
+                weights = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
+                x = (x[:, :3] * weights).sum(dim=1, keepdim=True)
+        if tuple(x.shape[2:]) != self.image_size:
+            x = F.interpolate(x, size=self.image_size, mode="bilinear", antialias=True, align_corners=False)
+            x = x.clamp_(0.0, 1.0)
+        return x.contiguous()
+
+    def iter_batches(self, batch_size: int, progress: bool = False, desc: str = "") -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Yield (positions, images) over the whole dataset in order."""
+        starts = range(0, len(self), batch_size)
+        for start in tqdm(starts, desc=desc, disable=not progress, unit="batch", leave=False):
+            positions = np.arange(start, min(start + batch_size, len(self)))
+            yield positions, self.batch(positions)
+
+    def nbytes(self) -> int:
+        c, h, w = self.shape
+        return len(self) * c * h * w * 4
+
+    def load_into_memory(self, max_bytes: int, progress: bool = False) -> bool:
+        """Decode everything once into a tensor when it fits in ``max_bytes``; returns whether it did."""
+        if self._cache is not None:
+            return True
+        if self.nbytes() > max_bytes:
+            return False
+        cache = torch.empty((len(self), *self.shape), dtype=torch.float32)
+        for positions, images in self.iter_batches(1024, progress=progress, desc="loading images"):
+            cache[positions[0] : positions[-1] + 1] = images
+        self._cache = cache
+        return True

@@ -1,0 +1,101 @@
+"""A folder of image files: class sub-folders give labels, ids are relative paths, decoding is lazy."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from vae_tools.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+_GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+
+
+def scan_folder(root: Path) -> list[Path]:
+    found = []
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
+                found.append(Path(folder) / name)
+    return found
+
+
+class FolderReader:
+    """Decodes image files on demand, converting to ``channels`` and resizing to ``size`` where needed."""
+
+    def __init__(self, root: Path, paths: list[Path], channels: int, size: tuple[int, int]):
+        self.name = str(root)
+        self.root = root
+        self.paths = paths
+        self.shape = (channels, *size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        channels, height, width = self.shape
+        out = np.empty((len(rows), channels, height, width), dtype=np.float32)
+        for i, row in enumerate(rows):
+            out[i] = self._decode(self.paths[row])
+        return out
+
+    def _decode(self, path: Path) -> np.ndarray:
+        channels, height, width = self.shape
+        try:
+            with Image.open(path) as image:
+                pixels = _to_uint8_mode(image, "RGB" if channels == 3 else "L")
+                if pixels.size != (width, height):
+                    pixels = pixels.resize((width, height), Image.Resampling.BILINEAR)
+                array = np.asarray(pixels, dtype=np.float32) / 255.0
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            raise DataError(f"{path}: cannot decode image ({exc})") from None
+        return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def _to_uint8_mode(image: Image.Image, mode: str) -> Image.Image:
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I") and array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / top * 255.0, 0, 255).astype(np.uint8))
+    return image.convert(mode)
+
+
+def open_folder(root: Path, image_size: Optional[tuple[int, int]], channels: Optional[int]):
+    """Returns (reader, ids, labels) for an image folder."""
+    paths = scan_folder(root)
+    if not paths:
+        raise DataError(f"{root}: no image files ({', '.join(IMAGE_SUFFIXES)}) in this folder")
+    sizes: Counter = Counter()
+    first_of_size: dict = {}
+    color = False
+    for path in tqdm(paths, desc="reading image headers", disable=len(paths) < 5000, leave=False):
+        try:
+            with Image.open(path) as image:
+                size, mode = image.size, image.mode
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+            raise DataError(f"{path}: not a readable image ({exc})") from None
+        sizes[size] += 1
+        first_of_size.setdefault(size, path)
+        color = color or mode not in _GRAY_MODES
+    if image_size is None:
+        if len(sizes) > 1:
+            (a, _), (b, _) = sizes.most_common(2)
+            raise DataError(
+                f"{root}: images have different sizes ({a[0]}x{a[1]} in {first_of_size[a].name}, "
+                f"{b[0]}x{b[1]} in {first_of_size[b].name}); pass --image-size to resize them all"
+            )
+        width, height = next(iter(sizes))
+        image_size = (height, width)
+    reader = FolderReader(root, paths, channels or (3 if color else 1), image_size)
+    relative = [p.relative_to(root) for p in paths]
+    ids = [p.as_posix() for p in relative]
+    labelled = all(len(p.parts) > 1 for p in relative)
+    labels = np.array([p.parts[0] for p in relative], dtype=object) if labelled else None
+    return reader, ids, labels

@@ -1,0 +1,135 @@
+"""scikit-learn-style access: ``VAEEmbedder().fit(X).transform(X)`` and ``load_model(run_folder)``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from vae_tools.config import TrainConfig
+from vae_tools.data import ImageDataset, load_dataset
+from vae_tools.data.arrays import ArrayReader
+from vae_tools.device import resolve_device
+from vae_tools.embedding import embed, latent_matrix
+from vae_tools.errors import DataError
+from vae_tools.run_folder import load_run
+from vae_tools.training import train
+
+
+class VAEEmbedder(TransformerMixin, BaseEstimator):
+    """Fit a VAE on images and map them to the means of their latent posteriors.
+
+    ``X`` may be an array of images ((N, H, W), (N, H, W, C), (N, C, H, W), or (N, H*W) for square
+    images, uint8 or floats in [0, 1] / [0, 255]) or anything :func:`load_dataset` accepts.
+    """
+
+    def __init__(
+        self,
+        model: str = "conv",
+        latent_dim: int = 16,
+        epochs: int = 30,
+        batch_size: int = 128,
+        lr: float = 2e-3,
+        beta: float = 1.0,
+        likelihood: str = "bernoulli",
+        noise: str = "gaussian:0.5",
+        widths: Optional[Sequence[int]] = None,
+        hidden_dim: int = 256,
+        val_fraction: float = 0.1,
+        patience: int = 8,
+        device: str = "auto",
+        random_state: int = 0,
+        verbose: bool = False,
+    ):
+        self.model = model
+        self.latent_dim = latent_dim
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.beta = beta
+        self.likelihood = likelihood
+        self.noise = noise
+        self.widths = widths
+        self.hidden_dim = hidden_dim
+        self.val_fraction = val_fraction
+        self.patience = patience
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(
+            model=self.model, latent_dim=self.latent_dim, epochs=self.epochs, batch_size=self.batch_size,
+            lr=self.lr, beta=self.beta, likelihood=self.likelihood, noise=self.noise,
+            widths=list(self.widths) if self.widths else None, hidden_dim=self.hidden_dim,
+            val_fraction=self.val_fraction, patience=self.patience, device=self.device, seed=self.random_state,
+        )
+
+    def fit(self, X, y=None, out_dir: Optional[str | Path] = None) -> "VAEEmbedder":
+        data = as_dataset(X)
+        result = train(data, self._train_config(), out_dir=out_dir, progress=self.verbose)
+        self.module_ = result.model
+        self.history_ = result.history
+        self.image_shape_ = tuple(self.module_.image_shape)
+        self.n_features_out_ = self.module_.latent_dim
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        check_is_fitted(self, "module_")
+        frame = embed(self.module_, self._dataset_for_model(X), device=resolve_device(self.device))
+        return latent_matrix(frame)
+
+    def score_samples(self, X, n_samples: int = 1) -> np.ndarray:
+        """Negative ELBO per sample in nats (higher means the model explains the image worse)."""
+        check_is_fitted(self, "module_")
+        frame = embed(self.module_, self._dataset_for_model(X), device=resolve_device(self.device),
+                      elbo=True, elbo_samples=n_samples)
+        return frame["neg_elbo"].to_numpy()
+
+    def reconstruct(self, X) -> np.ndarray:
+        """Mean reconstructions as float32 (N, C, H, W) in [0, 1]."""
+        check_is_fitted(self, "module_")
+        device = resolve_device(self.device)
+        module = self.module_.to(device)
+        data = self._dataset_for_model(X)
+        return np.concatenate([module.reconstruct(x.to(device)).cpu().numpy() for _, x in data.iter_batches(512)])
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        check_is_fitted(self, "module_")
+        return np.array([f"mu_{j}" for j in range(self.n_features_out_)], dtype=object)
+
+    def _dataset_for_model(self, X) -> ImageDataset:
+        channels, height, width = self.image_shape_
+        return as_dataset(X, image_size=(height, width), channels=channels)
+
+
+def as_dataset(X, image_size=None, channels=None) -> ImageDataset:
+    if isinstance(X, ImageDataset):
+        if image_size is None or (X.shape[0] == channels and tuple(X.image_size) == tuple(image_size)):
+            return X
+        return ImageDataset(X.reader, X.ids, X.labels, channels, image_size, X.rows)
+    if isinstance(X, (str, Path)):
+        return load_dataset(X, image_size=image_size, channels=channels)
+    array = np.asarray(X)
+    if array.ndim < 2 or len(array) == 0:
+        raise DataError(f"expected an array of images, got shape {array.shape}")
+    reader = ArrayReader(array, "array")
+    return ImageDataset(reader, [str(i) for i in range(len(array))], None, channels, image_size)
+
+
+def load_model(path: str | Path, device: str = "auto") -> VAEEmbedder:
+    """A fitted :class:`VAEEmbedder` from a run folder written by ``vaetools train``."""
+    module, config = load_run(path, resolve_device(device))
+    training = config.get("training", {})
+    embedder = VAEEmbedder(**{k: training[k] for k in ("model", "latent_dim", "epochs", "batch_size", "lr", "beta",
+                                                         "likelihood", "noise", "widths", "hidden_dim") if k in training},
+                           device=device)
+    embedder.module_ = module
+    embedder.history_ = []
+    embedder.image_shape_ = tuple(module.image_shape)
+    embedder.n_features_out_ = module.latent_dim
+    embedder.run_config_ = config
+    return embedder

@@ -1,0 +1,76 @@
+"""Per-sample tables written by extension (.parquet, .csv, .npz), atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vae_tools.atomic import atomic_path
+from vae_tools.errors import VaeToolsError
+
+TABLE_SUFFIXES = (".parquet", ".csv", ".npz")
+
+
+def check_table_path(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise VaeToolsError(f"{path}: output must end in {', '.join(TABLE_SUFFIXES)}")
+    if path.exists() and path.is_dir():
+        raise VaeToolsError(f"{path}: is a folder, expected a file name")
+    return path
+
+
+def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
+    path = check_table_path(path)
+    suffix = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        elif suffix == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            arrays = {"ids": frame["id"].astype(str).to_numpy()}
+            if "label" in frame:
+                labels = frame["label"].to_numpy()
+                arrays["labels"] = labels.astype(str) if labels.dtype == object else labels
+            for prefix in ("mu", "logvar"):
+                columns = [c for c in frame.columns if c.startswith(prefix + "_")]
+                if columns:
+                    arrays[prefix] = frame[columns].to_numpy(np.float32)
+            for column in ("neg_elbo", "recon_nll", "kl"):
+                if column in frame:
+                    arrays[column] = frame[column].to_numpy(np.float32)
+            with open(tmp, "wb") as handle:
+                np.savez(handle, **arrays)
+    return path
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise VaeToolsError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype={"id": str})
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                frame = pd.DataFrame({"id": data["ids"].astype(str)})
+                if "labels" in data:
+                    frame["label"] = data["labels"]
+                for prefix in ("mu", "logvar"):
+                    if prefix in data:
+                        block = data[prefix]
+                        for j in range(block.shape[1]):
+                            frame[f"{prefix}_{j}"] = block[:, j]
+                for column in ("neg_elbo", "recon_nll", "kl"):
+                    if column in data:
+                        frame[column] = data[column]
+                return frame
+    except (OSError, ValueError, KeyError) as exc:
+        raise VaeToolsError(f"{path}: cannot read table ({exc})") from None
+    raise VaeToolsError(f"{path}: unsupported table type (expected {', '.join(TABLE_SUFFIXES)})")

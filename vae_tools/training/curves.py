@@ -1,0 +1,41 @@
+"""Loss curves of a training run, as CSV (for any tool) and PNG (to look at)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from vae_tools.atomic import atomic_path
+
+
+def save_history(history: list[dict], run_dir: Path, plot: bool = True) -> None:
+    if not history:
+        return
+    frame = pd.DataFrame(history)
+    with atomic_path(run_dir / "history.csv") as tmp:
+        frame.to_csv(tmp, index=False)
+    if plot:
+        plot_history(frame, run_dir / "loss_curves.png")
+
+
+def plot_history(frame: pd.DataFrame, target: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for ax, term, title in zip(axes, ("loss", "recon", "kl"), ("negative ELBO (β-weighted)", "reconstruction NLL", "KL")):
+        ax.plot(frame["epoch"], frame[f"train_{term}"], marker="o", ms=3, label="train")
+        if frame[f"val_{term}"].notna().any():
+            ax.plot(frame["epoch"], frame[f"val_{term}"], marker="o", ms=3, label="validation")
+        ax.set_title(title)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats per image")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

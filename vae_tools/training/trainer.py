@@ -1,0 +1,190 @@
+"""The training loop: the torch module is built elsewhere; this only fits it to a dataset."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from vae_tools import run_folder
+from vae_tools.atomic import write_json
+from vae_tools.config import TrainConfig
+from vae_tools.data import ImageDataset
+from vae_tools.device import resolve_device
+from vae_tools.errors import RunFolderError, VaeToolsError
+from vae_tools.models import get_model
+from vae_tools.training.curves import save_history
+from vae_tools.training.schedule import kl_weight, learning_rate
+
+IN_MEMORY_LIMIT_BYTES = 4 << 30
+
+
+class TrainingInterrupted(VaeToolsError):
+    """Raised on Ctrl-C after the last completed epoch has been saved."""
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+    run_dir: Optional[Path] = None
+
+
+def build_model(config: TrainConfig, image_shape: tuple[int, int, int]) -> nn.Module:
+    params = dict(image_shape=image_shape, latent_dim=config.latent_dim, widths=config.widths,
+                  hidden_dim=config.hidden_dim, likelihood=config.likelihood)
+    if config.model == "denoising":
+        params["noise"] = config.noise
+    return get_model(config.model, **params)
+
+
+def split_train_val(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(n * fraction)) if n >= 10 else 0
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if not enabled or device.type != "cuda":
+        return contextlib.nullcontext(), None
+    if torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16), None
+    return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
+
+
+def train(
+    dataset: ImageDataset,
+    config: TrainConfig,
+    out_dir: Optional[str | Path] = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Fit a VAE to ``dataset``; with ``out_dir``, every epoch is saved there and ``resume`` continues it."""
+    config.validate()
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    model = build_model(config, dataset.shape).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    run_dir = Path(out_dir) if out_dir is not None else None
+
+    state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
+    if run_dir is not None:
+        if resume:
+            state.update(run_folder.load_training_state(run_dir, model, optimizer))
+        else:
+            if (run_dir / run_folder.CONFIG_FILE).exists():
+                raise RunFolderError(f"{run_dir}: already holds a run; pass --resume to continue it or pick another --out")
+            run_dir.mkdir(parents=True, exist_ok=True)
+        data_info = {"source": dataset.name, "n_samples": len(dataset), "labelled": dataset.has_labels}
+        write_json(run_dir / run_folder.CONFIG_FILE, run_folder.run_config(model, config.to_dict(), data_info))
+
+    dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress)
+    train_pos, val_pos = split_train_val(len(dataset), config.val_fraction, config.seed)
+    train_set, val_set = dataset.subset(train_pos), (dataset.subset(val_pos) if len(val_pos) else None)
+    batch_size = min(config.batch_size, len(train_set))
+    steps_per_epoch = max(1, len(train_set) // batch_size)  # the last partial batch is dropped
+    total_steps = steps_per_epoch * config.epochs
+    autocast, scaler = _autocast(device, config.amp)
+    best_weights = None
+
+    history = state["history"]
+    stopped_early = False
+    start_epoch = state["epoch"] + 1
+    try:
+        for epoch in range(start_epoch, config.epochs + 1):
+            started = time.perf_counter()
+            model.train()
+            order = np.random.default_rng(config.seed + epoch).permutation(len(train_set))
+            sums = np.zeros(3)
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False)
+            for i in bar:
+                step = (epoch - 1) * steps_per_epoch + i
+                lr = learning_rate(step, total_steps, config.lr, config.lr_schedule, config.warmup_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                beta = kl_weight(step, steps_per_epoch, config.beta, config.kl_warmup_epochs)
+                x = train_set.batch(order[i * batch_size : (i + 1) * batch_size]).to(device, non_blocking=True)
+                with autocast:
+                    recon, kl = model.loss_terms(model.training_input(x), x)
+                    loss = (recon + beta * kl).mean()
+                optimizer.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(optimizer)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    optimizer.step()
+                sums += (loss.item(), recon.mean().item(), kl.mean().item())
+                if i % 10 == 0:
+                    bar.set_postfix(loss=f"{sums[0] / (i + 1):.2f}", recon=f"{sums[1] / (i + 1):.2f}", kl=f"{sums[2] / (i + 1):.2f}")
+            row = {"epoch": epoch, "train_loss": sums[0] / steps_per_epoch, "train_recon": sums[1] / steps_per_epoch,
+                   "train_kl": sums[2] / steps_per_epoch}
+            val = evaluate(model, val_set, config, device, batch_size) if val_set is not None else None
+            row.update({"val_loss": val[0] if val else np.nan, "val_recon": val[1] if val else np.nan,
+                        "val_kl": val[2] if val else np.nan, "lr": lr, "beta": beta,
+                        "seconds": time.perf_counter() - started})
+            history.append(row)
+            monitored = row["val_loss"] if val else row["train_loss"]
+            if not np.isfinite(monitored):
+                raise VaeToolsError(f"training diverged at epoch {epoch} (the loss is not finite); try a lower lr")
+            if improved(monitored, state["best_val"]):
+                state.update(best_val=monitored, best_epoch=epoch, bad_epochs=0)
+                if run_dir is not None:
+                    run_folder.save_weights(run_dir, model)
+                else:
+                    best_weights = copy.deepcopy(model.state_dict())
+            elif epoch > config.kl_warmup_epochs:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch
+            if progress:
+                val_text = f", val {row['val_loss']:.2f}" if val else ""
+                tqdm.write(f"epoch {epoch}: loss {row['train_loss']:.2f} (recon {row['train_recon']:.2f}, "
+                           f"kl {row['train_kl']:.2f}){val_text}, {row['seconds']:.1f}s")
+            if run_dir is not None:
+                run_folder.save_training_state(run_dir, model, optimizer, state)
+                save_history(history, run_dir, plot=False)
+            if state["bad_epochs"] >= config.patience:
+                stopped_early = True
+                if progress:
+                    tqdm.write(f"early stop: no improvement for {config.patience} epochs (best epoch {state['best_epoch']})")
+                break
+    except KeyboardInterrupt:
+        if run_dir is not None:
+            save_history(history, run_dir)
+        where = f"; continue with: vaetools train --out {run_dir} --resume" if run_dir is not None else ""
+        raise TrainingInterrupted(f"training interrupted after epoch {state['epoch']}{where}") from None
+
+    if run_dir is not None:
+        save_history(history, run_dir)
+        run_folder.load_state_into(model, run_dir / run_folder.WEIGHTS_FILE)
+    elif best_weights is not None:
+        model.load_state_dict(best_weights)
+    return TrainResult(model.eval(), history, state["best_epoch"], stopped_early, run_dir)
+
+
+def improved(value: float, best: float, rel_tol: float = 1e-4) -> bool:
+    return not np.isfinite(best) or value < best - rel_tol * abs(best)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: ImageDataset, config: TrainConfig, device: torch.device, batch_size: int):
+    """Mean (loss, reconstruction NLL, KL) per image; denoising inputs use a fixed noise seed."""
+    model.eval()
+    generator = torch.Generator(device=device).manual_seed(config.seed)
+    totals = np.zeros(3)
+    for _, x in data.iter_batches(batch_size * 2):
+        x = x.to(device)
+        recon, kl = model.loss_terms(model.training_input(x, generator), x)
+        totals += ((recon + config.beta * kl).sum().item(), recon.sum().item(), kl.sum().item())
+    return tuple(totals / len(data))
