@@ -21,6 +21,7 @@ class TrainConfig:
     widths: Optional[list] = None
     hidden_dim: int = 256
     likelihood: str = "bernoulli"
+    activation: str = "leaky_relu"
     noise: str = "gaussian:0.5"
     # objective
     beta: float = 1.0

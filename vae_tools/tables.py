@@ -31,10 +31,11 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
         elif suffix == ".csv":
             frame.to_csv(tmp, index=False)
         else:
-            arrays = {"ids": frame["id"].astype(str).to_numpy()}
+            # Fixed-width unicode, not object arrays: .npz readers must never need pickle.
+            arrays = {"ids": np.array(frame["id"].astype(str).tolist(), dtype=str)}
             if "label" in frame:
                 labels = frame["label"].to_numpy()
-                arrays["labels"] = labels.astype(str) if labels.dtype == object else labels
+                arrays["labels"] = np.array(labels.astype(str).tolist(), dtype=str) if labels.dtype == object else labels
             for prefix in ("mu", "logvar"):
                 columns = [c for c in frame.columns if c.startswith(prefix + "_")]
                 if columns:

@@ -15,6 +15,11 @@ from vae_tools.models.losses import bernoulli_nll, gaussian_nll, kl_to_standard_
 from vae_tools.models.registry import register_model
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+ACTIVATIONS = {
+    "relu": lambda: nn.ReLU(inplace=True),
+    "leaky_relu": lambda: nn.LeakyReLU(0.2, inplace=True),
+    "silu": lambda: nn.SiLU(inplace=True),
+}
 
 
 @dataclass
@@ -45,11 +50,14 @@ class ConvVAE(nn.Module):
         widths: Optional[Sequence[int]] = None,
         hidden_dim: int = 256,
         likelihood: str = "bernoulli",
+        activation: str = "leaky_relu",
     ):
         super().__init__()
         channels, height, width = (int(v) for v in image_shape)
         if likelihood not in LIKELIHOODS:
             raise ConfigError(f"unknown likelihood {likelihood!r}; use {' or '.join(LIKELIHOODS)}")
+        if activation not in ACTIVATIONS:
+            raise ConfigError(f"unknown activation {activation!r}; use {', '.join(ACTIVATIONS)}")
         if latent_dim < 1:
             raise ConfigError(f"latent_dim must be at least 1, got {latent_dim}")
         widths = list(widths) if widths else default_widths(height, width)
@@ -60,6 +68,8 @@ class ConvVAE(nn.Module):
         self.widths = [int(w) for w in widths]
         self.hidden_dim = int(hidden_dim)
         self.likelihood = likelihood
+        self.activation = activation
+        act = ACTIVATIONS[activation]
 
         factor = 2 ** len(self.widths)
         self._padded = (math.ceil(height / factor) * factor, math.ceil(width / factor) * factor)
@@ -68,19 +78,19 @@ class ConvVAE(nn.Module):
 
         down, c_in = [], channels
         for w in self.widths:
-            down += [nn.Conv2d(c_in, w, 4, stride=2, padding=1), nn.SiLU()]
+            down += [nn.Conv2d(c_in, w, 4, stride=2, padding=1), act()]
             c_in = w
-        self.encoder = nn.Sequential(*down, nn.Flatten(), nn.Linear(flat, self.hidden_dim), nn.SiLU())
+        self.encoder = nn.Sequential(*down, nn.Flatten(), nn.Linear(flat, self.hidden_dim), act())
         self.to_mu = nn.Linear(self.hidden_dim, self.latent_dim)
         self.to_logvar = nn.Linear(self.hidden_dim, self.latent_dim)
 
         self.from_latent = nn.Sequential(
-            nn.Linear(self.latent_dim, self.hidden_dim), nn.SiLU(), nn.Linear(self.hidden_dim, flat), nn.SiLU()
+            nn.Linear(self.latent_dim, self.hidden_dim), act(), nn.Linear(self.hidden_dim, flat), act()
         )
         up = []
         reversed_widths = self.widths[::-1]
         for w_in, w_out in zip(reversed_widths, reversed_widths[1:] + [channels]):
-            up += [nn.ConvTranspose2d(w_in, w_out, 4, stride=2, padding=1), nn.SiLU()]
+            up += [nn.ConvTranspose2d(w_in, w_out, 4, stride=2, padding=1), act()]
         self.decoder = nn.Sequential(*up[:-1])  # the last layer outputs logits or means, no activation
         # One learned noise scale for the Gaussian likelihood (sigma-VAE); unused for Bernoulli.
         self.log_sigma = nn.Parameter(torch.full((), -1.0), requires_grad=likelihood == "gaussian")
@@ -93,6 +103,7 @@ class ConvVAE(nn.Module):
             "widths": self.widths,
             "hidden_dim": self.hidden_dim,
             "likelihood": self.likelihood,
+            "activation": self.activation,
         }
 
     def training_input(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:

@@ -20,9 +20,10 @@ class DenoisingVAE(ConvVAE):
         widths: Optional[Sequence[int]] = None,
         hidden_dim: int = 256,
         likelihood: str = "bernoulli",
+        activation: str = "leaky_relu",
         noise: str = "gaussian:0.5",
     ):
-        super().__init__(image_shape, latent_dim, widths, hidden_dim, likelihood)
+        super().__init__(image_shape, latent_dim, widths, hidden_dim, likelihood, activation)
         self.noise = noise
         self._noises = parse_noise(noise)
 

@@ -1,0 +1,64 @@
+import gzip
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def make_images(n=60, size=12, seed=0):
+    """Two easy classes of uint8 images: horizontal bars (label 0) and vertical bars (label 1)."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, size, size), dtype=np.uint8)
+    labels = np.arange(n) % 2
+    for i in range(n):
+        pos = rng.integers(2, size - 3)
+        if labels[i] == 0:
+            images[i, pos : pos + 2, 1:-1] = 255
+        else:
+            images[i, 1:-1, pos : pos + 2] = 255
+    noise = rng.integers(0, 30, size=images.shape, dtype=np.uint8)
+    return np.maximum(images, noise), labels
+
+
+def write_idx(path, array):
+    codes = {np.dtype(np.uint8): 0x08}
+    header = bytes([0, 0, codes[array.dtype], array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape)
+    payload = header + array.tobytes()
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wb") as handle:
+            handle.write(payload)
+    else:
+        path.write_bytes(payload)
+    return path
+
+
+@pytest.fixture
+def images_and_labels():
+    return make_images()
+
+
+@pytest.fixture
+def npz_file(tmp_path, images_and_labels):
+    images, labels = images_and_labels
+    path = tmp_path / "bars.npz"
+    np.savez(path, x=images, y=labels)
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path, images_and_labels):
+    images, labels = images_and_labels
+    root = tmp_path / "folder"
+    for i, (image, label) in enumerate(zip(images, labels)):
+        target = root / ("horizontal" if label == 0 else "vertical")
+        target.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(target / f"img_{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def fast_overrides():
+    """Options that keep a test training run to about a second."""
+    return ["--epochs", "2", "--batch-size", "16", "--latent-dim", "4", "--set", "hidden_dim=32",
+            "--set", "widths=[8, 16]", "--quiet"]

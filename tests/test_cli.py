@@ -1,0 +1,137 @@
+"""`vaetools train` and `vaetools embed` on every input format, and their errors."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import write_idx
+from pipelines.cli import main
+
+
+def run_cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def make_source(kind, tmp_path, images, labels):
+    if kind == "npz":
+        np.savez(tmp_path / "d.npz", x=images, y=labels)
+        return tmp_path / "d.npz"
+    if kind == "npy":
+        np.save(tmp_path / "d.npy", images.astype(np.float32) / 255.0)
+        return tmp_path / "d.npy"
+    if kind in ("idx", "idx.gz"):
+        ending = ".gz" if kind == "idx.gz" else ""
+        write_idx(tmp_path / f"labels-idx1-ubyte{ending}", labels.astype(np.uint8))
+        return write_idx(tmp_path / f"images-idx3-ubyte{ending}", images)
+    if kind == "folder":
+        for i, (image, label) in enumerate(zip(images, labels)):
+            (tmp_path / "imgs" / str(label)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(tmp_path / "imgs" / str(label) / f"{i}.png")
+        return tmp_path / "imgs"
+    if kind == "csv":
+        frame = pd.DataFrame(images.reshape(len(images), -1))
+        frame.columns = [f"pixel{i}" for i in range(frame.shape[1])]
+        frame.insert(0, "label", labels)
+        frame.to_csv(tmp_path / "d.csv", index=False)
+        return tmp_path / "d.csv"
+    return kind  # a built-in name
+
+
+@pytest.mark.parametrize("kind", ["npz", "npy", "idx", "idx.gz", "folder", "csv", "digits"])
+def test_train_then_embed_on_every_input_format(kind, tmp_path, images_and_labels, fast_overrides):
+    images, labels = images_and_labels
+    source = make_source(kind, tmp_path, images, labels)
+    result = run_cli("train", "--data", source, "--out", tmp_path / "run", *fast_overrides)
+    assert result.exit_code == 0, result.output
+    assert "best epoch" in result.output
+    assert (tmp_path / "run" / "model.safetensors").exists()
+
+    out = tmp_path / "emb.parquet"
+    result = run_cli("embed", "--model", tmp_path / "run", "--data", source, "--out", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(out)
+    expected_rows = 1797 if kind == "digits" else 60
+    assert len(frame) == expected_rows
+    assert [c for c in frame.columns if c.startswith("mu_")] == ["mu_0", "mu_1", "mu_2", "mu_3"]
+    assert frame["id"].is_unique and np.isfinite(frame.filter(like="mu_").to_numpy()).all()
+    has_labels = kind != "npy"
+    assert ("label" in frame.columns) == has_labels
+    if kind == "folder":
+        assert frame["id"].iloc[0] == "0/0.png"
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npz", ".parquet"])
+def test_embed_output_formats_with_logvar_and_elbo(suffix, tmp_path, npz_file, fast_overrides):
+    run_cli("train", "--data", npz_file, "--out", tmp_path / "run", *fast_overrides)
+    out = tmp_path / f"emb{suffix}"
+    result = run_cli("embed", "--model", tmp_path / "run", "--data", npz_file, "--out", out, "--logvar", "--elbo",
+                     "--elbo-samples", "3", "--quiet")
+    assert result.exit_code == 0, result.output
+    from vae_tools.tables import read_table
+
+    frame = read_table(out)
+    assert len(frame) == 60 and frame["id"].tolist()[:3] == ["0", "1", "2"]
+    assert {"mu_3", "logvar_3", "neg_elbo", "recon_nll", "kl"} <= set(frame.columns)
+    np.testing.assert_allclose(frame["neg_elbo"], frame["recon_nll"] + frame["kl"], rtol=1e-5)
+    assert (frame["kl"] >= 0).all()
+
+
+def test_resume_and_overrides_from_the_command_line(tmp_path, npz_file, fast_overrides):
+    run = tmp_path / "run"
+    assert run_cli("train", "--data", npz_file, "--out", run, *fast_overrides).exit_code == 0
+    result = run_cli("train", "--data", npz_file, "--out", run, "--resume", "--epochs", "3", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(run / "history.csv")) == 3
+    result = run_cli("train", "--data", npz_file, "--out", run, "--resume", "--latent-dim", "9", "--quiet")
+    assert result.exit_code != 0 and "cannot change latent_dim" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--data", "{tmp}/missing.npz", "--out", "{tmp}/run"], "missing.npz: no such file or folder"),
+    (["train", "--data", "{tmp}/bad.npz", "--out", "{tmp}/run"], "bad.npz: not a readable .npz file"),
+    (["train", "--data", "digits", "--out", "{tmp}/run", "--set", "nonsense=1"], "unknown option 'nonsense'"),
+    (["train", "--data", "digits", "--out", "{tmp}/run", "--noise", "blur:1", "--model", "denoising"], "unknown noise"),
+    (["train", "--data", "digits", "--out", "{tmp}/run", "--image-size", "big"], "use one number"),
+    (["embed", "--model", "{tmp}", "--data", "digits", "--out", "{tmp}/e.parquet"], "not a vaetools run folder"),
+    (["embed", "--model", "{tmp}/nope", "--data", "digits", "--out", "{tmp}/e.parquet"], "no such run folder"),
+    (["embed", "--model", "{tmp}", "--data", "digits", "--out", "{tmp}/e.xlsx"], "must end in .parquet, .csv, .npz"),
+])
+def test_user_errors_exit_non_zero_with_one_line_and_write_nothing(args, message, tmp_path):
+    (tmp_path / "bad.npz").write_bytes(b"garbage")
+    result = CliRunner().invoke(main, [a.format(tmp=tmp_path) for a in args])
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    assert not (tmp_path / "e.parquet").exists()
+
+
+def test_installed_command_prints_one_line_without_traceback(tmp_path):
+    process = subprocess.run(
+        [sys.executable, "-m", "pipelines.cli", "train", "--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "r")],
+        capture_output=True, text=True,
+    )
+    assert process.returncode == 1
+    assert process.stderr.strip().count("\n") == 0
+    assert process.stderr.startswith("Error: ") and "none.npz" in process.stderr
+
+
+def test_demo_trains_on_digits_and_writes_embeddings(tmp_path):
+    result = run_cli("demo", "--out", tmp_path / "demo", "--epochs", "2", "--quiet")
+    assert result.exit_code == 0, result.output
+    frame = pd.read_parquet(tmp_path / "demo" / "embeddings.parquet")
+    assert len(frame) == 1797 and "neg_elbo" in frame
+    assert "embeddings" in result.output
+    again = run_cli("demo", "--out", tmp_path / "demo", "--epochs", "2", "--quiet")
+    assert again.exit_code == 0, again.output
+
+
+def test_help_explains_sources_and_options():
+    result = run_cli("train", "--help")
+    assert "--resume" in result.output and "built-in" in result.output and "digits" in result.output
+    assert "train" in run_cli("--help").output
