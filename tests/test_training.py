@@ -131,3 +131,24 @@ def test_training_on_cuda_with_mixed_precision(npz_file):
     result = train(load_dataset(npz_file), small_config(epochs=3, device="cuda", amp=True), progress=False)
     assert next(result.model.parameters()).is_cuda
     assert np.isfinite(result.history[-1]["val_loss"]) and result.history[-1]["val_loss"] < result.history[0]["val_loss"]
+
+
+def test_data_larger_than_the_memory_budget_streams_from_disk(image_folder, monkeypatch):
+    from vae_tools.training import trainer
+
+    monkeypatch.setattr(trainer, "IN_MEMORY_LIMIT_BYTES", 0)
+    data = load_dataset(image_folder)
+    reads = []
+    original = data.reader.read
+    monkeypatch.setattr(data.reader, "read", lambda rows: reads.append(len(rows)) or original(rows))
+    result = train(data, small_config(epochs=2), progress=False)
+    assert data._cache is None and max(reads) <= 16 * 2
+    assert len(result.history) == 2 and np.isfinite(result.history[-1]["val_loss"])
+
+
+def test_a_truncated_image_is_named_and_leaves_no_run_behind(image_folder, tmp_path):
+    victim = image_folder / "vertical" / "img_001.png"
+    victim.write_bytes(victim.read_bytes()[:60])
+    with pytest.raises(VaeToolsError, match="img_001.png"):
+        train(load_dataset(image_folder), small_config(epochs=1), out_dir=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()

@@ -49,6 +49,14 @@ def build_model(config: TrainConfig, image_shape: tuple[int, int, int]) -> nn.Mo
     return get_model(config.model, **params)
 
 
+def check_new_run_dir(run_dir: Path) -> None:
+    """A new run may reuse a folder that never finished an epoch, but never overwrite trained work."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"{run_dir}: exists and is not a folder")
+    if (run_dir / run_folder.STATE_FILE).exists() or (run_dir / run_folder.WEIGHTS_FILE).exists():
+        raise RunFolderError(f"{run_dir}: already holds a run; pass --resume to continue it or pick another --out")
+
+
 def split_train_val(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     order = np.random.default_rng(seed).permutation(n)
     n_val = int(round(n * fraction)) if n >= 10 else 0
@@ -79,19 +87,19 @@ def train(
     model = build_model(config, dataset.shape).to(device, memory_format=memory_format)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     run_dir = Path(out_dir) if out_dir is not None else None
+    if run_dir is not None and not resume:
+        check_new_run_dir(run_dir)
+    # Decode everything before the run folder is touched, so a bad image cannot leave a half-made run.
+    dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress)
 
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
     if run_dir is not None:
         if resume:
             state.update(run_folder.load_training_state(run_dir, model, optimizer))
-        else:
-            if (run_dir / run_folder.CONFIG_FILE).exists():
-                raise RunFolderError(f"{run_dir}: already holds a run; pass --resume to continue it or pick another --out")
-            run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir.mkdir(parents=True, exist_ok=True)
         data_info = {"source": dataset.name, "n_samples": len(dataset), "labelled": dataset.has_labels}
         write_json(run_dir / run_folder.CONFIG_FILE, run_folder.run_config(model, config.to_dict(), data_info))
 
-    dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress)
     train_pos, val_pos = split_train_val(len(dataset), config.val_fraction, config.seed)
     train_set, val_set = dataset.subset(train_pos), (dataset.subset(val_pos) if len(val_pos) else None)
     batch_size = min(config.batch_size, len(train_set))
