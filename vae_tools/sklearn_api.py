@@ -35,6 +35,7 @@ class VAEEmbedder(TransformerMixin, BaseEstimator):
         lr: float = 2e-3,
         beta: float = 1.0,
         likelihood: str = "bernoulli",
+        activation: str = "leaky_relu",
         noise: str = "gaussian:0.5",
         widths: Optional[Sequence[int]] = None,
         hidden_dim: int = 256,
@@ -51,6 +52,7 @@ class VAEEmbedder(TransformerMixin, BaseEstimator):
         self.lr = lr
         self.beta = beta
         self.likelihood = likelihood
+        self.activation = activation
         self.noise = noise
         self.widths = widths
         self.hidden_dim = hidden_dim
@@ -63,7 +65,7 @@ class VAEEmbedder(TransformerMixin, BaseEstimator):
     def _train_config(self) -> TrainConfig:
         return TrainConfig(
             model=self.model, latent_dim=self.latent_dim, epochs=self.epochs, batch_size=self.batch_size,
-            lr=self.lr, beta=self.beta, likelihood=self.likelihood, noise=self.noise,
+            lr=self.lr, beta=self.beta, likelihood=self.likelihood, activation=self.activation, noise=self.noise,
             widths=list(self.widths) if self.widths else None, hidden_dim=self.hidden_dim,
             val_fraction=self.val_fraction, patience=self.patience, device=self.device, seed=self.random_state,
         )
@@ -125,7 +127,7 @@ def load_model(path: str | Path, device: str = "auto") -> VAEEmbedder:
     module, config = load_run(path, resolve_device(device))
     training = config.get("training", {})
     embedder = VAEEmbedder(**{k: training[k] for k in ("model", "latent_dim", "epochs", "batch_size", "lr", "beta",
-                                                         "likelihood", "noise", "widths", "hidden_dim") if k in training},
+                                                         "likelihood", "activation", "noise", "widths", "hidden_dim") if k in training},
                            device=device)
     embedder.module_ = module
     embedder.history_ = []
