@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from vae_tools import __version__
@@ -91,7 +93,7 @@ def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, bet
         channels=int(channels) if channels else None, device=device, seed=seed).items() if v is not None})
     result = run_train(data, out, config=config, overrides=overrides, split=split, resume=resume, progress=not quiet)
     best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
-    val = best["val_loss"] if best["val_loss"] == best["val_loss"] else best["train_loss"]
+    val = best["train_loss"] if math.isnan(best["val_loss"]) else best["val_loss"]
     click.echo(f"trained {len(result.history)} epochs; best epoch {result.best_epoch} "
                f"(negative ELBO {val:.2f} nats/image); run folder: {out}")
 

@@ -67,7 +67,7 @@ def read_run_config(run_dir: str | Path) -> dict:
     return config
 
 
-def build_model(config: dict, where: str) -> nn.Module:
+def model_from_config(config: dict, where: str) -> nn.Module:
     try:
         return get_model(config["model"]["name"], **config["model"]["params"])
     except (KeyError, TypeError) as exc:
@@ -92,7 +92,7 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[n
     """Rebuild the model of a run folder with its best weights; returns (model in eval mode, config)."""
     run_dir = Path(run_dir)
     config = read_run_config(run_dir)
-    model = build_model(config, str(run_dir / CONFIG_FILE))
+    model = model_from_config(config, str(run_dir / CONFIG_FILE))
     load_state_into(model, run_dir / WEIGHTS_FILE)
     return model.to(device).eval(), config
 

@@ -54,7 +54,9 @@ class ImageDataset:
         if self.channels not in (1, 3):
             raise DataError(f"{reader.name}: images must have 1 or 3 channels, not {self.channels}")
         self.image_size = tuple(image_size) if image_size else (native_h, native_w)
+        # Decoded images, shared by a dataset and its subsets; _cache_index maps positions to cache rows.
         self._cache: Optional[torch.Tensor] = None
+        self._cache_index: Optional[torch.Tensor] = None
 
     @property
     def name(self) -> str:
@@ -86,14 +88,15 @@ class ImageDataset:
             self.rows[positions],
         )
         if self._cache is not None:
-            sub._cache = self._cache[torch.from_numpy(positions)]
+            sub._cache = self._cache
+            sub._cache_index = self._cache_index[torch.from_numpy(positions)]
         return sub
 
     def batch(self, positions: np.ndarray) -> torch.Tensor:
         """Images at ``positions`` (indices into this dataset) as a float32 (B, C, H, W) tensor."""
         positions = np.asarray(positions, dtype=np.int64)
         if self._cache is not None:
-            return self._cache[torch.from_numpy(positions)]
+            return self._cache[self._cache_index[torch.from_numpy(positions)]]
         rows = self.rows[positions]
         # Reading in row order keeps memory-mapped and file reads sequential.
         order = np.argsort(rows, kind="stable")
@@ -134,5 +137,5 @@ class ImageDataset:
         cache = torch.empty((len(self), *self.shape), dtype=torch.float32)
         for positions, images in self.iter_batches(1024, progress=progress, desc="loading images"):
             cache[positions[0] : positions[-1] + 1] = images
-        self._cache = cache
+        self._cache, self._cache_index = cache, torch.arange(len(self))
         return True
