@@ -125,10 +125,10 @@ def as_dataset(X, image_size=None, channels=None) -> ImageDataset:
 def load_model(path: str | Path, device: str = "auto") -> VAEEmbedder:
     """A fitted :class:`VAEEmbedder` from a run folder written by ``vaetools train``."""
     module, config = load_run(path, resolve_device(device))
-    training = config.get("training", {})
-    embedder = VAEEmbedder(**{k: training[k] for k in ("model", "latent_dim", "epochs", "batch_size", "lr", "beta",
-                                                         "likelihood", "activation", "noise", "widths", "hidden_dim") if k in training},
-                           device=device)
+    training = dict(config.get("training", {}))
+    training["random_state"] = training.pop("seed", 0)
+    params = {k: training[k] for k in VAEEmbedder._get_param_names() if k in training and k != "device"}
+    embedder = VAEEmbedder(**params, device=device)
     embedder.module_ = module
     embedder.history_ = []
     embedder.image_shape_ = tuple(module.image_shape)

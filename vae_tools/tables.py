@@ -32,10 +32,10 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
             frame.to_csv(tmp, index=False)
         else:
             # Fixed-width unicode, not object arrays: .npz readers must never need pickle.
-            arrays = {"ids": np.array(frame["id"].astype(str).tolist(), dtype=str)}
+            arrays = {"ids": frame["id"].to_numpy().astype(str)}
             if "label" in frame:
                 labels = frame["label"].to_numpy()
-                arrays["labels"] = np.array(labels.astype(str).tolist(), dtype=str) if labels.dtype == object else labels
+                arrays["labels"] = labels.astype(str) if labels.dtype == object else labels
             for prefix in ("mu", "logvar"):
                 columns = [c for c in frame.columns if c.startswith(prefix + "_")]
                 if columns:
