@@ -120,6 +120,115 @@ def embed(model_dir, data, out, split, logvar, elbo, elbo_samples, batch_size, d
     click.echo(f"wrote {len(frame)} rows to {out}")
 
 
+def latent_source_options(func):
+    """--embeddings, or --model with --data: where a latent-space step gets its latents."""
+    options = [
+        click.option("--embeddings", type=click.Path(dir_okay=False), default=None,
+                     help="An embeddings table from `vaetools embed` (.parquet, .csv or .npz)."),
+        click.option("--model", "model_dir", type=click.Path(), default=None,
+                     help="A run folder from `vaetools train`; with --data the images are encoded now."),
+        click.option("--data", "data", default=None, metavar="SOURCE",
+                     help="The images (needed with --model; with --embeddings, for thumbnails only)."),
+        split_option, device_option,
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+@main.command("label-propagate")
+@latent_source_options
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
+@click.option("--labeled", type=float, default=None, metavar="FRACTION",
+              help="Evaluation mode: keep this random fraction of the data's labels (e.g. 0.02) and predict the rest.")
+@click.option("--labels", "labels_file", type=click.Path(dir_okay=False), default=None,
+              help="Real use: a CSV/Parquet table of id,label for the samples you have labelled.")
+@click.option("--stratify", is_flag=True, help="With --labeled: keep the same fraction of every class.")
+@click.option("--method", type=click.Choice(["spreading", "centroids", "knn"]), default="spreading", show_default=True,
+              help="spreading: label spreading over the neighbour graph; centroids: k-means seeded by the "
+                   "labelled points; knn: nearest labelled neighbours.")
+@click.option("--neighbors", "n_neighbors", type=click.IntRange(min=1), default=15, show_default=True,
+              help="Neighbours per sample in the graph.")
+@click.option("--graph", type=click.Choice(["umap", "knn"]), default="umap", show_default=True,
+              help="Edge weights: UMAP's fuzzy membership, or plain 0/1.")
+@click.option("--refine-rounds", type=click.IntRange(min=0), default=None,
+              help="Rounds of fine-tuning the VAE on the propagated labels, then propagating again "
+                   "(needs --model and --data).  [default: 2 with --model, else 0]")
+@click.option("--refine-epochs", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Epochs over the data per refinement round.")
+@click.option("--suggest", type=click.IntRange(min=0), default=0, metavar="N",
+              help="Also write the N unlabelled samples most worth labelling next (suggestions.csv/.png).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def label_propagate(embeddings, model_dir, data, split, device, out, labeled, labels_file, stratify, method,
+                    n_neighbors, graph, refine_rounds, refine_epochs, suggest, seed, quiet):
+    """Predict a label for every sample from a few labelled ones.
+
+    Writes predictions.csv (id, predicted_label, confidence, labelled, true_label when known),
+    metrics.json (accuracy on the unlabelled, per-class accuracy, macro F1, confusion matrix) and
+    confusion.png when the truth is known.
+    """
+    from pipelines.label_propagate_step import run_label_propagate
+
+    metrics = run_label_propagate(out, embeddings, model_dir, data, labeled=labeled, labels_file=labels_file,
+                                  stratify=stratify, method=method, n_neighbors=n_neighbors, graph=graph,
+                                  refine_rounds=refine_rounds, refine_epochs=refine_epochs, suggest=suggest,
+                                  split=split, device=device or "auto", seed=seed, progress=not quiet)
+    accuracy = metrics.get("accuracy_unlabelled")
+    scored = f"; accuracy on the unlabelled {accuracy:.2%}" if accuracy is not None else ""
+    click.echo(f"labelled {metrics['n_unlabelled']} samples from {metrics['n_labelled']} labels{scored}; "
+               f"outputs in {out}")
+
+
+@main.command()
+@latent_source_options
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
+@click.option("--method", type=click.Choice(["kmeans", "gmm", "hdbscan"]), default="kmeans", show_default=True,
+              help="kmeans, a Gaussian mixture, or HDBSCAN (finds the number of clusters; -1 = noise).")
+@click.option("--clusters", "n_clusters", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Number of clusters (kmeans, gmm).")
+@click.option("--min-cluster-size", type=click.IntRange(min=2), default=None,
+              help="HDBSCAN's smallest cluster.  [default: 1% of the samples, at least 5]")
+@click.option("--examples", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Thumbnails per cluster in cluster_examples.png (needs --data).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters, min_cluster_size, examples, seed, quiet):
+    """Cluster the latents: clusters.csv, metrics.json (accuracy, NMI, ARI when labels are known)
+    and cluster_examples.png."""
+    from pipelines.cluster_step import run_cluster
+
+    metrics = run_cluster(out, embeddings, model_dir, data, method=method, n_clusters=n_clusters,
+                          min_cluster_size=min_cluster_size, examples=examples, split=split,
+                          device=device or "auto", seed=seed, progress=not quiet)
+    scored = f"; accuracy {metrics['accuracy']:.2%}, NMI {metrics['nmi']:.3f}" if "accuracy" in metrics else ""
+    click.echo(f"{metrics['n_clusters']} clusters over {metrics['n_samples']} samples{scored}; outputs in {out}")
+
+
+@main.command()
+@latent_source_options
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
+@click.option("--color-by", "colour_by", multiple=True, metavar="COLUMN",
+              help="Colour by this column (repeatable): label, or a column of a --join table such as "
+                   "predicted_label, cluster, neg_elbo.  [default: label when known]")
+@click.option("--join", multiple=True, type=click.Path(dir_okay=False), metavar="TABLE",
+              help="A table keyed by id whose columns can colour the map (predictions.csv, clusters.csv, ...).")
+@click.option("--neighbors", "n_neighbors", type=click.IntRange(min=2), default=15, show_default=True)
+@click.option("--min-dist", type=click.FloatRange(min=0), default=0.1, show_default=True)
+@click.option("--thumbnails", "n_thumbnails", type=click.IntRange(min=0), default=150, show_default=True,
+              help="Images drawn at their positions in umap_thumbnails.png (needs --data).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def umap(embeddings, model_dir, data, split, device, out, colour_by, join, n_neighbors, min_dist, n_thumbnails, seed, quiet):
+    """A 2-D UMAP of the latents: umap.csv, umap_<column>.png/.svg and umap_thumbnails.png."""
+    from pipelines.umap_step import run_umap
+
+    summary = run_umap(out, embeddings, model_dir, data, colour_by=colour_by, join=join, n_neighbors=n_neighbors,
+                       min_dist=min_dist, n_thumbnails=n_thumbnails, split=split, device=device or "auto",
+                       seed=seed, progress=not quiet)
+    click.echo(f"mapped {summary['n_samples']} samples: {', '.join(summary['files'])} in {out}")
+
+
 @main.command()
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Where to write.")
 @click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)

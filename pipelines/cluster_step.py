@@ -1,0 +1,64 @@
+"""``vaetools cluster``: groups in the latent space, scored against the labels when known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from pipelines.figures import thumbnail_rows
+from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
+from vae_tools.atomic import write_json
+from vae_tools.latent.clustering import LatentClusterer, cluster_scores
+from vae_tools.tables import write_table
+
+
+def run_cluster(
+    out: str | Path,
+    embeddings: Optional[str] = None,
+    model_dir: Optional[str] = None,
+    data: Optional[str] = None,
+    method: str = "kmeans",
+    n_clusters: int = 10,
+    min_cluster_size: Optional[int] = None,
+    examples: int = 10,
+    split: str = "all",
+    device: str = "auto",
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Writes clusters.csv, metrics.json (sizes; accuracy, NMI and ARI when labels are known) and
+    cluster_examples.png (with images) into ``out``."""
+    inputs = load_latent_inputs(embeddings, model_dir, data, split, device, progress)
+    clusterer = LatentClusterer(method=method, n_clusters=n_clusters, min_cluster_size=min_cluster_size,
+                                random_state=seed).fit(inputs.latents)
+    out = ensure_out_dir(out)
+    table = pd.DataFrame({"id": inputs.ids, "cluster": clusterer.labels_,
+                          "probability": np.round(clusterer.probabilities_, 5)})
+    if inputs.labels is not None:
+        table["true_label"] = inputs.labels
+    write_table(table, out / "clusters.csv")
+    sizes = pd.Series(clusterer.labels_).value_counts().sort_index()
+    metrics = {"method": method, "n_clusters": clusterer.n_clusters_, "n_samples": int(len(table)),
+               "n_noise": int((clusterer.labels_ == -1).sum()),
+               "sizes": {str(k): int(v) for k, v in sizes.items()}, "seed": seed}
+    if inputs.labels is not None:
+        metrics.update(cluster_scores(inputs.labels, clusterer.labels_))
+    if inputs.dataset is not None and examples > 0:
+        rng = np.random.default_rng(seed)
+        rows = []
+        for cluster in sizes.index[:40]:
+            members = np.flatnonzero(clusterer.labels_ == cluster)
+            # The most confidently assigned members show what the cluster is about.
+            best = members[np.argsort(-clusterer.probabilities_[members], kind="stable")[: examples * 3]]
+            picked = np.sort(rng.choice(best, size=min(examples, len(best)), replace=False))
+            captions = [str(inputs.labels[p]) if inputs.labels is not None else "" for p in picked]
+            name = "noise" if cluster == -1 else f"cluster {cluster}"
+            rows.append((f"{name} ({len(members)})", images_for(inputs, picked), captions))
+        thumbnail_rows(rows, out / "cluster_examples.png", title=f"{method}: examples per cluster",
+                       max_columns=examples)
+        metrics["examples"] = "cluster_examples.png"
+    write_json(out / "metrics.json", metrics)
+    return metrics

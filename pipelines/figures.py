@@ -1,0 +1,71 @@
+"""Figures shared by the steps: thumbnail sheets and confusion matrices, saved atomically as PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from vae_tools.atomic import atomic_path  # noqa: E402
+
+
+def to_display(images: np.ndarray) -> np.ndarray:
+    """NCHW floats in [0, 1] -> NHW (grey) or NHWC (colour) for imshow."""
+    images = np.clip(np.asarray(images, dtype=np.float32), 0, 1)
+    return images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+
+
+def save_figure(fig, path: str | Path, close: bool = True, **kwargs) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png", bbox_inches="tight", **kwargs)
+    if close:
+        plt.close(fig)
+    return path
+
+
+def thumbnail_rows(rows: Sequence[tuple[str, np.ndarray, Sequence[str]]], path: str | Path,
+                   title: str | None = None, max_columns: int = 12) -> Path:
+    """One row per group: (row title, NCHW images, a caption per image)."""
+    columns = max(1, min(max_columns, max((len(images) for _, images, _ in rows), default=1)))
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.1 * columns + 1.2, 1.25 * len(rows) + 0.4), squeeze=False)
+    for r, (row_title, images, captions) in enumerate(rows):
+        shown = to_display(images[:columns]) if len(images) else []
+        for c in range(columns):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(shown):
+                ax.imshow(shown[c], cmap="gray" if shown[c].ndim == 2 else None, vmin=0, vmax=1)
+                ax.set_title(str(captions[c])[:18], fontsize=6)
+        axes[r, 0].set_ylabel(str(row_title)[:20], rotation=0, ha="right", va="center", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path, dpi=120)
+
+
+def confusion_figure(matrix: np.ndarray, labels: Sequence[str], path: str | Path, title: str) -> Path:
+    matrix = np.asarray(matrix)
+    size = max(4.0, 0.45 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    shares = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), [str(v) for v in labels], rotation=90, fontsize=8)
+    ax.set_yticks(range(len(labels)), [str(v) for v in labels], fontsize=8)
+    ax.set_xlabel("predicted label")
+    ax.set_ylabel("true label")
+    if len(labels) <= 25:
+        for i in range(len(labels)):
+            for j in range(len(labels)):
+                if matrix[i, j]:
+                    ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6,
+                            color="white" if shares[i, j] > 0.5 else "black")
+    ax.set_title(title, fontsize=10)
+    return save_figure(fig, path, dpi=120)

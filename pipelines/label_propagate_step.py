@@ -1,0 +1,150 @@
+"""``vaetools label-propagate``: a few labels in, a label for every sample out."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import pandas as pd
+
+from pipelines.figures import confusion_figure, thumbnail_rows
+from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
+from vae_tools.atomic import write_json
+from vae_tools.errors import DataError, VaeToolsError
+from vae_tools.latent.labels import check_every_class_labelled, hide_labels
+from vae_tools.latent.metrics import classification_metrics
+from vae_tools.latent.propagation import LabelPropagator
+from vae_tools.latent.suggest import margin_uncertainty, suggest_labels
+from vae_tools.semi_supervised import propagate_labels
+from vae_tools.tables import read_table, write_table
+
+
+def read_label_file(path: str | Path, ids: np.ndarray) -> np.ndarray:
+    """An object array aligned with ``ids``: the file's label, or None where the file has none."""
+    table = read_table(path)
+    if not {"id", "label"} <= set(table.columns):
+        raise DataError(f"{path}: needs the columns id and label (has {', '.join(map(str, table.columns))})")
+    table = table.dropna(subset=["label"])
+    table = table[table["label"].astype(str) != ""]
+    if table.empty:
+        raise DataError(f"{path}: holds no labels")
+    table["id"] = table["id"].astype(str)
+    duplicated = table[table["id"].duplicated(keep=False)].groupby("id")["label"].nunique()
+    if (duplicated > 1).any():
+        raise DataError(f"{path}: id {duplicated[duplicated > 1].index[0]} has more than one label")
+    table = table.drop_duplicates("id")
+    position = pd.Series(np.arange(len(ids)), index=pd.Index(ids))
+    unknown = table.loc[~table["id"].isin(position.index), "id"].tolist()
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+        raise DataError(f"{path}: {len(unknown)} id(s) are not in the data: {shown}")
+    labels = np.full(len(ids), None, dtype=object)
+    labels[position[table["id"]].to_numpy()] = table["label"].to_numpy()
+    return labels
+
+
+def run_label_propagate(
+    out: str | Path,
+    embeddings: Optional[str] = None,
+    model_dir: Optional[str] = None,
+    data: Optional[str] = None,
+    labeled: Optional[float] = None,
+    labels_file: Optional[str] = None,
+    stratify: bool = False,
+    method: str = "spreading",
+    n_neighbors: int = 15,
+    graph: str = "umap",
+    refine_rounds: Optional[int] = None,
+    refine_epochs: int = 2,
+    suggest: int = 0,
+    split: str = "all",
+    device: str = "auto",
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Writes predictions.csv, metrics.json, confusion.png (truth known) and suggestions.csv/.png
+    (``suggest`` > 0) into ``out``; returns the metrics."""
+    if (labeled is None) == (labels_file is None):
+        raise VaeToolsError("give exactly one of --labeled FRACTION (hide the rest of the known labels) or --labels FILE")
+    if labeled is not None and not 0 < labeled < 1:
+        raise DataError(f"--labeled must lie strictly between 0 and 1, got {labeled}")
+    if refine_rounds is None:
+        refine_rounds = 2 if model_dir is not None and data is not None else 0
+    inputs = load_latent_inputs(embeddings, model_dir, data, split, device, progress, need_model=refine_rounds > 0)
+    if labeled is not None:
+        if inputs.labels is None:
+            raise DataError(f"{embeddings or data}: has no labels to hide; use --labels FILE with the labels you have")
+        keep = hide_labels(inputs.labels, labeled, seed=seed, stratify=stratify)
+        check_every_class_labelled(inputs.labels, keep, labeled)
+        given = np.where(keep, inputs.labels.astype(object), None)
+    else:
+        given = read_label_file(labels_file, inputs.ids)
+        keep = np.array([v is not None for v in given])
+    if keep.all():
+        raise DataError("every sample is already labelled; nothing to propagate")
+    propagator = LabelPropagator(method=method, n_neighbors=n_neighbors, graph=graph, random_state=seed)
+    out = ensure_out_dir(out)
+    started = time.perf_counter()
+    if refine_rounds > 0:
+        result = propagate_labels(inputs.model, inputs.dataset, given, propagator, refine_rounds=refine_rounds,
+                                  refine_epochs=refine_epochs, device=inputs.device, seed=seed, progress=progress,
+                                  y_true=inputs.labels)
+        fitted, latents, rounds = result.propagator, result.latents, result.rounds
+    else:
+        fitted = propagator.fit(inputs.latents, given)
+        latents, rounds = inputs.latents, []
+    seconds = time.perf_counter() - started
+
+    predictions = pd.DataFrame({
+        "id": inputs.ids,
+        "predicted_label": fitted.transduction_,
+        "confidence": np.round(fitted.confidence_, 5),
+        "labelled": keep,
+    })
+    if inputs.labels is not None:
+        predictions["true_label"] = inputs.labels
+    write_table(predictions, out / "predictions.csv")
+
+    metrics = {
+        "n_samples": int(len(keep)), "n_labelled": int(keep.sum()), "n_unlabelled": int((~keep).sum()),
+        "labelled_fraction": labeled, "labels_file": str(labels_file) if labels_file else None,
+        "classes": [str(c) for c in fitted.classes_],
+        "settings": {"method": method, "n_neighbors": n_neighbors, "graph": graph, "refine_rounds": refine_rounds,
+                     "refine_epochs": refine_epochs, "stratify": stratify, "seed": seed},
+        "seconds": round(seconds, 2), "rounds": rounds,
+        "predicted_counts": {str(k): int(v) for k, v in pd.Series(fitted.transduction_[~keep]).value_counts().items()},
+    }
+    if inputs.labels is not None:
+        scores = classification_metrics(inputs.labels[~keep], fitted.transduction_[~keep])
+        metrics["unlabelled"] = scores
+        metrics["accuracy_unlabelled"] = scores["accuracy"]
+        cm = scores["confusion_matrix"]
+        confusion_figure(np.array(cm["matrix"]), cm["labels"], out / "confusion.png",
+                         f"unlabelled samples: accuracy {scores['accuracy']:.2%}")
+    if suggest > 0:
+        metrics["suggestions"] = write_suggestions(out, inputs, latents, fitted, keep, suggest, seed)
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def write_suggestions(out: Path, inputs, latents, fitted, keep, n: int, seed: int) -> dict:
+    chosen = suggest_labels(latents, fitted.label_distributions_, ~keep, n, seed=seed)
+    uncertainty = margin_uncertainty(fitted.label_distributions_)[chosen]
+    top2 = np.argsort(-fitted.label_distributions_[chosen], axis=1)[:, :2]
+    table = pd.DataFrame({
+        "rank": np.arange(1, len(chosen) + 1), "id": inputs.ids[chosen], "uncertainty": np.round(uncertainty, 4),
+        "predicted_label": fitted.classes_[top2[:, 0]],
+        "second_label": fitted.classes_[top2[:, 1]] if top2.shape[1] > 1 else None,
+    })
+    write_table(table, out / "suggestions.csv")
+    written = {"n": int(len(chosen)), "table": "suggestions.csv"}
+    images = images_for(inputs, chosen)
+    if images is not None and len(chosen):
+        captions = [f"{p} or {s}?" for p, s in zip(table["predicted_label"], table["second_label"])]
+        rows = [(f"{i + 1}-{min(i + 10, len(chosen))}", images[i:i + 10], captions[i:i + 10])
+                for i in range(0, len(chosen), 10)]
+        thumbnail_rows(rows, out / "suggestions.png", title="label these next (most useful first)", max_columns=10)
+        written["sheet"] = "suggestions.png"
+    return written

@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+
+from vae_tools.errors import DataError
+from vae_tools.latent.clustering import LatentClusterer, cluster_scores, match_clusters
+from vae_tools.latent.graph import affinity_graph
+from vae_tools.latent.labels import check_every_class_labelled, hide_labels, unlabelled_mask
+from vae_tools.latent.metrics import classification_metrics
+from vae_tools.latent.neighbors import nearest_neighbors
+from vae_tools.latent.propagation import LabelPropagator
+from vae_tools.latent.suggest import margin_uncertainty, suggest_labels
+
+
+def blobs(n_per_class=300, n_classes=4, dim=8, spread=0.6, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=4.0, size=(n_classes, dim))
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    return (centres[labels] + rng.normal(scale=spread, size=(len(labels), dim))).astype(np.float32), labels
+
+
+def test_exact_neighbours_match_brute_force_and_exclude_the_point_itself():
+    x = np.random.default_rng(1).normal(size=(400, 5)).astype(np.float32)
+    indices, distances = nearest_neighbors(x, 7, method="exact")
+    full = np.linalg.norm(x[:, None] - x[None], axis=2)
+    np.fill_diagonal(full, np.inf)
+    expected = np.sort(full, axis=1)[:, :7]
+    np.testing.assert_allclose(distances, expected, rtol=1e-3, atol=1e-4)
+    assert not (indices == np.arange(400)[:, None]).any()
+
+
+def test_approximate_neighbours_have_high_recall_and_survive_duplicate_points():
+    x = np.random.default_rng(2).normal(size=(3000, 6)).astype(np.float32)
+    x[100:110] = x[100]  # ten identical points
+    approx, _ = nearest_neighbors(x, 10, method="approximate")
+    exact, _ = nearest_neighbors(x, 10, method="exact")
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx, exact)])
+    assert recall > 0.95
+    assert (approx >= 0).all() and not (approx == np.arange(3000)[:, None]).any()
+
+
+def test_too_few_samples_for_the_neighbours_is_a_clear_error():
+    with pytest.raises(DataError, match="5 samples are too few for 10 neighbours"):
+        nearest_neighbors(np.zeros((5, 2), np.float32), 10)
+
+
+@pytest.mark.parametrize("kind", ["umap", "knn"])
+def test_affinity_graph_is_sparse_and_symmetric(kind):
+    x, _ = blobs(100, 3)
+    graph = affinity_graph(*nearest_neighbors(x, 10), kind=kind)
+    assert graph.shape == (300, 300)
+    assert graph.nnz <= 2 * 10 * 300
+    assert abs(graph - graph.T).max() < 1e-6
+    assert graph.diagonal().max() == 0
+
+
+@pytest.mark.parametrize("method", ["spreading", "centroids", "knn"])
+def test_propagation_recovers_blob_labels_from_two_percent(method):
+    x, y = blobs()
+    keep = hide_labels(y, 0.02, seed=0, stratify=True)
+    model = LabelPropagator(method=method, n_neighbors=10).fit(x, np.where(keep, y, -1))
+    assert (model.transduction_[keep] == y[keep]).all()
+    assert (model.transduction_[~keep] == y[~keep]).mean() > 0.97
+    np.testing.assert_allclose(model.label_distributions_.sum(1), 1, atol=1e-5)
+    assert model.confidence_.min() >= 0 and model.confidence_.max() <= 1
+
+
+def test_string_labels_with_none_for_unlabelled_and_predict_on_new_points():
+    x, y = blobs(n_classes=3)
+    names = np.array(["cat", "dog", "eel"], dtype=object)[y]
+    keep = hide_labels(y, 0.05, seed=3, stratify=True)
+    given = np.where(keep, names, None)
+    model = LabelPropagator().fit(x, given)
+    assert list(model.classes_) == ["cat", "dog", "eel"]
+    assert (model.transduction_[~keep] == names[~keep]).mean() > 0.97
+    new_x, new_y = blobs(n_per_class=20, n_classes=3)
+    assert (model.predict(new_x) == np.array(["cat", "dog", "eel"])[new_y]).mean() > 0.95
+
+
+def test_unlabelled_markers():
+    assert unlabelled_mask(np.array([1, -1, 2])).tolist() == [False, True, False]
+    assert unlabelled_mask(np.array(["a", None, "", float("nan")], dtype=object)).tolist() == [False, True, True, True]
+    with pytest.raises(DataError, match="no sample is labelled"):
+        LabelPropagator().fit(np.zeros((20, 2)), np.full(20, -1))
+
+
+@pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.1])
+def test_labelled_fraction_outside_the_open_interval_is_refused(fraction):
+    with pytest.raises(DataError, match="strictly between 0 and 1"):
+        hide_labels(np.arange(10), fraction)
+
+
+def test_hidden_labels_are_seeded_and_stratified_keeps_every_class():
+    y = np.repeat([0, 1, 2], [500, 30, 5])
+    keep = hide_labels(y, 0.02, seed=4, stratify=True)
+    assert set(y[keep]) == {0, 1, 2}
+    assert keep.sum() == 10 + 1 + 1
+    assert (hide_labels(y, 0.1, seed=4) == hide_labels(y, 0.1, seed=4)).all()
+    sparse = np.zeros(len(y), dtype=bool)
+    sparse[:5] = True
+    with pytest.raises(DataError, match="class 1, 2 got no labelled sample"):
+        check_every_class_labelled(y, sparse, 0.01)
+
+
+def test_cluster_methods_find_the_blobs():
+    x, y = blobs(200, 4, spread=0.4)
+    for method in ("kmeans", "gmm", "hdbscan"):
+        model = LatentClusterer(method=method, n_clusters=4).fit(x)
+        scores = cluster_scores(y, model.labels_)
+        assert scores["accuracy"] > 0.95, method
+        assert scores["nmi"] > 0.9, method
+
+
+def test_cluster_accuracy_uses_the_best_one_to_one_matching():
+    truth = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    clusters = np.array([5, 5, 7, 7, 7, 9, 9, 9])
+    assert match_clusters(truth, clusters) == {5: 0, 7: 1, 9: 2}
+    assert cluster_scores(truth, clusters)["accuracy"] == pytest.approx(7 / 8)
+    with pytest.raises(DataError, match="cannot make 50 clusters from 8 samples"):
+        LatentClusterer(n_clusters=50).fit(np.zeros((8, 2)))
+
+
+def test_classification_metrics_numbers():
+    metrics = classification_metrics([0, 0, 1, 1, 2, 2], [0, 1, 1, 1, 2, 0])
+    assert metrics["accuracy"] == pytest.approx(4 / 6)
+    assert metrics["per_class_accuracy"] == {"0": 0.5, "1": 1.0, "2": 0.5}
+    assert metrics["confusion_matrix"] == {"labels": ["0", "1", "2"], "matrix": [[1, 1, 0], [0, 2, 0], [1, 0, 1]]}
+    assert metrics["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+
+
+def test_suggestions_are_uncertain_unlabelled_and_spread_out():
+    x, y = blobs(100, 2, spread=1.5)
+    distributions = np.stack([np.linspace(0, 1, 200), 1 - np.linspace(0, 1, 200)], axis=1).astype(np.float32)
+    candidates = np.ones(200, dtype=bool)
+    candidates[95:105] = False  # the most uncertain rows are already labelled
+    chosen = suggest_labels(x, distributions, candidates, 5)
+    assert len(set(chosen.tolist())) == 5
+    assert candidates[chosen].all()
+    assert margin_uncertainty(distributions)[chosen].min() > 0.5
+    assert margin_uncertainty(np.array([[0.5, 0.5], [1.0, 0.0]])).tolist() == [1.0, 0.0]

@@ -1,0 +1,151 @@
+"""`vaetools label-propagate`, `cluster` and `umap`: outputs and user errors."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import make_images
+from pipelines.cli import main
+
+FAST = ["--epochs", "20", "--batch-size", "16", "--latent-dim", "4", "--set", "hidden_dim=32",
+        "--set", "widths=[8, 16]", "--quiet"]
+
+
+def run_cli(*args, ok=True):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("latent")
+    images, labels = make_images(n=120, size=12, seed=5)
+    np.savez(root / "bars.npz", x=images, y=labels)
+    run_cli("train", "--data", root / "bars.npz", "--out", root / "run", *FAST)
+    run_cli("embed", "--model", root / "run", "--data", root / "bars.npz", "--out", root / "emb.parquet", "--quiet")
+    return root
+
+
+def test_label_propagate_from_embeddings_writes_every_output(trained, tmp_path):
+    out = tmp_path / "labels"
+    result = run_cli("label-propagate", "--embeddings", trained / "emb.parquet", "--data", trained / "bars.npz",
+                     "--labeled", "0.1", "--neighbors", "8", "--out", out, "--suggest", "6")
+    assert "accuracy on the unlabelled" in result.output
+    predictions = pd.read_csv(out / "predictions.csv", dtype={"id": str})
+    assert list(predictions.columns) == ["id", "predicted_label", "confidence", "labelled", "true_label"]
+    assert len(predictions) == 120 and predictions["labelled"].sum() == 12
+    labelled = predictions[predictions["labelled"]]
+    assert (labelled["predicted_label"] == labelled["true_label"]).all()
+    metrics = json.loads((out / "metrics.json").read_text())
+    hidden = predictions[~predictions["labelled"]]
+    assert metrics["accuracy_unlabelled"] == pytest.approx((hidden["predicted_label"] == hidden["true_label"]).mean())
+    assert metrics["accuracy_unlabelled"] > 0.9  # bars are easy
+    assert np.array(metrics["unlabelled"]["confusion_matrix"]["matrix"]).sum() == 108
+    assert set(metrics["unlabelled"]["per_class_accuracy"]) == {"0", "1"}
+    assert (out / "confusion.png").stat().st_size > 1000
+    suggestions = pd.read_csv(out / "suggestions.csv", dtype={"id": str})
+    assert len(suggestions) == 6 and not suggestions["id"].isin(labelled["id"]).any()
+    assert Image.open(out / "suggestions.png").size[0] > 200
+
+
+def test_label_propagate_with_refinement_from_a_run_folder(trained, tmp_path):
+    out = tmp_path / "labels"
+    run_cli("label-propagate", "--model", trained / "run", "--data", trained / "bars.npz", "--labeled", "0.1",
+            "--stratify", "--neighbors", "8", "--refine-rounds", "1", "--refine-epochs", "1", "--out", out, "--quiet")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [r["round"] for r in metrics["rounds"]] == [0, 1]
+    assert all(0 <= r["accuracy_unlabelled"] <= 1 for r in metrics["rounds"])
+    assert metrics["accuracy_unlabelled"] == metrics["rounds"][-1]["accuracy_unlabelled"]
+
+
+def test_label_file_with_string_labels(trained, tmp_path):
+    ids = pd.read_parquet(trained / "emb.parquet")["id"]
+    labels = pd.DataFrame({"id": ids[:10], "label": ["horizontal" if i % 2 == 0 else "vertical" for i in range(10)]})
+    labels.to_csv(tmp_path / "known.csv", index=False)
+    run_cli("label-propagate", "--embeddings", trained / "emb.parquet", "--labels", tmp_path / "known.csv",
+            "--method", "knn", "--neighbors", "5", "--out", tmp_path / "out")
+    predictions = pd.read_csv(tmp_path / "out" / "predictions.csv")
+    assert set(predictions["predicted_label"]) <= {"horizontal", "vertical"}
+    assert predictions["labelled"].sum() == 10
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["classes"] == ["horizontal", "vertical"]
+    assert metrics["accuracy_unlabelled"] == 0  # the truth is 0/1, not these names
+    assert not (tmp_path / "out" / "suggestions.csv").exists()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--labeled", "1.5"], "--labeled must lie strictly between 0 and 1"),
+    (["--labeled", "0"], "--labeled must lie strictly between 0 and 1"),
+    (["--labeled", "0.01"], "got no labelled sample"),
+    (["--labeled", "0.5", "--neighbors", "500"], "120 samples are too few for 500 neighbours"),
+    (["--labels", "{tmp}/unknown.csv"], "unknown.csv: 2 id(s) are not in the data: ghost1, ghost2"),
+    (["--labels", "{tmp}/nolabel.csv"], "nolabel.csv: needs the columns id and label"),
+    ([], "give exactly one of --labeled"),
+])
+def test_label_propagate_errors(trained, tmp_path, extra, message):
+    pd.DataFrame({"id": ["0", "ghost1", "ghost2"], "label": [0, 1, 1]}).to_csv(tmp_path / "unknown.csv", index=False)
+    pd.DataFrame({"id": ["0"]}).to_csv(tmp_path / "nolabel.csv", index=False)
+    args = [a.format(tmp=tmp_path) for a in extra]
+    result = run_cli("label-propagate", "--embeddings", trained / "emb.parquet", "--out", tmp_path / "out", *args, ok=False)
+    assert result.exit_code == 1
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "out" / "predictions.csv").exists()
+
+
+def test_label_propagate_needs_labels_in_the_data_for_evaluation(trained, tmp_path):
+    frame = pd.read_parquet(trained / "emb.parquet").drop(columns="label")
+    frame.to_parquet(tmp_path / "nolabels.parquet")
+    result = run_cli("label-propagate", "--embeddings", tmp_path / "nolabels.parquet", "--labeled", "0.1",
+                     "--out", tmp_path / "out", ok=False)
+    assert "has no labels to hide" in result.output
+
+
+@pytest.mark.parametrize("method", ["kmeans", "gmm", "hdbscan"])
+def test_cluster_outputs(trained, tmp_path, method):
+    out = tmp_path / "clusters"
+    run_cli("cluster", "--model", trained / "run", "--data", trained / "bars.npz", "--method", method,
+            "--clusters", "2", "--examples", "4", "--quiet", "--out", out)
+    clusters = pd.read_csv(out / "clusters.csv")
+    assert list(clusters.columns) == ["id", "cluster", "probability", "true_label"] and len(clusters) == 120
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"accuracy", "nmi", "ari", "sizes"} <= set(metrics)
+    assert 0 <= metrics["accuracy"] <= 1
+    assert sum(metrics["sizes"].values()) == 120
+    assert (out / "cluster_examples.png").exists()
+
+
+def test_cluster_without_images_or_labels_still_writes_the_table(trained, tmp_path):
+    frame = pd.read_parquet(trained / "emb.parquet").drop(columns="label")
+    frame.to_csv(tmp_path / "e.csv", index=False)
+    run_cli("cluster", "--embeddings", tmp_path / "e.csv", "--clusters", "3", "--out", tmp_path / "c")
+    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert "accuracy" not in metrics and metrics["n_clusters"] == 3
+    assert not (tmp_path / "c" / "cluster_examples.png").exists()
+
+
+def test_umap_pictures_coloured_by_label_and_a_joined_column(trained, tmp_path):
+    run_cli("label-propagate", "--embeddings", trained / "emb.parquet", "--labeled", "0.2", "--neighbors", "8",
+            "--out", tmp_path / "labels")
+    out = tmp_path / "umap"
+    run_cli("umap", "--embeddings", trained / "emb.parquet", "--data", trained / "bars.npz", "--join",
+            tmp_path / "labels" / "predictions.csv", "--color-by", "label", "--color-by", "confidence",
+            "--thumbnails", "20", "--out", out)
+    table = pd.read_csv(out / "umap.csv")
+    assert list(table.columns) == ["id", "x", "y", "label", "confidence"] and len(table) == 120
+    assert np.isfinite(table[["x", "y"]].to_numpy()).all()
+    for name in ("umap_label.png", "umap_label.svg", "umap_confidence.png", "umap_confidence.svg", "umap_thumbnails.png"):
+        assert (out / name).stat().st_size > 1000, name
+    assert (out / "umap_label.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_umap_unknown_colour_column_is_a_clear_error(trained, tmp_path):
+    result = run_cli("umap", "--embeddings", trained / "emb.parquet", "--color-by", "nope", "--out", tmp_path / "u", ok=False)
+    assert result.exit_code == 1 and "no column 'nope' to colour by" in result.output
+    assert not (tmp_path / "u" / "umap.csv").exists()

@@ -1,0 +1,168 @@
+"""Label propagation over the latent space: from a few labelled samples to all of them."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+from sklearn.utils.validation import check_is_fitted
+
+from vae_tools.errors import DataError
+from vae_tools.latent.graph import affinity_graph
+from vae_tools.latent.labels import unlabelled_mask
+from vae_tools.latent.neighbors import check_neighbors, nearest_neighbors
+
+METHODS = ("spreading", "centroids", "knn")
+
+
+class LabelPropagator(ClassifierMixin, BaseEstimator):
+    """Semi-supervised classifier over latent vectors, scikit-learn style.
+
+    ``fit(X, y)`` takes every sample (labelled and not); unlabelled ones are marked in ``y`` by -1
+    (integer labels) or None/NaN/"" (string labels). Methods:
+
+    - ``spreading`` (default): label spreading (Zhou et al. 2004) over a sparse k-nearest-neighbour
+      graph of the latents, weighted by UMAP's fuzzy membership (``graph="umap"``) or 0/1 (``"knn"``).
+    - ``centroids``: seeded k-means — the labelled points of each class give its starting centres and
+      stay assigned to their class while the unlabelled points move between centres.
+    - ``knn``: a k-nearest-neighbour classifier trained on the labelled points only.
+
+    Fitted attributes: ``classes_``, ``label_distributions_`` (n, n_classes, rows sum to 1),
+    ``transduction_`` (a label for every fitted sample) and ``confidence_``.
+    """
+
+    def __init__(self, method: str = "spreading", n_neighbors: int = 15, graph: str = "umap",
+                 alpha: float = 0.99, max_iter: int = 200, tol: float = 1e-5, neighbors: str = "auto",
+                 centers_per_class: int = 1, random_state: int = 0):
+        self.method = method
+        self.n_neighbors = n_neighbors
+        self.graph = graph
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.tol = tol
+        self.neighbors = neighbors
+        self.centers_per_class = centers_per_class
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        y = np.asarray(y)
+        if X.ndim != 2 or len(X) != len(y):
+            raise DataError(f"X must be (n_samples, n_features) with one label per row; got {X.shape} and {len(y)} labels")
+        if self.method not in METHODS:
+            raise DataError(f"unknown method {self.method!r}: use one of {', '.join(METHODS)}")
+        labelled = ~unlabelled_mask(y)
+        if not labelled.any():
+            raise DataError("no sample is labelled")
+        self.classes_, codes = np.unique(y[labelled], return_inverse=True)
+        targets = np.full(len(y), -1, dtype=np.int64)
+        targets[labelled] = codes
+        if self.method == "spreading":
+            check_neighbors(len(X), self.n_neighbors)
+            indices, distances = nearest_neighbors(X, self.n_neighbors, self.neighbors)
+            graph = affinity_graph(indices, distances, self.graph, seed=self.random_state)
+            dist = _spread(graph, targets, len(self.classes_), self.alpha, self.max_iter, self.tol)
+        elif self.method == "centroids":
+            dist = _seeded_kmeans(X, targets, len(self.classes_), self.centers_per_class, self.max_iter,
+                                  self.random_state)
+        else:
+            dist = self._knn_classifier(X[labelled], codes).predict_proba(X).astype(np.float32)
+        unreached = dist.sum(1) <= 0
+        if unreached.any():  # parts of the graph with no labelled sample: fall back to the nearest labels
+            dist[unreached] = self._knn_classifier(X[labelled], codes).predict_proba(X[unreached])
+        dist /= dist.sum(1, keepdims=True)
+        dist[labelled] = np.eye(len(self.classes_), dtype=np.float32)[codes]
+        self.label_distributions_ = dist
+        self.transduction_ = self.classes_[dist.argmax(1)]
+        self.confidence_ = dist.max(1)
+        self.labelled_mask_ = labelled
+        self.X_fit_ = X
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _knn_classifier(self, X_labelled, codes):
+        k = min(self.n_neighbors, len(codes))
+        return KNeighborsClassifier(n_neighbors=k, weights="distance").fit(X_labelled, codes)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Label distributions of new samples: the distance-weighted mean over their nearest fitted samples."""
+        check_is_fitted(self, "label_distributions_")
+        X = np.asarray(X, dtype=np.float32)
+        k = min(self.n_neighbors, len(self.X_fit_))
+        distances, indices = NearestNeighbors(n_neighbors=k).fit(self.X_fit_).kneighbors(X)
+        weights = 1.0 / np.maximum(distances, 1e-8)
+        proba = (self.label_distributions_[indices] * weights[..., None]).sum(1)
+        return proba / proba.sum(1, keepdims=True)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+
+def _spread(graph: sp.csr_matrix, targets: np.ndarray, n_classes: int, alpha: float, max_iter: int,
+            tol: float) -> np.ndarray:
+    """Iterate F <- alpha * S F + (1 - alpha) * Y with S = D^-1/2 W D^-1/2 (the closed form would need
+    an n x n inverse)."""
+    degree = np.asarray(graph.sum(1)).ravel()
+    scale = 1.0 / np.sqrt(np.maximum(degree, 1e-12))
+    normalised = sp.diags(scale) @ graph @ sp.diags(scale)
+    normalised = normalised.astype(np.float32).tocsr()
+    seeds = np.zeros((len(targets), n_classes), dtype=np.float32)
+    labelled = targets >= 0
+    seeds[labelled, targets[labelled]] = 1.0
+    current = seeds.copy()
+    for _ in range(max_iter):
+        updated = alpha * (normalised @ current) + (1 - alpha) * seeds
+        change = np.abs(updated - current).sum() / max(len(targets), 1)
+        current = updated
+        if change < tol:
+            break
+    return current
+
+
+def _seeded_kmeans(X: np.ndarray, targets: np.ndarray, n_classes: int, per_class: int, max_iter: int,
+                   seed: int) -> np.ndarray:
+    """Constrained seeded k-means (Basu et al. 2002) with ``per_class`` centres per class; returns a
+    soft assignment (softmax over negative squared distances to each class's nearest centre)."""
+    rng = np.random.default_rng(seed)
+    labelled = targets >= 0
+    centres, owner = [], []
+    for c in range(n_classes):
+        members = X[targets == c]
+        count = min(per_class, len(members))
+        start = members[rng.choice(len(members), size=count, replace=False)] if count < len(members) else members
+        if count == 1:
+            start = members.mean(0, keepdims=True)
+        centres.append(start)
+        owner += [c] * count
+    centres = np.concatenate(centres).astype(np.float32)
+    owner = np.asarray(owner)
+    assignment = np.full(len(X), -1)
+    for _ in range(max(max_iter, 1)):
+        distances = _squared_distances(X, centres)
+        # Labelled points may only join a centre of their own class.
+        fixed = labelled[:, None] & (owner[None, :] != targets[:, None])
+        distances[fixed] = np.inf
+        new_assignment = distances.argmin(1)
+        if np.array_equal(new_assignment, assignment):
+            break
+        assignment = new_assignment
+        for j in range(len(centres)):
+            members = assignment == j
+            if members.any():
+                centres[j] = X[members].mean(0)
+    distances = _squared_distances(X, centres)
+    per_class_best = np.stack([distances[:, owner == c].min(1) for c in range(n_classes)], axis=1)
+    scale = np.median(per_class_best.min(1)) + 1e-8
+    logits = -(per_class_best - per_class_best.min(1, keepdims=True)) / scale
+    proba = np.exp(logits)
+    return (proba / proba.sum(1, keepdims=True)).astype(np.float32)
+
+
+def _squared_distances(X: np.ndarray, centres: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    out = np.empty((len(X), len(centres)), dtype=np.float32)
+    centre_norms = (centres ** 2).sum(1)
+    for start in range(0, len(X), chunk):
+        block = X[start:start + chunk]
+        out[start:start + chunk] = (block ** 2).sum(1)[:, None] - 2 * block @ centres.T + centre_norms[None, :]
+    return out
