@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import click
 
@@ -68,7 +69,7 @@ def main():
 @click.option("--likelihood", type=click.Choice(["bernoulli", "gaussian"]), default=None,
               help="Pixel model: bernoulli (BCE) for near-binary images, gaussian (MSE) for photos.")
 @click.option("--noise", default=None, metavar="SPEC",
-              help="Corruption for --model denoising: gaussian:0.5, salt-pepper:0.2, mask:0.5 or a comma-separated mix.")
+              help="Corruption for --model denoising: gaussian:0.5, salt-pepper:0.2, mask:0.5 (pixels), block:0.3 (patches) or a comma-separated mix.")
 @click.option("--image-size", default=None, metavar="N|HxW", help="Resize every image to this size.")
 @click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Convert images to 1 (grey) or 3 (RGB) channels.")
 @split_option
@@ -187,18 +188,21 @@ def label_propagate(embeddings, model_dir, data, split, device, out, labeled, la
               help="kmeans, a Gaussian mixture, or HDBSCAN (finds the number of clusters; -1 = noise).")
 @click.option("--clusters", "n_clusters", type=click.IntRange(min=1), default=10, show_default=True,
               help="Number of clusters (kmeans, gmm).")
+@click.option("--reduce", type=click.Choice(["umap", "none"]), default="umap", show_default=True,
+              help="Map the latents to 10 dimensions with UMAP first (tighter, better separated clusters), or not.")
 @click.option("--min-cluster-size", type=click.IntRange(min=2), default=None,
               help="HDBSCAN's smallest cluster.  [default: 1% of the samples, at least 5]")
 @click.option("--examples", type=click.IntRange(min=0), default=10, show_default=True,
               help="Thumbnails per cluster in cluster_examples.png (needs --data).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters, min_cluster_size, examples, seed, quiet):
+def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters, reduce, min_cluster_size, examples, seed,
+            quiet):
     """Cluster the latents: clusters.csv, metrics.json (accuracy, NMI, ARI when labels are known)
     and cluster_examples.png."""
     from pipelines.cluster_step import run_cluster
 
-    metrics = run_cluster(out, embeddings, model_dir, data, method=method, n_clusters=n_clusters,
+    metrics = run_cluster(out, embeddings, model_dir, data, method=method, n_clusters=n_clusters, reduce=reduce,
                           min_cluster_size=min_cluster_size, examples=examples, split=split,
                           device=device or "auto", seed=seed, progress=not quiet)
     scored = f"; accuracy {metrics['accuracy']:.2%}, NMI {metrics['nmi']:.3f}" if "accuracy" in metrics else ""
@@ -227,6 +231,43 @@ def umap(embeddings, model_dir, data, split, device, out, colour_by, join, n_nei
                        min_dist=min_dist, n_thumbnails=n_thumbnails, split=split, device=device or "auto",
                        seed=seed, progress=not quiet)
     click.echo(f"mapped {summary['n_samples']} samples: {', '.join(summary['files'])} in {out}")
+
+
+@main.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(),
+              help="A run folder from `vaetools train` (best: --model denoising with the noise you have).")
+@data_option
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
+@click.option("--reference", default=None, metavar="CLEAN_SOURCE",
+              help="The clean images, same count and size, in the same order: adds metrics.json (PSNR, SSIM).")
+@click.option("--add-noise", default=None, metavar="SPEC",
+              help="Corrupt the (clean) data first, e.g. gaussian:0.5, salt-pepper:0.2, mask:0.5, block:0.3; "
+                   "the clean data is then the reference.")
+@split_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--examples", "n_examples", type=click.IntRange(min=1, max=32), default=8, show_default=True,
+              help="Columns of comparison.png.")
+@device_option
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of --add-noise.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def denoise(model_dir, data, out, reference, add_noise, split, batch_size, n_examples, device, seed, quiet):
+    """Clean noisy images with a trained VAE.
+
+    Writes the cleaned images in the form they came in (a folder gives OUT/images/ with the same
+    file names and formats; an .npy gives denoised.npy; other sources give denoised.npz) and
+    comparison.png. With --reference or --add-noise also metrics.json (mean PSNR and SSIM before
+    and after) and quality_per_image.csv.
+    """
+    from pipelines.denoise_step import run_denoise
+
+    summary = run_denoise(model_dir, data, out, reference=reference, add_noise=add_noise, split=split,
+                          batch_size=batch_size, n_examples=n_examples, device=device or "auto", seed=seed,
+                          progress=not quiet)
+    scored = ""
+    if "psnr_db" in summary:
+        scored = (f"; PSNR {summary['psnr_db']['before']:.2f} -> {summary['psnr_db']['after']:.2f} dB, "
+                  f"SSIM {summary['ssim']['before']:.3f} -> {summary['ssim']['after']:.3f}")
+    click.echo(f"denoised {summary['n_images']} images into {Path(out) / summary['output']}{scored}")
 
 
 @main.command()

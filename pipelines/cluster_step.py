@@ -22,6 +22,7 @@ def run_cluster(
     data: Optional[str] = None,
     method: str = "kmeans",
     n_clusters: int = 10,
+    reduce: str = "umap",
     min_cluster_size: Optional[int] = None,
     examples: int = 10,
     split: str = "all",
@@ -32,7 +33,7 @@ def run_cluster(
     """Writes clusters.csv, metrics.json (sizes; accuracy, NMI and ARI when labels are known) and
     cluster_examples.png (with images) into ``out``."""
     inputs = load_latent_inputs(embeddings, model_dir, data, split, device, progress)
-    clusterer = LatentClusterer(method=method, n_clusters=n_clusters, min_cluster_size=min_cluster_size,
+    clusterer = LatentClusterer(method=method, n_clusters=n_clusters, reduce=reduce, min_cluster_size=min_cluster_size,
                                 random_state=seed).fit(inputs.latents)
     out = ensure_out_dir(out)
     table = pd.DataFrame({"id": inputs.ids, "cluster": clusterer.labels_,
@@ -41,7 +42,7 @@ def run_cluster(
         table["true_label"] = inputs.labels
     write_table(table, out / "clusters.csv")
     sizes = pd.Series(clusterer.labels_).value_counts().sort_index()
-    metrics = {"method": method, "n_clusters": clusterer.n_clusters_, "n_samples": int(len(table)),
+    metrics = {"method": method, "reduce": reduce, "n_clusters": clusterer.n_clusters_, "n_samples": int(len(table)),
                "n_noise": int((clusterer.labels_ == -1).sum()),
                "sizes": {str(k): int(v) for k, v in sizes.items()}, "seed": seed}
     if inputs.labels is not None:

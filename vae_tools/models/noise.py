@@ -1,4 +1,5 @@
-"""Corruptions for denoising: ``gaussian:SIGMA``, ``salt-pepper:P``, ``mask:P``, or several joined by commas.
+"""Corruptions for denoising: ``gaussian:SIGMA``, ``salt-pepper:P``, ``mask:P`` (pixel dropout),
+``block:P`` (square patches dropped, each about 1/7 of the image side), or several joined by commas.
 
 With several, each image in a batch gets one of them at random (a mix).
 """
@@ -12,7 +13,7 @@ import torch
 
 from vae_tools.errors import ConfigError
 
-NOISE_KINDS = ("gaussian", "salt-pepper", "mask")
+NOISE_KINDS = ("gaussian", "salt-pepper", "mask", "block")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Noise:
         if self.kind == "gaussian":
             noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             return (x + self.amount * noise).clamp(0.0, 1.0)
+        if self.kind == "block":
+            return x * self._block_keep(x, generator)
         # One draw per pixel location, shared by the channels, as a physical defect would be.
         shape = (x.shape[0], 1, *x.shape[2:])
         u = torch.rand(shape, generator=generator, device=x.device, dtype=x.dtype)
@@ -33,12 +36,20 @@ class Noise:
             return x * (1 - salt - pepper) + salt
         return x * (u >= self.amount).to(x.dtype)
 
+    def _block_keep(self, x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+        """A 0/1 mask that drops each cell of a coarse grid with probability ``amount``."""
+        height, width = x.shape[-2:]
+        cell = max(2, min(height, width) // 7)
+        grid = (x.shape[0], 1, -(-height // cell), -(-width // cell))
+        keep = (torch.rand(grid, generator=generator, device=x.device) >= self.amount).to(x.dtype)
+        return keep.repeat_interleave(cell, 2).repeat_interleave(cell, 3)[..., :height, :width]
+
 
 def parse_noise(spec: str) -> list[Noise]:
     """Parse ``"gaussian:0.5"`` or ``"gaussian:0.3,mask:0.25"``; raises ConfigError naming the bad part."""
     parts = [p.strip() for p in str(spec).split(",") if p.strip()]
     if not parts:
-        raise ConfigError("noise spec is empty; use e.g. gaussian:0.5, salt-pepper:0.2 or mask:0.5")
+        raise ConfigError("noise spec is empty; use e.g. gaussian:0.5, salt-pepper:0.2, mask:0.5 or block:0.3")
     noises = []
     for part in parts:
         kind, _, value = part.partition(":")

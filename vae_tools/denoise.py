@@ -1,0 +1,46 @@
+"""Clean images with a trained (denoising) VAE: the decoder's mean image at the posterior mean."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from vae_tools.data import ImageDataset
+from vae_tools.errors import DataError
+from vae_tools.models.noise import corrupt, parse_noise
+
+
+@torch.no_grad()
+def denoise(model: nn.Module, images, batch_size: int = 512, device: torch.device | str = "cpu",
+            add_noise: Optional[str] = None, seed: int = 0, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (inputs, cleaned), both float32 NCHW in [0, 1]. ``images`` is an ImageDataset or an
+    NCHW array in [0, 1]; with ``add_noise`` (e.g. "gaussian:0.5") the clean images are corrupted
+    first, reproducibly for a given ``seed``, and ``inputs`` holds the corrupted ones."""
+    if isinstance(images, ImageDataset):
+        shape, count = tuple(images.shape), len(images)
+        read = lambda start, stop: images.batch(np.arange(start, stop))  # noqa: E731
+    else:
+        array = np.asarray(images, dtype=np.float32)
+        if array.ndim != 4:
+            raise DataError(f"expected NCHW images, got shape {array.shape}")
+        shape, count = tuple(array.shape[1:]), len(array)
+        read = lambda start, stop: torch.from_numpy(array[start:stop])  # noqa: E731
+    if shape != tuple(model.image_shape):
+        raise DataError(f"images are {shape} but the model was trained on {tuple(model.image_shape)}")
+    noises = parse_noise(add_noise) if add_noise else None
+    generator = torch.Generator().manual_seed(seed)
+    model = model.to(device).eval()
+    inputs = np.empty((count, *shape), dtype=np.float32)
+    cleaned = np.empty((count, *shape), dtype=np.float32)
+    for start in tqdm(range(0, count, batch_size), desc="denoising", disable=not progress, leave=False):
+        stop = min(start + batch_size, count)
+        x = read(start, stop)
+        if noises is not None:
+            x = corrupt(x, noises, generator)
+        inputs[start:stop] = x.numpy()
+        cleaned[start:stop] = model.reconstruct(x.to(device)).float().clamp(0, 1).cpu().numpy()
+    return inputs, cleaned
