@@ -270,6 +270,59 @@ def denoise(model_dir, data, out, reference, add_noise, split, batch_size, n_exa
     click.echo(f"denoised {summary['n_images']} images into {Path(out) / summary['output']}{scored}")
 
 
+def comma_list(ctx, param, value):
+    return [v.strip() for v in value.split(",") if v.strip()] if value else []
+
+
+@main.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(),
+              help="A run folder from `vaetools train`, trained on normal images.")
+@data_option
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
+@click.option("--score", type=click.Choice(["complexity", "iwae", "elbo", "recon", "kl", "latent"]),
+              default="complexity", show_default=True,
+              help="complexity: -log p(x) in bits minus the image's PNG size (robust to simple images); "
+                   "iwae: importance-weighted -log p(x); elbo: negative ELBO; recon / kl: its two terms; "
+                   "latent: low density of the latent code.")
+@click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True,
+              help="Monte Carlo samples of z per image (elbo, iwae, complexity).")
+@click.option("--contamination", type=float, default=None,
+              help="Expected share of anomalies (e.g. 0.01): flag that share of the highest scores.")
+@click.option("--percentile", type=float, default=None, help="Flag scores above this percentile (0-100).")
+@click.option("--threshold", type=float, default=None, help="Flag scores above this value.")
+@click.option("--normal-labels", callback=comma_list, default=None, metavar="L1,L2",
+              help="Ground truth: these labels are normal, all others anomalies (adds AUROC, AP, F1).")
+@click.option("--anomaly-labels", callback=comma_list, default=None, metavar="L1,L2",
+              help="Ground truth: these labels are the anomalies.")
+@click.option("--top", type=click.IntRange(min=1), default=24, show_default=True,
+              help="Anomalies shown in report.html (top_anomalies.png shows up to 12).")
+@split_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
+@device_option
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def anomalies(model_dir, data, out, score, samples, contamination, percentile, threshold, normal_labels,
+              anomaly_labels, top, split, batch_size, device, seed, quiet):
+    """Score every image by how badly the VAE explains it and report the worst.
+
+    Without --contamination/--percentile/--threshold the cut is automatic: median + 3.5 robust
+    standard deviations (MAD) of the scores, which needs no labelled anomalies. Writes
+    anomalies.csv/.parquet (id, score, rank, is_anomaly, label, score parts), metrics.json,
+    top_anomalies.png and report.html (self-contained; open it in any browser).
+    """
+    from pipelines.anomalies_step import run_anomalies
+
+    metrics = run_anomalies(model_dir, data, out, score=score, samples=samples, contamination=contamination,
+                            percentile=percentile, threshold=threshold, normal_labels=normal_labels,
+                            anomaly_labels=anomaly_labels, top=top, split=split, batch_size=batch_size,
+                            device=device or "auto", seed=seed, progress=not quiet)
+    truth = metrics.get("truth") or {}
+    scored = f"; AUROC {truth['auroc']:.4f}" if truth.get("auroc") is not None else ""
+    click.echo(f"{metrics['n_anomalies']} of {metrics['n_images']} images flagged (threshold "
+               f"{metrics['threshold']['value']:.4g}, {metrics['threshold']['method']}){scored}; "
+               f"report: {Path(out) / 'report.html'}")
+
+
 @main.command()
 @click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Where to write.")
 @click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)

@@ -1,0 +1,48 @@
+"""Open a local HTML file in headless Chromium (Playwright driving the system's browser)."""
+
+import os
+import shutil
+
+import pytest
+
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
+
+
+def chromium_path():
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def open_page(path):
+    """Returns (image states, console errors, failed requests, title). Skips when no browser is installed,
+    unless VAETOOLS_REQUIRE_BROWSER=1 (set by .ci/run, which installs one)."""
+    executable = chromium_path()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        executable = None
+    if executable is None:
+        if os.environ.get("VAETOOLS_REQUIRE_BROWSER") == "1":
+            pytest.fail("VAETOOLS_REQUIRE_BROWSER=1 but Chromium or playwright is not installed")
+        pytest.skip("headless Chromium (and the playwright package) not installed")
+    errors, failed = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        try:
+            page = browser.new_page()
+            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("requestfailed", lambda request: failed.append(request.url))
+            page.goto(path.resolve().as_uri(), wait_until="load")
+            images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+            external = page.evaluate(
+                "Array.from(document.querySelectorAll('[src],[href]')).map(e => e.getAttribute('src') || e.getAttribute('href'))")
+            title = page.title()
+        finally:
+            browser.close()
+    return images, errors, failed, external, title

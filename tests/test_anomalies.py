@@ -1,0 +1,179 @@
+"""`vaetools anomalies`: scores, thresholds, every output file, ground truth cases, the detector API."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from browser import open_page
+from conftest import make_images
+from pipelines.cli import main
+from vae_tools.anomaly import VAEAnomalyDetector, choose_threshold
+from vae_tools.anomaly.scores import background_nll, neighbourhood_prediction, score_parts
+from vae_tools.errors import DataError
+from vae_tools.run_folder import load_run
+from vae_tools.data import load_dataset
+
+FAST = ["--epochs", "40", "--batch-size", "16", "--latent-dim", "4", "--set", "hidden_dim=32",
+        "--set", "widths=[8, 16]", "--quiet"]
+
+
+def run_cli(*args, ok=True):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A model trained on horizontal bars only; data = 60 horizontal bars + 6 odd images (label 'odd <b>')."""
+    root = tmp_path_factory.mktemp("anomalies")
+    images, labels = make_images(n=120, size=12, seed=7)
+    normal = images[labels == 0]
+    np.savez(root / "normal.npz", x=normal)
+    run_cli("train", "--data", root / "normal.npz", "--out", root / "run", *FAST)
+    rng = np.random.default_rng(1)
+    odd = rng.integers(0, 256, size=(6, 12, 12)).astype(np.uint8)  # noise: nothing like a bar
+    mixed = np.concatenate([normal, odd])
+    mixed_labels = np.array(["bar"] * len(normal) + ["odd <b>"] * len(odd), dtype=object)
+    np.savez(root / "mixed.npz", x=mixed, y=mixed_labels.astype(str))
+    return root
+
+
+def test_scores_are_consistent(setup):
+    model, _ = load_run(setup / "run")
+    data = load_dataset(setup / "mixed.npz")
+    parts, latents = score_parts(model, data, samples=8, seed=0)
+    assert len(parts) == 66 and latents.shape == (66, 4)
+    np.testing.assert_allclose(parts["elbo"], parts["recon"] + parts["kl"], rtol=1e-6)
+    assert (parts["kl"] >= 0).all()
+    # The importance-weighted bound is tighter than the ELBO on average (per image, Monte Carlo noise can win).
+    assert parts["iwae"].mean() < parts["elbo"].mean()
+    assert (parts["iwae"] < parts["elbo"] + 0.5).mean() > 0.9
+    np.testing.assert_allclose(parts["complexity"], parts["iwae"] - parts["background"])
+    again, _ = score_parts(model, data, samples=8, seed=0)
+    assert np.array_equal(parts["iwae"], again["iwae"])
+
+
+def test_background_model_finds_noise_complex_and_blank_pages_simple(setup):
+    model, _ = load_run(setup / "run")
+    blank = torch.zeros(1, 1, 12, 12)
+    noise = torch.rand(1, 1, 12, 12, generator=torch.Generator().manual_seed(0))
+    assert background_nll(model, blank).item() < 0.1 * background_nll(model, noise).item()
+    prediction = neighbourhood_prediction(torch.ones(1, 1, 4, 4))
+    assert prediction[0, 0, 0, 0].item() == pytest.approx(3.5 / 4)  # a corner has 3 neighbours
+    assert prediction[0, 0, 1, 1].item() == pytest.approx(8.5 / 9)
+
+
+def test_threshold_rules():
+    scores = np.r_[np.random.default_rng(0).normal(0, 1, 990), np.full(10, 20.0)]
+    auto = choose_threshold(scores)
+    assert auto.method == "auto" and 3 < auto.value < 5  # median + 3.5 robust sigmas ignores the outliers
+    assert (scores > auto.value).sum() >= 10
+    assert choose_threshold(scores, contamination=0.01).value == pytest.approx(np.quantile(scores, 0.99))
+    assert choose_threshold(scores, percentile=90).value == pytest.approx(np.percentile(scores, 90))
+    assert choose_threshold(scores, value=2.5).value == 2.5
+    with pytest.raises(DataError, match="at most one of"):
+        choose_threshold(scores, contamination=0.1, value=1)
+    with pytest.raises(DataError, match="--contamination must lie in"):
+        choose_threshold(scores, contamination=0.7)
+
+
+@pytest.mark.parametrize("score", ["complexity", "iwae", "elbo", "recon", "kl", "latent"])
+def test_every_score_writes_every_output(setup, tmp_path, score):
+    out = tmp_path / "a"
+    result = run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--score", score,
+                     "--samples", "4", "--anomaly-labels", "odd <b>", "--contamination", "0.1", "--out", out, "--quiet")
+    assert "images flagged" in result.output
+    table = pd.read_csv(out / "anomalies.csv", dtype={"id": str})
+    assert list(table.columns[:6]) == ["id", "score", "rank", "is_anomaly", "label", "true_anomaly"]
+    assert table["rank"].tolist() == list(range(1, 67))
+    assert table["score"].is_monotonic_decreasing
+    assert table[score].tolist() == pytest.approx(table["score"].tolist())
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "anomalies.parquet").astype({"id": str}), table,
+                                  check_dtype=False)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["threshold"]["method"] == "contamination" and metrics["threshold"]["parameter"] == 0.1
+    assert metrics["n_anomalies"] == table["is_anomaly"].sum() == 7
+    assert metrics["truth"]["n_true_anomalies"] == 6
+    assert 0 <= metrics["truth"]["auroc"] <= 1 and 0 <= metrics["truth"]["f1_at_threshold"] <= 1
+    assert Image.open(out / "top_anomalies.png").size[0] > 300
+
+
+def test_noise_images_are_found_by_the_default_score(setup, tmp_path):
+    run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--normal-labels", "bar",
+            "--out", tmp_path / "a", "--quiet")
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["score"] == "complexity" and metrics["threshold"]["method"] == "auto"
+    assert metrics["truth"]["auroc"] > 0.9
+
+
+def test_report_is_self_contained_escaped_and_renders_in_chromium(setup, tmp_path):
+    out = tmp_path / "a"
+    run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--anomaly-labels", "odd <b>",
+            "--top", "5", "--out", out, "--quiet")
+    text = (out / "report.html").read_text()
+    assert "odd &lt;b&gt;" in text and "odd <b>" not in text
+    assert "http://" not in text and "https://" not in text
+    images, errors, failed, external, title = open_page(out / "report.html")
+    assert title == "vaetools anomaly report"
+    assert len(images) == 1 + 5 * 3  # histogram + image/reconstruction/difference per anomaly
+    assert all(complete and width > 0 for _, complete, width in images), images
+    assert errors == [] and failed == []
+    assert all(ref.startswith("data:") for ref in external)
+
+
+def test_no_anomalies_in_the_truth_and_data_without_labels(setup, tmp_path):
+    run_cli("anomalies", "--model", setup / "run", "--data", setup / "normal.npz", "--out", tmp_path / "plain",
+            "--percentile", "95", "--quiet")
+    table = pd.read_csv(tmp_path / "plain" / "anomalies.csv")
+    assert "label" not in table.columns and table["is_anomaly"].sum() == 3
+    assert "truth" not in json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    assert (tmp_path / "plain" / "report.html").exists()
+
+    result = run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--anomaly-labels", "odd <b>",
+                     "--split", "all", "--threshold", "1e9", "--out", tmp_path / "none", "--quiet")
+    metrics = json.loads((tmp_path / "none" / "metrics.json").read_text())
+    assert metrics["n_anomalies"] == 0 and metrics["truth"]["f1_at_threshold"] == 0.0
+    np.savez(tmp_path / "allbars.npz", x=np.load(setup / "normal.npz")["x"], y=np.array(["bar"] * 60))
+    run_cli("anomalies", "--model", setup / "run", "--data", tmp_path / "allbars.npz", "--normal-labels", "bar",
+            "--out", tmp_path / "clean", "--quiet")
+    truth = json.loads((tmp_path / "clean" / "metrics.json").read_text())["truth"]
+    assert truth["auroc"] is None and "holds no anomalies" in truth["note"]
+    assert truth["n_true_anomalies"] == 0 and truth["false_positives"] == truth["n_flagged"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--normal-labels", "bar", "--anomaly-labels", "odd <b>"], "not both"),
+    (["--normal-labels", "cat"], "no image has the label(s) cat"),
+    (["--contamination", "0.9"], "--contamination must lie in (0, 0.5)"),
+    (["--percentile", "10", "--threshold", "2"], "at most one of"),
+])
+def test_anomaly_errors(setup, tmp_path, args, message):
+    result = run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", *args,
+                     "--out", tmp_path / "a", ok=False)
+    assert result.exit_code == 1 and message in result.output
+    assert not (tmp_path / "a" / "anomalies.csv").exists()
+
+
+def test_labels_on_unlabelled_data_is_a_clear_error(setup, tmp_path):
+    result = run_cli("anomalies", "--model", setup / "run", "--data", setup / "normal.npz", "--normal-labels", "bar",
+                     "--out", tmp_path / "a", ok=False)
+    assert result.exit_code == 1 and "has no labels" in result.output
+
+
+def test_detector_api():
+    images, labels = make_images(n=120, size=12, seed=2)
+    detector = VAEAnomalyDetector(epochs=40, latent_dim=4, samples=4, contamination=0.05, batch_size=16)
+    detector.fit(images[labels == 0])
+    assert detector.labels_.sum() == pytest.approx(3, abs=1)
+    odd = np.random.default_rng(3).integers(0, 256, size=(5, 12, 12)).astype(np.uint8)
+    scores = detector.decision_function(np.concatenate([images[labels == 0][:20], odd]))
+    assert scores[20:].min() > np.median(scores[:20])
+    assert detector.predict(odd).tolist() == [1] * 5
+    assert detector.get_params()["score"] == "complexity"
