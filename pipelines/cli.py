@@ -213,8 +213,8 @@ def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters,
 @latent_source_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
 @click.option("--color-by", "colour_by", multiple=True, metavar="COLUMN",
-              help="Colour by this column (repeatable): label, or a column of a --join table such as "
-                   "predicted_label, cluster, neg_elbo.  [default: label when known]")
+              help="Also colour by this column (repeatable): a column of a --join table such as "
+                   "predicted_label, cluster, or neg_elbo. The true label is always drawn when known.")
 @click.option("--join", multiple=True, type=click.Path(dir_okay=False), metavar="TABLE",
               help="A table keyed by id whose columns can colour the map (predictions.csv, clusters.csv, ...).")
 @click.option("--neighbors", "n_neighbors", type=click.IntRange(min=2), default=15, show_default=True)
@@ -323,19 +323,100 @@ def anomalies(model_dir, data, out, score, samples, contamination, percentile, t
                f"report: {Path(out) / 'report.html'}")
 
 
-@main.command()
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Where to write.")
-@click.option("--epochs", type=click.IntRange(min=1), default=60, show_default=True)
-@click.option("--quiet", is_flag=True, help="No progress bars.")
-def demo(out, epochs, quiet):
-    """Train on the built-in digits set (offline) and write its embeddings."""
-    from pipelines.demo import run_demo
+STEP_COMMANDS = ("train", "embed", "label-propagate", "cluster", "umap", "anomalies", "denoise")
 
-    summary = run_demo(out, epochs=epochs, progress=not quiet)
-    click.echo(f"demo done in {summary['total_seconds']:.0f}s: {summary['n_samples']} digits, "
-               f"{summary['epochs_trained']} epochs, validation negative ELBO {summary['best_val_neg_elbo']:.2f} nats")
-    click.echo(f"  model:      {summary['run_folder']}")
-    click.echo(f"  embeddings: {summary['embeddings']}")
+
+def step_commands() -> dict:
+    return {name: main.commands[name] for name in STEP_COMMANDS}
+
+
+def pipeline_file(name_or_path: str) -> Path:
+    """A YAML file, or a ready-made pipeline in configs/pipelines/ (demo, semi-supervised, ...)."""
+    from vae_tools.config import presets_dir
+
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    ready = presets_dir() / "pipelines" / f"{name_or_path}.yaml"
+    if ready.is_file():
+        return ready
+    available = ", ".join(sorted(p.stem for p in (presets_dir() / "pipelines").glob("*.yaml")))
+    raise VaeToolsError(f"{name_or_path}: no such pipeline file or ready-made pipeline ({available})")
+
+
+def finish(state: dict, run: Path) -> None:
+    total = sum(step.get("seconds", 0) for name, step in state["steps"].items()
+                if name in state["order"] and not step.get("skipped"))
+    click.echo(f"done in {total:.0f}s; open {run / 'index.html'}")
+
+
+@main.command()
+@click.argument("pipeline", metavar="PIPELINE.yaml")
+@click.option("--set", "set_options", multiple=True, metavar="KEY=VALUE",
+              help="Override: data=mnist, name=big, or STEP.OPTION=VALUE such as train.epochs=5; repeatable.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Run folder.  [default: runs/<the pipeline's name>]")
+@click.option("--force", is_flag=True, help="Rerun every step, even those that have not changed.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def run(pipeline, set_options, out, force, quiet):
+    """Run the steps listed in PIPELINE.yaml into one run folder.
+
+    PIPELINE.yaml names the data and the steps with their options, e.g.
+
+    \b
+        data: digits
+        steps:
+          - train: {epochs: 60}
+          - embed
+          - label-propagate: {labeled: 0.05}
+          - umap
+
+    Options are the sub-commands' own (see `vaetools STEP --help`); the run folder supplies
+    --model, --data, --embeddings and --out. Ready-made pipelines: demo, semi-supervised,
+    anomaly-audit, denoising. Steps whose inputs and options are unchanged since they last
+    succeeded are skipped; after a failure, running again continues from the failed step.
+    """
+    from pipelines.runner import load_pipeline, run_pipeline
+
+    spec = load_pipeline(pipeline_file(pipeline), set_options, out)
+    state = run_pipeline(spec, step_commands(), force=force, quiet=quiet)
+    finish(state, spec.out)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@data_option
+@click.option("--out", default="runs/chain", show_default=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--force", is_flag=True, help="Rerun every step, even those that have not changed.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.argument("steps", nargs=-1, type=click.UNPROCESSED)
+def chain(data, out, force, quiet, steps):
+    """Run steps in order without a pipeline file, each followed by its own options:
+
+    \b
+        vaetools chain --data digits train --epochs 30 embed \\
+            label-propagate --labeled 0.02 umap anomalies
+
+    The same run folder layout, skipping and resuming as `vaetools run`.
+    """
+    from pipelines.runner import Pipeline, run_pipeline, split_chain
+
+    spec = Pipeline(data, Path(out), split_chain(list(steps)), "vaetools chain " + " ".join(steps))
+    state = run_pipeline(spec, step_commands(), force=force, quiet=quiet)
+    finish(state, spec.out)
+
+
+@main.command()
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False), help="Run folder.")
+@click.option("--force", is_flag=True, help="Rerun every step, even those that have not changed.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def demo(out, force, quiet):
+    """Every step on the built-in digits set (offline): train, embed, label-propagate, cluster,
+    umap, anomalies, denoise; ends by printing where the index page is."""
+    from pipelines.runner import load_pipeline, run_pipeline
+
+    spec = load_pipeline(pipeline_file("demo"), out=out)
+    state = run_pipeline(spec, step_commands(), force=force, quiet=quiet)
+    finish(state, spec.out)
 
 
 if __name__ == "__main__":

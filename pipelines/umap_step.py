@@ -112,8 +112,7 @@ def run_umap(
     inputs = load_latent_inputs(embeddings, model_dir, data, split, device, progress)
     base = inputs.frame[["id"] + (["label"] if "label" in inputs.frame.columns else [])
                        + [c for c in inputs.frame.columns if c in ("neg_elbo", "recon_nll", "kl")]]
-    if not colour_by:
-        colour_by = ["label"] if inputs.labels is not None else []
+    colour_by = (["label"] if inputs.labels is not None and "label" not in colour_by else []) + list(colour_by)
     columns = colour_columns(base, colour_by, join)
     coords = umap_2d(inputs.latents, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
     out = ensure_out_dir(out)

@@ -1,0 +1,231 @@
+"""`vaetools run` / `vaetools chain`: run steps in order inside one run folder, skipping steps whose
+inputs and options have not changed since they last succeeded."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import click
+import yaml
+
+from pipelines.steps import LAYOUT, STEP_ORDER, reserved_options
+from vae_tools import __version__
+from vae_tools.atomic import write_json
+from vae_tools.errors import ConfigError, VaeToolsError
+
+STATE_FILE = "pipeline_state.json"
+
+
+@dataclass
+class StepSpec:
+    name: str
+    args: list  # command-line style options for the step, e.g. ["--labeled", "0.02"]
+    line: Optional[int] = None  # where it was written in the pipeline file
+
+
+@dataclass
+class Pipeline:
+    data: str
+    out: Path
+    steps: list = field(default_factory=list)
+    source: str = "command line"
+
+
+def option_args(step: str, options: dict, where: str) -> list:
+    """YAML options -> command-line arguments (keys may use _ or -; true adds a flag; lists repeat)."""
+    args = []
+    for key, value in (options or {}).items():
+        flag = "--" + str(key).replace("_", "-")
+        if str(key).replace("-", "_") in reserved_options(step):
+            raise ConfigError(f"{where}: '{key}' is set by the run folder layout, not per step")
+        if value is True:
+            args.append(flag)
+        elif value is False or value is None:
+            continue
+        elif isinstance(value, list):
+            for item in value:
+                args += [flag, str(item)]
+        else:
+            args += [flag, str(value)]
+    return args
+
+
+def apply_overrides(raw: dict, overrides: list, where: str) -> dict:
+    """--set data=mnist, --set name=big, --set train.epochs=5, --set label-propagate.labeled=0.02."""
+    for text in overrides:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {text!r}: use KEY=VALUE, e.g. train.epochs=5 or data=mnist")
+        parsed = yaml.safe_load(value) if value.strip() else None
+        key = key.strip()
+        if "." not in key:
+            raw[key] = parsed
+            continue
+        step, _, option = key.partition(".")
+        entries = [e for e in raw.get("steps", []) if isinstance(e, dict) and step in e]
+        if not entries:
+            raise ConfigError(f"--set {text!r}: the pipeline has no step {step!r} ({where})")
+        for entry in entries:
+            entry[step] = {**(entry[step] or {}), option: parsed}
+    return raw
+
+
+def load_pipeline(path: str | Path, overrides: list = (), out: Optional[str] = None) -> Pipeline:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such pipeline file")
+    text = path.read_text()
+    try:
+        raw = yaml.safe_load(text)
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("steps"), list) or not raw["steps"]:
+        raise ConfigError(f"{path}: expected a mapping with 'data' and a non-empty list 'steps'")
+    lines = _step_lines(node)
+    raw = apply_overrides(raw, list(overrides), str(path))
+    unknown_keys = set(raw) - {"data", "name", "out", "steps"}
+    if unknown_keys:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown_keys))}; use data, name, out, steps")
+    if not raw.get("data"):
+        raise ConfigError(f"{path}: says no 'data' (a source such as digits, mnist or a path)")
+    steps = []
+    for i, entry in enumerate(raw["steps"]):
+        line = lines[i] if i < len(lines) else None
+        where = f"{path}:{line}" if line else str(path)
+        if isinstance(entry, str):
+            entry = {entry: {}}
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ConfigError(f"{where}: each step is a name, or a name with its options (e.g. 'cluster: {{method: gmm}}')")
+        (name, options), = entry.items()
+        if name not in LAYOUT:
+            raise ConfigError(f"{where}: unknown step {name!r}; use {', '.join(STEP_ORDER)}")
+        if options is not None and not isinstance(options, dict):
+            raise ConfigError(f"{where}: the options of {name} must be a mapping")
+        steps.append(StepSpec(name, option_args(name, options, where), line))
+    target = Path(out or raw.get("out") or Path("runs") / str(raw.get("name") or path.stem))
+    return Pipeline(str(raw["data"]), target, steps, str(path))
+
+
+def _step_lines(node) -> list:
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    for key, value in node.value:
+        if key.value == "steps" and isinstance(value, yaml.SequenceNode):
+            return [item.start_mark.line + 1 for item in value.value]
+    return []
+
+
+def split_chain(args: list) -> list:
+    """['train', '--epochs', '5', 'embed', 'umap'] -> [StepSpec('train', ['--epochs', '5']), ...]."""
+    steps = []
+    for arg in args:
+        if arg in LAYOUT:
+            steps.append(StepSpec(arg, []))
+        elif not steps:
+            raise ConfigError(f"{arg!r}: expected a step name first ({', '.join(STEP_ORDER)})")
+        else:
+            steps[-1].args.append(arg)
+    if not steps:
+        raise ConfigError(f"name at least one step: {', '.join(STEP_ORDER)}")
+    return steps
+
+
+def fingerprint(step: StepSpec, data: str, upstream: str) -> str:
+    payload = json.dumps({"step": step.name, "args": step.args, "data": data, "upstream": upstream,
+                          "version": __version__})
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def read_state(run: Path) -> dict:
+    try:
+        return json.loads((run / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return {"steps": {}}
+
+
+def check_pipeline(pipeline: Pipeline, commands: dict) -> None:
+    """Parse every step's options before anything runs, so a typo in the last step costs nothing."""
+    for step in pipeline.steps:
+        where = f"{pipeline.source}:{step.line}" if step.line else pipeline.source
+        command = commands[step.name]
+        full = [str(a) for a in LAYOUT[step.name].arguments(pipeline.out, pipeline.data)] + step.args
+        try:
+            command.make_context(step.name, full, resilient_parsing=False)
+        except click.exceptions.Exit:
+            pass
+        except click.UsageError as exc:
+            raise ConfigError(f"{where}: step {step.name}: {exc.format_message()}") from None
+
+
+def run_pipeline(pipeline: Pipeline, commands: dict, force: bool = False, quiet: bool = False,
+                 echo=click.echo) -> dict:
+    """Runs the steps; returns the state. A failing step raises VaeToolsError naming it; the outputs of
+    earlier steps stay, and running again continues with the failed step."""
+    run = pipeline.out
+    if run.exists() and not run.is_dir():
+        raise VaeToolsError(f"{run}: exists and is not a folder")
+    check_pipeline(pipeline, commands)
+    names = [s.name for s in pipeline.steps]
+    for step in pipeline.steps:
+        missing = [n for n in LAYOUT[step.name].needs if n not in names and not (run / LAYOUT[n].output).exists()]
+        if missing:
+            raise ConfigError(f"step {step.name} needs the output of {', '.join(missing)}: add it before {step.name}")
+    run.mkdir(parents=True, exist_ok=True)
+    state = read_state(run)
+    state.update({"data": pipeline.data, "pipeline": pipeline.source, "versions": versions(),
+                  "order": names})
+    upstream = ""
+    for step in pipeline.steps:
+        # A step depends on everything before it in the chain (the umap step colours by earlier outputs).
+        key = fingerprint(step, pipeline.data, upstream)
+        upstream = key
+        previous = state["steps"].get(step.name, {})
+        output = run / LAYOUT[step.name].output
+        if not force and previous.get("fingerprint") == key and previous.get("status") == "done" and output.exists():
+            echo(f"[{step.name}] unchanged since its last run; skipped")
+            previous["skipped"] = True
+            continue
+        echo(f"[{step.name}] running")
+        if step.name == "train" and output.exists():
+            shutil.rmtree(output)  # the options changed (or --force): train afresh
+        args = [str(a) for a in LAYOUT[step.name].arguments(run, pipeline.data)] + step.args
+        if quiet and "--quiet" not in args:
+            args.append("--quiet")
+        started = time.perf_counter()
+        state["steps"][step.name] = {"fingerprint": key, "status": "running", "args": step.args}
+        write_json(run / STATE_FILE, state)
+        try:
+            commands[step.name].main(args, prog_name=f"vaetools {step.name}", standalone_mode=False)
+        except (VaeToolsError, click.ClickException) as exc:
+            message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+            state["steps"][step.name].update(status="failed", error=message,
+                                             seconds=round(time.perf_counter() - started, 2))
+            write_json(run / STATE_FILE, state)
+            raise VaeToolsError(f"step {step.name} failed: {message}; the outputs of earlier steps are kept in "
+                                f"{run}, and running the pipeline again continues from {step.name}") from None
+        state["steps"][step.name].update(status="done", seconds=round(time.perf_counter() - started, 2),
+                                         finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+        write_json(run / STATE_FILE, state)
+    from pipelines.index_page import write_index
+
+    write_index(run, state, pipeline)
+    return state
+
+
+def versions() -> dict:
+    import numpy
+    import sklearn
+    import torch
+
+    return {"vaetools": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "scikit-learn": sklearn.__version__}

@@ -1,0 +1,50 @@
+"""The steps a pipeline can chain, and where each one reads and writes inside a run folder.
+
+Every step is the `vaetools` sub-command of the same name; the runner fills in the run-folder paths
+(--model, --data, --embeddings, --out) so a pipeline names only the options that differ."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+STEP_ORDER = ("train", "embed", "label-propagate", "cluster", "umap", "anomalies", "denoise")
+
+
+@dataclass(frozen=True)
+class StepLayout:
+    output: str  # file or folder inside the run folder
+    # (run_folder, data) -> the arguments the runner supplies
+    arguments: Callable[[Path, str], list]
+    needs: tuple = ()  # steps whose outputs this one reads
+
+
+def _joins(run: Path) -> list:
+    args = []
+    for table, column in (("labels/predictions.csv", "predicted_label"), ("clusters/clusters.csv", "cluster")):
+        if (run / table).exists():
+            args += ["--join", run / table, "--color-by", column]
+    return args
+
+
+LAYOUT = {
+    "train": StepLayout("model", lambda run, data: ["--data", data, "--out", run / "model"]),
+    "embed": StepLayout("embeddings.parquet", lambda run, data: [
+        "--model", run / "model", "--data", data, "--out", run / "embeddings.parquet", "--elbo"], ("train",)),
+    "label-propagate": StepLayout("labels", lambda run, data: [
+        "--model", run / "model", "--data", data, "--out", run / "labels"], ("train",)),
+    "cluster": StepLayout("clusters", lambda run, data: [
+        "--embeddings", run / "embeddings.parquet", "--data", data, "--out", run / "clusters"], ("embed",)),
+    "umap": StepLayout("umap", lambda run, data: [
+        "--embeddings", run / "embeddings.parquet", "--data", data, "--out", run / "umap", *_joins(run)], ("embed",)),
+    "anomalies": StepLayout("anomalies", lambda run, data: [
+        "--model", run / "model", "--data", data, "--out", run / "anomalies"], ("train",)),
+    "denoise": StepLayout("denoise", lambda run, data: [
+        "--model", run / "model", "--data", data, "--out", run / "denoise"], ("train",)),
+}
+
+def reserved_options(step: str) -> set:
+    """Options the runner supplies for ``step``; a pipeline may not set them (train's --model picks
+    the model family, so it stays the user's)."""
+    return {"data", "out", "embeddings"} | (set() if step == "train" else {"model"})

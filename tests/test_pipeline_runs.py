@@ -1,0 +1,152 @@
+"""`vaetools run`, `chain` and `demo`: one run folder, skipping, --force, resuming, --set, bad files."""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from browser import open_page
+from conftest import make_images
+from pipelines.cli import main
+
+TRAIN = {"epochs": 3, "batch_size": 16, "latent_dim": 4, "set": ["hidden_dim=32", "widths=[8, 16]"]}
+
+
+def run_cli(*args, ok=True):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture
+def data(tmp_path):
+    images, labels = make_images(n=80, size=12, seed=4)
+    np.savez(tmp_path / "bars.npz", x=images, y=labels)
+    return tmp_path / "bars.npz"
+
+
+def write_pipeline(path, data, label_fraction=0.2, extra=""):
+    path.write_text(f"""# a small pipeline
+data: {data}
+steps:
+  - train: {json.dumps(TRAIN)}
+  - embed
+  - label-propagate: {{labeled: {label_fraction}, refine_rounds: 0, neighbors: 5}}
+  - cluster: {{clusters: 2, reduce: none}}
+{extra}""")
+    return path
+
+
+def statuses(output):
+    return dict(re.findall(r"\[([\w-]+)\] (running|unchanged)", output))
+
+
+def test_run_skips_unchanged_steps_force_reruns_and_set_overrides(tmp_path, data):
+    pipeline = write_pipeline(tmp_path / "p.yaml", data)
+    run = tmp_path / "runs" / "p"
+    first = run_cli("run", pipeline, "--out", run, "--quiet")
+    assert set(statuses(first.output).values()) == {"running"}
+    assert "open " + str(run / "index.html") in first.output
+    for name in ("model/model.safetensors", "embeddings.parquet", "labels/predictions.csv", "clusters/clusters.csv",
+                 "index.html", "pipeline_state.json"):
+        assert (run / name).exists(), name
+    weights = (run / "model" / "model.safetensors").stat().st_mtime_ns
+
+    second = run_cli("run", pipeline, "--out", run, "--quiet")
+    assert set(statuses(second.output).values()) == {"unchanged"}
+    assert (run / "model" / "model.safetensors").stat().st_mtime_ns == weights
+
+    changed = run_cli("run", pipeline, "--out", run, "--quiet", "--set", "cluster.clusters=3")
+    assert statuses(changed.output) == {"train": "unchanged", "embed": "unchanged", "label-propagate": "unchanged",
+                                        "cluster": "running"}
+    assert json.loads((run / "clusters" / "metrics.json").read_text())["n_clusters"] == 3
+
+    forced = run_cli("run", pipeline, "--out", run, "--quiet", "--force", "--set", "cluster.clusters=3")
+    assert set(statuses(forced.output).values()) == {"running"}
+    assert (run / "model" / "model.safetensors").stat().st_mtime_ns != weights
+
+    retrained = run_cli("run", pipeline, "--out", run, "--quiet", "--set", "train.epochs=2", "--set", "cluster.clusters=3")
+    assert set(statuses(retrained.output).values()) == {"running"}  # a changed step reruns everything after it
+    state = json.loads((run / "pipeline_state.json").read_text())
+    assert state["steps"]["train"]["args"][:2] == ["--epochs", "2"]
+    assert all(state["steps"][s]["status"] == "done" for s in state["order"])
+
+
+def test_a_failed_step_keeps_earlier_outputs_and_a_rerun_continues_there(tmp_path, data):
+    pipeline = write_pipeline(tmp_path / "p.yaml", data, label_fraction=0.001)
+    run = tmp_path / "run"
+    failed = run_cli("run", pipeline, "--out", run, "--quiet", ok=False)
+    assert failed.exit_code == 1
+    assert "step label-propagate failed" in failed.output and "got no labelled sample" in failed.output
+    assert "Traceback" not in failed.output
+    assert (run / "model" / "model.safetensors").exists() and (run / "embeddings.parquet").exists()
+    assert not (run / "clusters").exists()
+    state = json.loads((run / "pipeline_state.json").read_text())
+    assert state["steps"]["label-propagate"]["status"] == "failed"
+
+    resumed = run_cli("run", pipeline, "--out", run, "--quiet", "--set", "label-propagate.labeled=0.2")
+    assert statuses(resumed.output) == {"train": "unchanged", "embed": "unchanged", "label-propagate": "running",
+                                        "cluster": "running"}
+
+
+@pytest.mark.parametrize("body, message", [
+    ("data: {data}\nsteps:\n  - train\n  - embedd\n", "p.yaml:4: unknown step 'embedd'"),
+    ("data: {data}\nsteps:\n  - train\n  - cluster: {{colour: red}}\n", "p.yaml:4: step cluster: No such option '--colour'"),
+    ("data: {data}\nsteps:\n  - train\n  - cluster: {{method: kmean}}\n", "p.yaml:4: step cluster: Invalid value for '--method'"),
+    ("data: {data}\nsteps:\n  - train: {{epochs: -3}}\n", "p.yaml:3: step train: Invalid value for '--epochs'"),
+    ("data: {data}\nsteps:\n  - embed: {{out: x.csv}}\n", "p.yaml:3: 'out' is set by the run folder layout"),
+    ("data: {data}\nsteps: [train\n", "p.yaml:3: not valid YAML"),
+    ("data: {data}\n", "expected a mapping with 'data' and a non-empty list 'steps'"),
+    ("data: {data}\ncolour: 3\nsteps: [train]\n", "unknown key(s) colour"),
+    ("data: {data}\nsteps: [cluster]\n", "step cluster needs the output of embed"),
+])
+def test_malformed_pipeline_files_are_clear_errors(tmp_path, data, body, message):
+    (tmp_path / "p.yaml").write_text(body.format(data=data))
+    result = run_cli("run", tmp_path / "p.yaml", "--out", tmp_path / "run", ok=False)
+    assert result.exit_code == 1, result.output
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_bad_set_and_missing_file(tmp_path, data):
+    pipeline = write_pipeline(tmp_path / "p.yaml", data)
+    assert "the pipeline has no step 'umap'" in run_cli("run", pipeline, "--set", "umap.neighbors=3", ok=False).output
+    assert "use KEY=VALUE" in run_cli("run", pipeline, "--set", "epochs", ok=False).output
+    assert "no such pipeline file or ready-made pipeline" in run_cli("run", tmp_path / "none.yaml", ok=False).output
+
+
+def test_chain_from_the_command_line(tmp_path, data):
+    run = tmp_path / "chained"
+    result = run_cli("chain", "--data", data, "--out", run, "--quiet", "train", "--epochs", "2", "--latent-dim", "4",
+                     "--set", "hidden_dim=32", "--set", "widths=[8, 16]", "embed",
+                     "label-propagate", "--labeled", "0.25", "--refine-rounds", "0", "--neighbors", "5",
+                     "cluster", "--clusters", "2", "--reduce", "none")
+    assert list(statuses(result.output)) == ["train", "embed", "label-propagate", "cluster"]
+    assert (run / "labels" / "metrics.json").exists() and (run / "index.html").exists()
+    again = run_cli("chain", "--data", data, "--out", run, "--quiet", "train", "--epochs", "2", "--latent-dim", "4",
+                    "--set", "hidden_dim=32", "--set", "widths=[8, 16]", "embed")
+    assert set(statuses(again.output).values()) == {"unchanged"}
+    assert "expected a step name first" in run_cli("chain", "--data", data, "--epochs", "2", ok=False).output
+
+
+def test_demo_runs_every_step_and_its_index_opens_with_every_link_present(tmp_path):
+    result = run_cli("demo", "--out", tmp_path / "demo", "--quiet")
+    index = Path(result.output.strip().splitlines()[-1].split("open ", 1)[1])
+    assert index == tmp_path / "demo" / "index.html"
+    state = json.loads((tmp_path / "demo" / "pipeline_state.json").read_text())
+    assert state["order"] == ["train", "embed", "label-propagate", "cluster", "umap", "anomalies", "denoise"]
+    text = index.read_text()
+    links = re.findall(r'href="([^"]+)"', text)
+    assert len(links) > 20
+    assert all((index.parent / link).exists() for link in links), [l for l in links if not (index.parent / l).exists()]
+    for figure in ("label accuracy on the unlabelled", "anomalies", "denoising PSNR", "clustering"):
+        assert figure in text
+    images, errors, failed, _, title = open_page(index)
+    assert title == "vaetools run: demo"
+    assert images and all(complete and width > 0 for _, complete, width in images)
+    assert errors == [] and failed == []
