@@ -121,16 +121,6 @@ def test_installed_command_prints_one_line_without_traceback(tmp_path):
     assert process.stderr.startswith("Error: ") and "none.npz" in process.stderr
 
 
-def test_demo_trains_on_digits_and_writes_embeddings(tmp_path):
-    result = run_cli("demo", "--out", tmp_path / "demo", "--epochs", "2", "--quiet")
-    assert result.exit_code == 0, result.output
-    frame = pd.read_parquet(tmp_path / "demo" / "embeddings.parquet")
-    assert len(frame) == 1797 and "neg_elbo" in frame
-    assert "embeddings" in result.output
-    again = run_cli("demo", "--out", tmp_path / "demo", "--epochs", "2", "--quiet")
-    assert again.exit_code == 0, again.output
-
-
 def test_help_explains_sources_and_options():
     result = run_cli("train", "--help")
     assert "--resume" in result.output and "built-in" in result.output and "digits" in result.output

@@ -5,6 +5,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 
@@ -140,6 +141,10 @@ def test_demo_runs_every_step_and_its_index_opens_with_every_link_present(tmp_pa
     assert index == tmp_path / "demo" / "index.html"
     state = json.loads((tmp_path / "demo" / "pipeline_state.json").read_text())
     assert state["order"] == ["train", "embed", "label-propagate", "cluster", "umap", "anomalies", "denoise"]
+    frame = pd.read_parquet(tmp_path / "demo" / "embeddings.parquet")
+    assert len(frame) == 1797 and "neg_elbo" in frame
+    again = run_cli("demo", "--out", tmp_path / "demo", "--quiet")
+    assert set(statuses(again.output).values()) == {"unchanged"}
     text = index.read_text()
     links = re.findall(r'href="([^"]+)"', text)
     assert len(links) > 20
