@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vae_tools.anomaly.scores import SCORES, latent_density_score, score_parts  # noqa: E402
 from vae_tools.config import TrainConfig, load_config  # noqa: E402
-from vae_tools.data import ImageDataset, load_dataset  # noqa: E402
+from vae_tools.data import ImageDataset  # noqa: E402
 from vae_tools.data.arrays import ArrayReader  # noqa: E402
 from vae_tools.training import train  # noqa: E402
 

@@ -62,3 +62,21 @@ def fast_overrides():
     """Options that keep a test training run to about a second."""
     return ["--epochs", "2", "--batch-size", "16", "--latent-dim", "4", "--set", "hidden_dim=32",
             "--set", "widths=[8, 16]", "--quiet"]
+
+
+def tiny_training(epochs):
+    """Options for a small, quick `vaetools train` in the step tests."""
+    return ["--epochs", str(epochs), "--batch-size", "16", "--latent-dim", "4", "--set", "hidden_dim=32",
+            "--set", "widths=[8, 16]", "--quiet"]
+
+
+def invoke(*args, ok=True):
+    """Run the CLI in-process; with ``ok`` the command must succeed."""
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result

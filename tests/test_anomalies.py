@@ -6,27 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
 from browser import open_page
-from conftest import make_images
-from pipelines.cli import main
+from conftest import invoke, make_images, tiny_training
 from vae_tools.anomaly import VAEAnomalyDetector, choose_threshold
 from vae_tools.anomaly.scores import background_nll, neighbourhood_prediction, score_parts
 from vae_tools.errors import DataError
 from vae_tools.run_folder import load_run
 from vae_tools.data import load_dataset
 
-FAST = ["--epochs", "40", "--batch-size", "16", "--latent-dim", "4", "--set", "hidden_dim=32",
-        "--set", "widths=[8, 16]", "--quiet"]
+FAST = tiny_training(40)
 
 
-def run_cli(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
+run_cli = invoke
 
 
 @pytest.fixture(scope="module")
@@ -136,7 +129,7 @@ def test_no_anomalies_in_the_truth_and_data_without_labels(setup, tmp_path):
     assert "truth" not in json.loads((tmp_path / "plain" / "metrics.json").read_text())
     assert (tmp_path / "plain" / "report.html").exists()
 
-    result = run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--anomaly-labels", "odd <b>",
+    run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--anomaly-labels", "odd <b>",
                      "--split", "all", "--threshold", "1e9", "--out", tmp_path / "none", "--quiet")
     metrics = json.loads((tmp_path / "none" / "metrics.json").read_text())
     assert metrics["n_anomalies"] == 0 and metrics["truth"]["f1_at_threshold"] == 0.0

@@ -5,26 +5,19 @@ import json
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 from PIL import Image
 
-from conftest import make_images, write_idx
-from pipelines.cli import main
+from conftest import invoke, make_images, tiny_training, write_idx
 from vae_tools.denoise import denoise
 from vae_tools.errors import ConfigError
 from vae_tools.image_quality import psnr_ssim
 from vae_tools.models.noise import corrupt, parse_noise
 from vae_tools.run_folder import load_run
 
-FAST = ["--epochs", "2", "--batch-size", "16", "--latent-dim", "4", "--set", "hidden_dim=32",
-        "--set", "widths=[8, 16]", "--quiet"]
+FAST = tiny_training(2)
 
 
-def run_cli(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
+run_cli = invoke
 
 
 @pytest.mark.parametrize("spec, check", [

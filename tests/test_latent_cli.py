@@ -5,21 +5,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 
-from conftest import make_images
-from pipelines.cli import main
+from conftest import invoke, make_images, tiny_training
 
-FAST = ["--epochs", "20", "--batch-size", "16", "--latent-dim", "4", "--set", "hidden_dim=32",
-        "--set", "widths=[8, 16]", "--quiet"]
+FAST = tiny_training(20)
 
 
-def run_cli(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
+run_cli = invoke
 
 
 @pytest.fixture(scope="module")

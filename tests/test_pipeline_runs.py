@@ -7,20 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from browser import open_page
-from conftest import make_images
-from pipelines.cli import main
+from conftest import invoke, make_images
 
 TRAIN = {"epochs": 3, "batch_size": 16, "latent_dim": 4, "set": ["hidden_dim=32", "widths=[8, 16]"]}
 
 
-def run_cli(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args])
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
+run_cli = invoke
 
 
 @pytest.fixture
