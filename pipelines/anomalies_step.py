@@ -13,13 +13,11 @@ from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 from pipelines.anomaly_report import write_report
 from pipelines.figures import thumbnail_rows
 from pipelines.latent_inputs import ensure_out_dir
+from pipelines.run_inputs import load_model_and_data
 from vae_tools.anomaly.scores import SCORES, all_scores
 from vae_tools.anomaly.threshold import choose_threshold
 from vae_tools.atomic import write_json
-from vae_tools.data import load_dataset
-from vae_tools.device import resolve_device
 from vae_tools.errors import DataError
-from vae_tools.run_folder import load_run
 from vae_tools.tables import write_table
 
 PART_COLUMNS = ("complexity", "iwae", "elbo", "recon", "kl", "latent", "background")
@@ -79,10 +77,7 @@ def run_anomalies(
     """Writes anomalies.csv and .parquet, metrics.json, top_anomalies.png and report.html into ``out``."""
     if score not in SCORES:
         raise DataError(f"unknown score {score!r}: use one of {', '.join(SCORES)}")
-    torch_device = resolve_device(device)
-    model, config = load_run(model_dir, torch_device)
-    prep = config["preprocessing"]
-    dataset = load_dataset(data, image_size=tuple(prep["image_size"]), channels=prep["channels"], split=split)
+    model, dataset, torch_device = load_model_and_data(model_dir, data, split, device)
     truth = ground_truth(dataset.labels, [str(v) for v in normal_labels], [str(v) for v in anomaly_labels], data)
     parts, _ = all_scores(model, dataset, samples=samples, batch_size=batch_size, device=torch_device, seed=seed,
                           progress=progress)

@@ -11,14 +11,13 @@ import pandas as pd
 from pipelines.figures import thumbnail_rows
 from pipelines.image_writers import write_like_source
 from pipelines.latent_inputs import ensure_out_dir
+from pipelines.run_inputs import load_model_and_data
 from vae_tools.atomic import write_json
 from vae_tools.data import load_dataset
 from vae_tools.denoise import denoise
-from vae_tools.device import resolve_device
 from vae_tools.errors import DataError
 from vae_tools.image_quality import psnr_ssim
 from vae_tools.models.noise import parse_noise
-from vae_tools.run_folder import load_run
 from vae_tools.tables import write_table
 
 
@@ -52,10 +51,7 @@ def run_denoise(
         raise DataError("--add-noise corrupts clean data, which then is its own reference; drop --reference")
     if add_noise:
         parse_noise(add_noise)
-    torch_device = resolve_device(device)
-    model, config = load_run(model_dir, torch_device)
-    prep = config["preprocessing"]
-    dataset = load_dataset(data, image_size=tuple(prep["image_size"]), channels=prep["channels"], split=split)
+    model, dataset, torch_device = load_model_and_data(model_dir, data, split, device)
     clean = load_reference(reference, dataset, split) if reference else None
     inputs, cleaned = denoise(model, dataset, batch_size=batch_size, device=torch_device, add_noise=add_noise,
                               seed=seed, progress=progress)

@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from vae_tools.data import load_dataset
-from vae_tools.device import resolve_device
+from pipelines.run_inputs import load_model_and_data
 from vae_tools.embedding import embed
-from vae_tools.run_folder import load_run
 from vae_tools.tables import check_table_path, write_table
 
 
@@ -26,10 +24,7 @@ def run_embed(
     progress: bool = True,
 ) -> pd.DataFrame:
     out = check_table_path(out)
-    torch_device = resolve_device(device)
-    model, config = load_run(model_dir, torch_device)
-    prep = config["preprocessing"]
-    dataset = load_dataset(data, image_size=tuple(prep["image_size"]), channels=prep["channels"], split=split)
+    model, dataset, torch_device = load_model_and_data(model_dir, data, split, device)
     frame = embed(model, dataset, batch_size=batch_size, device=torch_device, logvar=logvar, elbo=elbo,
                   elbo_samples=elbo_samples, progress=progress)
     write_table(frame, out)

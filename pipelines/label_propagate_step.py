@@ -90,7 +90,7 @@ def run_label_propagate(
     if refine_rounds > 0:
         result = propagate_labels(inputs.model, inputs.dataset, given, propagator, refine_rounds=refine_rounds,
                                   refine_epochs=refine_epochs, device=inputs.device, seed=seed, progress=progress,
-                                  y_true=inputs.labels)
+                                  y_true=inputs.labels, latents=inputs.latents)
         fitted, latents, rounds = result.propagator, result.latents, result.rounds
     else:
         fitted = propagator.fit(inputs.latents, given)

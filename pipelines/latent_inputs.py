@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
+from pipelines.run_inputs import load_model_and_data
 from vae_tools.data import ImageDataset, load_dataset
 from vae_tools.device import resolve_device
 from vae_tools.embedding import embed, latent_matrix
@@ -38,11 +39,10 @@ def load_latent_inputs(embeddings: Optional[str] = None, model_dir: Optional[str
     if embeddings is None and (model_dir is None or data is None):
         raise VaeToolsError("give --embeddings FILE, or --model RUN_FOLDER with --data SOURCE")
     model, dataset = None, None
-    if model_dir is not None:
-        model, config = load_run(model_dir, torch_device)
-        prep = config["preprocessing"]
-        if data is not None:
-            dataset = load_dataset(data, image_size=tuple(prep["image_size"]), channels=prep["channels"], split=split)
+    if model_dir is not None and data is not None:
+        model, dataset, torch_device = load_model_and_data(model_dir, data, split, device)
+    elif model_dir is not None:
+        model, _ = load_run(model_dir, torch_device)
     elif data is not None:
         dataset = load_dataset(data, split=split)
     if need_model and (model is None or dataset is None):
