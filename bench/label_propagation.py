@@ -16,6 +16,7 @@ peak memory, in a separate process).
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -33,11 +34,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vae_tools.config import TrainConfig  # noqa: E402
 from vae_tools.data import load_dataset  # noqa: E402
 from vae_tools.embedding import embed, latent_matrix  # noqa: E402
+from vae_tools.device import resolve_device  # noqa: E402
 from vae_tools.latent import LabelPropagator, LatentClusterer, cluster_scores, hide_labels  # noqa: E402
+from vae_tools.run_folder import load_run  # noqa: E402
 from vae_tools.semi_supervised import propagate_labels  # noqa: E402
 from vae_tools.training import train  # noqa: E402
 
 FRACTIONS = (0.01, 0.02)
+REFINEMENT_DEFAULTS = {name: parameter.default for name, parameter in inspect.signature(propagate_labels).parameters.items()
+                       if name in ("refine_rounds", "refine_epochs", "label_weight")}
 
 
 def baseline(images: np.ndarray, y: np.ndarray, seeds, fractions) -> dict:
@@ -66,6 +71,7 @@ def synthetic_million(n: int = 1_000_000) -> dict:
     """Run in a child process so its peak resident memory is its own."""
     code = f"""
 import json, resource, time, numpy as np
+from vae_tools.device import resolve_device  # noqa: E402
 from vae_tools.latent import LabelPropagator, hide_labels
 rng = np.random.default_rng(0)
 centres = rng.normal(scale=3.0, size=(10, 16)).astype(np.float32)
@@ -91,12 +97,16 @@ def main() -> None:
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"))
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    parser.add_argument("--model", help="a run folder to use instead of training a VAE here (its training time is then not measured)")
+    parser.add_argument("--skip-clustering", action="store_true")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip-million", action="store_true")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "label_propagation.json"))
     args = parser.parse_args()
     torch.manual_seed(0)
     timings = {}
+    fractions = args.fractions
 
     dataset = load_dataset(args.data)
     y = dataset.labels.astype(int)
@@ -104,16 +114,22 @@ def main() -> None:
 
     print("baseline: PCA-50 + LabelSpreading", flush=True)
     images = dataset.batch(np.arange(len(dataset))).numpy()
-    base = baseline(images, y, args.seeds, FRACTIONS)
+    base = baseline(images, y, args.seeds, fractions)
     del images
 
-    started = time.perf_counter()
-    config = TrainConfig(epochs=args.epochs, device=args.device, seed=0)
-    result = train(dataset, config, progress=False)
-    timings["train_vae_seconds"] = round(time.perf_counter() - started, 1)
-    model = result.model
+    if args.model:
+        model, run_config = load_run(args.model, resolve_device(args.device))
+        vae_settings = {"model": args.model, **run_config["training"]}
+        print(f"using the VAE in {args.model}", flush=True)
+    else:
+        started = time.perf_counter()
+        config = TrainConfig(epochs=args.epochs, device=args.device, seed=0)
+        result = train(dataset, config, progress=False)
+        timings["train_vae_seconds"] = round(time.perf_counter() - started, 1)
+        model = result.model
+        vae_settings = config.to_dict()
+        print(f"trained {len(result.history)} epochs in {timings['train_vae_seconds']}s", flush=True)
     device = next(model.parameters()).device
-    print(f"trained {len(result.history)} epochs in {timings['train_vae_seconds']}s", flush=True)
 
     started = time.perf_counter()
     latents = latent_matrix(embed(model, dataset, device=device))
@@ -130,7 +146,7 @@ def main() -> None:
           f"(first call {timings['propagation_first_call_seconds']}s)", flush=True)
 
     ours = {}
-    for fraction in FRACTIONS:
+    for fraction in fractions:
         per_seed = []
         for seed in args.seeds:
             keep = hide_labels(y, fraction, seed=seed)
@@ -149,14 +165,15 @@ def main() -> None:
                                "runs": per_seed}
 
     clustering = {}
-    for method in ("gmm", "kmeans"):
+    for method in () if args.skip_clustering else ("gmm", "kmeans"):
         started = time.perf_counter()
         clusterer = LatentClusterer(method=method, n_clusters=10, random_state=0).fit(latents)
         clustering[method] = {**cluster_scores(y, clusterer.labels_), "seconds": round(time.perf_counter() - started, 1)}
         print(f"clustering {method}: {clustering[method]}", flush=True)
-    started = time.perf_counter()
-    raw = LatentClusterer(method="kmeans", n_clusters=10, reduce="none", random_state=0).fit(latents)
-    clustering["kmeans_no_umap"] = {**cluster_scores(y, raw.labels_), "seconds": round(time.perf_counter() - started, 1)}
+    if not args.skip_clustering:
+        started = time.perf_counter()
+        raw = LatentClusterer(method="kmeans", n_clusters=10, reduce="none", random_state=0).fit(latents)
+        clustering["kmeans_no_umap"] = {**cluster_scores(y, raw.labels_), "seconds": round(time.perf_counter() - started, 1)}
 
     million = {} if args.skip_million else synthetic_million()
     print(f"1,000,000 synthetic latents: {million}", flush=True)
@@ -165,11 +182,11 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": os.cpu_count(),
                     "torch": torch.__version__, "device": str(device)},
         "data": {"source": args.data, "n": len(dataset)},
-        "settings": {"vae_epochs": args.epochs, "seeds": args.seeds, "latent_dim": config.latent_dim,
-                     "propagation": "label spreading, UMAP graph, k=15, 2 refinement rounds x 2 epochs"},
+        "settings": {"vae": vae_settings, "seeds": args.seeds, "fractions": fractions,
+                     "propagation": {**LabelPropagator().get_params(), **REFINEMENT_DEFAULTS}},
         "baseline_pca50_labelspreading": base,
         "vaetools": ours,
-        "ratio_vs_baseline": {str(f): ours[str(f)]["accuracy_mean"] / base[str(f)]["accuracy_mean"] for f in FRACTIONS},
+        "ratio_vs_baseline": {str(f): ours[str(f)]["accuracy_mean"] / base[str(f)]["accuracy_mean"] for f in fractions},
         "targets": {"0.01": 0.98, "0.02": 0.985, "clustering_accuracy": 0.95},
         "clustering": clustering,
         "timings": timings,
@@ -178,7 +195,7 @@ def main() -> None:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-    for f in FRACTIONS:
+    for f in fractions:
         print(f"{f:.0%} labels: vaetools {ours[str(f)]['accuracy_mean']:.4f} (round 0 {ours[str(f)]['round0_accuracy_mean']:.4f})"
               f" vs baseline {base[str(f)]['accuracy_mean']:.4f}")
     print(f"wrote {args.out}")

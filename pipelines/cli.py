@@ -155,7 +155,7 @@ def latent_source_options(func):
 @click.option("--refine-rounds", type=click.IntRange(min=0), default=None,
               help="Rounds of fine-tuning the VAE on the propagated labels, then propagating again "
                    "(needs --model and --data).  [default: 2 with --model, else 0]")
-@click.option("--refine-epochs", type=click.IntRange(min=1), default=2, show_default=True,
+@click.option("--refine-epochs", type=click.IntRange(min=1), default=4, show_default=True,
               help="Epochs over the data per refinement round.")
 @click.option("--suggest", type=click.IntRange(min=0), default=0, metavar="N",
               help="Also write the N unlabelled samples most worth labelling next (suggestions.csv/.png).")

@@ -57,7 +57,7 @@ def run_label_propagate(
     n_neighbors: int = 15,
     graph: str = "umap",
     refine_rounds: Optional[int] = None,
-    refine_epochs: int = 2,
+    refine_epochs: int = 4,
     suggest: int = 0,
     split: str = "all",
     device: str = "auto",

@@ -33,7 +33,7 @@ def propagate_labels(
     y_partial,
     propagator: Optional[LabelPropagator] = None,
     refine_rounds: int = 2,
-    refine_epochs: int = 2,
+    refine_epochs: int = 4,
     label_weight: float = 100.0,
     device="cpu",
     seed: int = 0,

@@ -20,13 +20,17 @@ from vae_tools.training.trainer import IN_MEMORY_LIMIT_BYTES
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate the batch by up to ``max_shift`` pixels (edge pixels repeat into the gap)."""
+    """Translate each image by its own random offset of up to ``max_shift`` pixels per axis (edge
+    pixels repeat into the gap)."""
     if max_shift <= 0:
         return x
-    dy, dx = (int(v) for v in torch.randint(-max_shift, max_shift + 1, (2,), generator=generator))
+    n, _, h, w = x.shape
     padded = F.pad(x, (max_shift,) * 4, mode="replicate")
-    h, w = x.shape[-2:]
-    return padded[..., max_shift + dy: max_shift + dy + h, max_shift + dx: max_shift + dx + w]
+    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator).to(x.device)
+    rows = torch.arange(h, device=x.device)[None, :] + offsets[:, :1]
+    cols = torch.arange(w, device=x.device)[None, :] + offsets[:, 1:]
+    picked = padded[torch.arange(n, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    return picked.permute(0, 3, 1, 2).contiguous()  # advanced indexing put channels last
 
 
 def fine_tune_on_labels(
