@@ -71,7 +71,6 @@ def synthetic_million(n: int = 1_000_000) -> dict:
     """Run in a child process so its peak resident memory is its own."""
     code = f"""
 import json, resource, time, numpy as np
-from vae_tools.device import resolve_device  # noqa: E402
 from vae_tools.latent import LabelPropagator, hide_labels
 rng = np.random.default_rng(0)
 centres = rng.normal(scale=3.0, size=(10, 16)).astype(np.float32)

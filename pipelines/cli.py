@@ -12,6 +12,7 @@ from vae_tools.config import parse_set_option
 from vae_tools.data import SOURCE_HELP
 from vae_tools.errors import VaeToolsError
 from vae_tools.models import list_models
+from vae_tools.semi_supervised import REFINE_EPOCHS, REFINE_ROUNDS
 
 
 class VaeToolsGroup(click.Group):
@@ -154,8 +155,8 @@ def latent_source_options(func):
               help="Edge weights: UMAP's fuzzy membership, or plain 0/1.")
 @click.option("--refine-rounds", type=click.IntRange(min=0), default=None,
               help="Rounds of fine-tuning the VAE on the propagated labels, then propagating again "
-                   "(needs --model and --data).  [default: 2 with --model, else 0]")
-@click.option("--refine-epochs", type=click.IntRange(min=1), default=4, show_default=True,
+                   f"(needs --model and --data).  [default: {REFINE_ROUNDS} with --model, else 0]")
+@click.option("--refine-epochs", type=click.IntRange(min=1), default=REFINE_EPOCHS, show_default=True,
               help="Epochs over the data per refinement round.")
 @click.option("--suggest", type=click.IntRange(min=0), default=0, metavar="N",
               help="Also write the N unlabelled samples most worth labelling next (suggestions.csv/.png).")

@@ -17,7 +17,7 @@ from vae_tools.latent.labels import check_every_class_labelled, hide_labels
 from vae_tools.latent.metrics import classification_metrics
 from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.suggest import margin_uncertainty, suggest_labels
-from vae_tools.semi_supervised import propagate_labels
+from vae_tools.semi_supervised import REFINE_EPOCHS, REFINE_ROUNDS, propagate_labels
 from vae_tools.tables import read_table, write_table
 
 
@@ -57,7 +57,7 @@ def run_label_propagate(
     n_neighbors: int = 15,
     graph: str = "umap",
     refine_rounds: Optional[int] = None,
-    refine_epochs: int = 4,
+    refine_epochs: int = REFINE_EPOCHS,
     suggest: int = 0,
     split: str = "all",
     device: str = "auto",
@@ -71,7 +71,7 @@ def run_label_propagate(
     if labeled is not None and not 0 < labeled < 1:
         raise DataError(f"--labeled must lie strictly between 0 and 1, got {labeled}")
     if refine_rounds is None:
-        refine_rounds = 2 if model_dir is not None and data is not None else 0
+        refine_rounds = REFINE_ROUNDS if model_dir is not None and data is not None else 0
     inputs = load_latent_inputs(embeddings, model_dir, data, split, device, progress, need_model=refine_rounds > 0)
     if labeled is not None:
         if inputs.labels is None:

