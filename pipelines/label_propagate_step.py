@@ -17,7 +17,7 @@ from vae_tools.latent.labels import check_every_class_labelled, hide_labels
 from vae_tools.latent.metrics import classification_metrics
 from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.suggest import margin_uncertainty, suggest_labels
-from vae_tools.semi_supervised import REFINE_EPOCHS, REFINE_ROUNDS, propagate_labels
+from vae_tools.semi_supervised import FEATURES, REFINE_EPOCHS, REFINE_ROUNDS, propagate_labels
 from vae_tools.tables import read_table, write_table
 
 
@@ -56,6 +56,8 @@ def run_label_propagate(
     method: str = "spreading",
     n_neighbors: int = 15,
     graph: str = "umap",
+    reduce: str = "umap",
+    features: str = FEATURES,
     refine_rounds: Optional[int] = None,
     refine_epochs: int = REFINE_EPOCHS,
     suggest: int = 0,
@@ -84,17 +86,14 @@ def run_label_propagate(
         keep = np.array([v is not None for v in given])
     if keep.all():
         raise DataError("every sample is already labelled; nothing to propagate")
-    propagator = LabelPropagator(method=method, n_neighbors=n_neighbors, graph=graph, random_state=seed)
+    propagator = LabelPropagator(method=method, n_neighbors=n_neighbors, graph=graph, reduce=reduce,
+                                 random_state=seed)
     out = ensure_out_dir(out)
     started = time.perf_counter()
-    if refine_rounds > 0:
-        result = propagate_labels(inputs.model, inputs.dataset, given, propagator, refine_rounds=refine_rounds,
-                                  refine_epochs=refine_epochs, device=inputs.device, seed=seed, progress=progress,
-                                  y_true=inputs.labels, latents=inputs.latents)
-        fitted, latents, rounds = result.propagator, result.latents, result.rounds
-    else:
-        fitted = propagator.fit(inputs.latents, given)
-        latents, rounds = inputs.latents, []
+    result = propagate_labels(inputs.model, inputs.dataset, given, propagator, features=features,
+                              refine_rounds=refine_rounds, refine_epochs=refine_epochs, device=inputs.device,
+                              seed=seed, progress=progress, y_true=inputs.labels, latents=inputs.latents)
+    fitted = result.propagator
     seconds = time.perf_counter() - started
 
     predictions = pd.DataFrame({
@@ -111,9 +110,13 @@ def run_label_propagate(
         "n_samples": int(len(keep)), "n_labelled": int(keep.sum()), "n_unlabelled": int((~keep).sum()),
         "labelled_fraction": labeled, "labels_file": str(labels_file) if labels_file else None,
         "classes": [str(c) for c in fitted.classes_],
-        "settings": {"method": method, "n_neighbors": n_neighbors, "graph": graph, "refine_rounds": refine_rounds,
-                     "refine_epochs": refine_epochs, "stratify": stratify, "seed": seed},
-        "seconds": round(seconds, 2), "rounds": rounds,
+        "settings": {"method": method, "n_neighbors": n_neighbors, "graph": graph, "reduce": reduce,
+                     "features": features, "refine_rounds": refine_rounds, "refine_epochs": refine_epochs,
+                     "stratify": stratify, "seed": seed},
+        "choices": {"features": result.features, "features_why": _features_why(result),
+                    "refinement": result.refinement_note or f"{len(result.rounds) - 1} round(s) kept"},
+        "feature_cv_accuracy": result.feature_scores,
+        "seconds": round(seconds, 2), "rounds": result.rounds,
         "predicted_counts": {str(k): int(v) for k, v in pd.Series(fitted.transduction_[~keep]).value_counts().items()},
     }
     if inputs.labels is not None:
@@ -124,9 +127,17 @@ def run_label_propagate(
         confusion_figure(np.array(cm["matrix"]), cm["labels"], out / "confusion.png",
                          f"unlabelled samples: accuracy {scores['accuracy']:.2%}")
     if suggest > 0:
-        metrics["suggestions"] = write_suggestions(out, inputs, latents, fitted, keep, suggest, seed)
+        metrics["suggestions"] = write_suggestions(out, inputs, result.space, fitted, keep, suggest, seed)
     write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _features_why(result) -> str:
+    if not result.feature_scores:
+        return "the only feature set available or asked for"
+    ranked = ", ".join(f"{name} {score:.1%}" if score is not None else f"{name} n/a"
+                       for name, score in result.feature_scores.items())
+    return f"best 5-fold cross-validated accuracy on the given labels ({ranked})"
 
 
 def write_suggestions(out: Path, inputs, latents, fitted, keep, n: int, seed: int) -> dict:

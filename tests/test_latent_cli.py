@@ -49,12 +49,29 @@ def test_label_propagate_from_embeddings_writes_every_output(trained, tmp_path):
 
 def test_label_propagate_with_refinement_from_a_run_folder(trained, tmp_path):
     out = tmp_path / "labels"
-    run_cli("label-propagate", "--model", trained / "run", "--data", trained / "bars.npz", "--labeled", "0.1",
-            "--stratify", "--neighbors", "8", "--refine-rounds", "1", "--refine-epochs", "1", "--out", out, "--quiet")
+    run_cli("label-propagate", "--model", trained / "run", "--data", trained / "bars.npz", "--labeled", "0.4",
+            "--stratify", "--neighbors", "8", "--features", "latents", "--refine-rounds", "1", "--refine-epochs", "1",
+            "--out", out, "--quiet")
     metrics = json.loads((out / "metrics.json").read_text())
     assert [r["round"] for r in metrics["rounds"]] == [0, 1]
     assert all(0 <= r["accuracy_unlabelled"] <= 1 for r in metrics["rounds"])
-    assert metrics["accuracy_unlabelled"] == metrics["rounds"][-1]["accuracy_unlabelled"]
+    assert all(r["held_back"] == 12 for r in metrics["rounds"])
+    kept = [r for r in metrics["rounds"] if r["accepted"]][-1]
+    assert metrics["accuracy_unlabelled"] == kept["accuracy_unlabelled"]
+    assert metrics["choices"]["features"] == "latents"
+
+
+def test_label_propagate_records_its_automatic_choices(trained, tmp_path):
+    out = tmp_path / "labels"
+    result = run_cli("label-propagate", "--model", trained / "run", "--data", trained / "bars.npz", "--labeled", "0.1",
+                     "--stratify", "--neighbors", "8", "--out", out, "--quiet")
+    metrics = json.loads((out / "metrics.json").read_text())
+    choices = metrics["choices"]
+    assert choices["features"] in ("latents", "latents+pixels", "pixels")
+    assert set(metrics["feature_cv_accuracy"]) == {"latents", "latents+pixels", "pixels"}
+    assert "cross-validated" in choices["features_why"]
+    assert "too few labels" in choices["refinement"] and len(metrics["rounds"]) == 1
+    assert f"features: {choices['features']}" in result.output
 
 
 def test_label_file_with_string_labels(trained, tmp_path):

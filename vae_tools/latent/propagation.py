@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
 from vae_tools.errors import DataError
+from vae_tools.latent.features import GRAPH_COMPONENTS, graph_space
 from vae_tools.latent.graph import affinity_graph
 from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.neighbors import check_neighbors, nearest_neighbors
 
 METHODS = ("spreading", "centroids", "knn")
+REDUCTIONS = ("umap", "none")
 
 
 class LabelPropagator(ClassifierMixin, BaseEstimator):
@@ -28,14 +33,22 @@ class LabelPropagator(ClassifierMixin, BaseEstimator):
       stay assigned to their class while the unlabelled points move between centres.
     - ``knn``: a k-nearest-neighbour classifier trained on the labelled points only.
 
+    With ``reduce="umap"`` (the default) the samples are first mapped to ``n_components`` dimensions
+    by UMAP with min_dist 0 and the graph is built there: on digits, Kuzushiji-MNIST and MNIST this
+    lifts accuracy by 3 to 15 points over a graph on the latents themselves (bench/generalise.py).
+
     Fitted attributes: ``classes_``, ``label_distributions_`` (n, n_classes, rows sum to 1),
-    ``transduction_`` (a label for every fitted sample) and ``confidence_``.
+    ``transduction_`` (a label for every fitted sample), ``confidence_`` and ``n_iter_`` (spreading
+    iterations; a ``ConvergenceWarning`` when ``max_iter`` ran out first).
     """
 
-    def __init__(self, method: str = "spreading", n_neighbors: int = 15, graph: str = "umap",
-                 alpha: float = 0.99, max_iter: int = 200, tol: float = 1e-5, neighbors: str = "auto",
-                 centers_per_class: int = 1, random_state: int = 0):
+    def __init__(self, *, method: str = "spreading", n_neighbors: int = 15, graph: str = "umap",
+                 reduce: str = "umap", n_components: int = GRAPH_COMPONENTS, alpha: float = 0.99,
+                 max_iter: int = 200, tol: float = 1e-5, neighbors: str = "auto", centers_per_class: int = 1,
+                 random_state: int = 0):
         self.method = method
+        self.reduce = reduce
+        self.n_components = n_components
         self.n_neighbors = n_neighbors
         self.graph = graph
         self.alpha = alpha
@@ -52,25 +65,33 @@ class LabelPropagator(ClassifierMixin, BaseEstimator):
             raise DataError(f"X must be (n_samples, n_features) with one label per row; got {X.shape} and {len(y)} labels")
         if self.method not in METHODS:
             raise DataError(f"unknown method {self.method!r}: use one of {', '.join(METHODS)}")
+        if self.reduce not in REDUCTIONS:
+            raise DataError(f"unknown reduction {self.reduce!r}: use one of {', '.join(REDUCTIONS)}")
         labelled = ~unlabelled_mask(y)
         if not labelled.any():
             raise DataError("no sample is labelled")
         self.classes_, codes = np.unique(y[labelled], return_inverse=True)
         targets = np.full(len(y), -1, dtype=np.int64)
         targets[labelled] = codes
+        check_neighbors(len(X), self.n_neighbors)
+        space = graph_space(X, self.n_components, self.random_state) if self.reduce == "umap" else X
+        self.n_iter_ = 0
         if self.method == "spreading":
-            check_neighbors(len(X), self.n_neighbors)
-            indices, distances = nearest_neighbors(X, self.n_neighbors, self.neighbors)
+            indices, distances = nearest_neighbors(space, self.n_neighbors, self.neighbors)
             graph = affinity_graph(indices, distances, self.graph, seed=self.random_state)
-            dist = _spread(graph, targets, len(self.classes_), self.alpha, self.max_iter, self.tol)
+            dist, self.n_iter_, converged = _spread(graph, targets, len(self.classes_), self.alpha, self.max_iter,
+                                                    self.tol)
+            if not converged:
+                warnings.warn(f"label spreading stopped at max_iter={self.max_iter} before converging",
+                              ConvergenceWarning, stacklevel=2)
         elif self.method == "centroids":
-            dist = _seeded_kmeans(X, targets, len(self.classes_), self.centers_per_class, self.max_iter,
+            dist = _seeded_kmeans(space, targets, len(self.classes_), self.centers_per_class, self.max_iter,
                                   self.random_state)
         else:
-            dist = self._knn_classifier(X[labelled], codes).predict_proba(X).astype(np.float32)
+            dist = self._knn_classifier(space[labelled], codes).predict_proba(space).astype(np.float32)
         unreached = dist.sum(1) <= 0
         if unreached.any():  # parts of the graph with no labelled sample: fall back to the nearest labels
-            dist[unreached] = self._knn_classifier(X[labelled], codes).predict_proba(X[unreached])
+            dist[unreached] = self._knn_classifier(space[labelled], codes).predict_proba(space[unreached])
         dist /= dist.sum(1, keepdims=True)
         dist[labelled] = np.eye(len(self.classes_), dtype=np.float32)[codes]
         self.label_distributions_ = dist
@@ -100,7 +121,7 @@ class LabelPropagator(ClassifierMixin, BaseEstimator):
 
 
 def _spread(graph: sp.csr_matrix, targets: np.ndarray, n_classes: int, alpha: float, max_iter: int,
-            tol: float) -> np.ndarray:
+            tol: float) -> tuple[np.ndarray, int, bool]:
     """Iterate F <- alpha * S F + (1 - alpha) * Y with S = D^-1/2 W D^-1/2 (the closed form would need
     an n x n inverse)."""
     degree = np.asarray(graph.sum(1)).ravel()
@@ -111,13 +132,14 @@ def _spread(graph: sp.csr_matrix, targets: np.ndarray, n_classes: int, alpha: fl
     labelled = targets >= 0
     seeds[labelled, targets[labelled]] = 1.0
     current = seeds.copy()
-    for _ in range(max_iter):
+    iterations, change = 0, np.inf
+    for iterations in range(1, max_iter + 1):
         updated = alpha * (normalised @ current) + (1 - alpha) * seeds
         change = np.abs(updated - current).sum() / max(len(targets), 1)
         current = updated
         if change < tol:
             break
-    return current
+    return current, iterations, bool(change < tol)
 
 
 def _seeded_kmeans(X: np.ndarray, targets: np.ndarray, n_classes: int, per_class: int, max_iter: int,

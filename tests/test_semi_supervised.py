@@ -1,0 +1,104 @@
+"""Feature choice by cross-validation and the guard that keeps a refinement round only when the
+held-back labels say it helped."""
+
+import numpy as np
+import pytest
+import torch
+
+import vae_tools.semi_supervised as semi
+from conftest import make_images
+from vae_tools.config import TrainConfig
+from vae_tools.data import ImageDataset
+from vae_tools.data.arrays import ArrayReader
+from vae_tools.latent.labels import hide_labels
+from vae_tools.latent.validation import cross_validated_accuracy, held_back_split, without_labels
+from vae_tools.training import train
+from vae_tools.training.trainer import build_model
+
+
+@pytest.fixture(scope="module")
+def bars():
+    images, labels = make_images(n=160, size=12, seed=3)
+    dataset = ImageDataset(ArrayReader(images, "bars"), np.arange(len(images)).astype(str), labels)
+    config = TrainConfig(epochs=25, batch_size=16, latent_dim=4, hidden_dim=32, widths=[8, 16], device="cpu")
+    trained = train(dataset, config, progress=False).model
+    untrained = build_model(config, dataset.shape).eval()
+    keep = hide_labels(labels, 0.5, seed=0, stratify=True)
+    return dataset, labels, np.where(keep, labels, -1), trained, untrained
+
+
+def scramble(model, *args, **kwargs):
+    """A 'fine-tuning' that wrecks the encoder: its latents become noise, whatever the image."""
+    generator = torch.Generator().manual_seed(0)
+
+    def noise(x):
+        mu = torch.randn(len(x), model.latent_dim, generator=generator)
+        return mu, torch.zeros_like(mu)
+
+    model.encode = noise
+    return model
+
+
+def test_a_round_that_lowers_held_back_accuracy_is_dropped(bars, monkeypatch):
+    dataset, labels, given, trained, _ = bars
+    monkeypatch.setattr(semi, "fine_tune_on_labels", scramble)
+    result = semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=2, progress=False,
+                                   y_true=labels)
+    first, second = result.rounds
+    assert first["accepted"] and not second["accepted"]
+    assert second["held_back_correct"] < first["held_back_correct"]
+    # The case is real: the dropped round would have lowered the accuracy on the unlabelled samples.
+    assert second["accuracy_unlabelled"] < first["accuracy_unlabelled"] - 0.1
+    hidden = given == -1
+    final = np.mean(result.propagator.transduction_[hidden] == labels[hidden])
+    assert final == pytest.approx(first["accuracy_unlabelled"])
+    assert result.model is trained and "dropped" in result.refinement_note
+    assert len(result.rounds) == 2  # refinement stops at the first rejected round
+
+
+def test_a_round_that_helps_is_kept(bars, monkeypatch):
+    dataset, labels, given, trained, untrained = bars
+
+    def learn(model, *args, **kwargs):  # a 'fine-tuning' that turns the random encoder into the trained one
+        model.load_state_dict(trained.state_dict())
+        return model
+
+    monkeypatch.setattr(semi, "fine_tune_on_labels", learn)
+    result = semi.propagate_labels(untrained, dataset, given, features="latents", refine_rounds=1, progress=False,
+                                   y_true=labels)
+    assert [r["accepted"] for r in result.rounds] == [True, True]
+    assert result.rounds[1]["held_back_correct"] > result.rounds[0]["held_back_correct"]
+    assert result.model is not untrained
+
+
+def test_too_few_labels_skip_refinement_and_say_so(bars):
+    dataset, labels, _, trained, _ = bars
+    few = np.where(hide_labels(labels, 0.05, seed=0, stratify=True), labels, -1)
+    result = semi.propagate_labels(trained, dataset, few, features="latents", refine_rounds=2, progress=False)
+    assert len(result.rounds) == 1 and "too few labels" in result.refinement_note
+
+
+def test_auto_features_pick_the_pixels_over_a_useless_encoder(bars):
+    dataset, labels, given, _, untrained = bars
+    result = semi.propagate_labels(untrained, dataset, given, refine_rounds=0, progress=False)
+    assert set(result.feature_scores) == {"latents", "latents+pixels", "pixels"}
+    assert result.features != "latents"
+    assert result.feature_scores[result.features] == max(result.feature_scores.values())
+    hidden = given == -1
+    assert np.mean(result.propagator.transduction_[hidden] == labels[hidden]) > 0.9
+
+
+def test_cross_validation_and_held_back_split_use_only_given_labels():
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 0.3, (50, 2)), rng.normal(5, 0.3, (50, 2))].astype(np.float32)
+    y = np.repeat([0, 1], 50)
+    given = np.where(hide_labels(y, 0.2, seed=1, stratify=True), y, -1)
+    from vae_tools.latent.propagation import LabelPropagator
+
+    assert cross_validated_accuracy(LabelPropagator(reduce="none", n_neighbors=5), x, given) == 1.0
+    held = held_back_split(given, 0.25, seed=0)
+    assert len(held) == 4 and (given[held] >= 0).all()
+    assert set(given[held]) == {0, 1}
+    assert (without_labels(given, held)[held] == -1).all()
+    strings = np.array(["a", None, "b", "a"], dtype=object)
+    assert list(without_labels(strings, [0])) == [None, None, "b", "a"]
