@@ -63,12 +63,17 @@ def apply_overrides(raw: dict, overrides: list, where: str) -> dict:
         key, sep, value = text.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {text!r}: use KEY=VALUE, e.g. train.epochs=5 or data=mnist")
-        parsed = yaml.safe_load(value) if value.strip() else None
+        try:
+            parsed = yaml.safe_load(value) if value.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {text!r}: the value is not valid YAML") from None
         key = key.strip()
         if "." not in key:
             raw[key] = parsed
             continue
         step, _, option = key.partition(".")
+        if isinstance(raw.get("steps"), list):  # a step written without options ("- train") takes them too
+            raw["steps"] = [{e: {}} if isinstance(e, str) else e for e in raw["steps"]]
         entries = [e for e in raw.get("steps", []) if isinstance(e, dict) and step in e]
         if not entries:
             raise ConfigError(f"--set {text!r}: the pipeline has no step {step!r} ({where})")
@@ -96,8 +101,8 @@ def load_pipeline(path: str | Path, overrides: list = (), out: Optional[str] = N
     unknown_keys = set(raw) - {"data", "name", "out", "steps"}
     if unknown_keys:
         raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown_keys))}; use data, name, out, steps")
-    if not raw.get("data"):
-        raise ConfigError(f"{path}: says no 'data' (a source such as digits, mnist or a path)")
+    if not raw.get("data") or not isinstance(raw["data"], str):
+        raise ConfigError(f"{path}: 'data' must name one source (such as digits, mnist or a path)")
     steps = []
     for i, entry in enumerate(raw["steps"]):
         line = lines[i] if i < len(lines) else None
@@ -112,8 +117,19 @@ def load_pipeline(path: str | Path, overrides: list = (), out: Optional[str] = N
         if options is not None and not isinstance(options, dict):
             raise ConfigError(f"{where}: the options of {name} must be a mapping")
         steps.append(StepSpec(name, option_args(name, options, where), line))
-    target = Path(out or raw.get("out") or Path("runs") / str(raw.get("name") or path.stem))
+    name = str(raw.get("name") or path.stem)
+    if not out and not raw.get("out"):
+        check_run_name(name, str(path))
+    target = Path(out or raw.get("out") or Path("runs") / name)
     return Pipeline(str(raw["data"]), target, steps, str(path))
+
+
+def check_run_name(name: str, where: str) -> None:
+    """A pipeline's name becomes runs/NAME: one plain folder name, never a path out of runs/."""
+    if (not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("-")
+            or any(ord(c) < 32 or ord(c) == 127 for c in name) or len(name.encode()) > 200):
+        raise ConfigError(f"{where}: name {name!r} must be one folder name (no '/', '..', control characters; "
+                          "at most 200 bytes); use --out for a run folder elsewhere")
 
 
 def _step_lines(node) -> list:

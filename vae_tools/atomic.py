@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -30,6 +31,20 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def finite_json(obj):
+    """``obj`` with every NaN or infinite float replaced by None: JSON has no such numbers, and a file
+    holding them (as Python writes by default) is rejected by most other readers."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    if hasattr(obj, "item") and getattr(obj, "ndim", None) == 0:  # numpy scalars
+        return finite_json(obj.item())
+    return obj
+
+
 def write_json(target: str | os.PathLike, obj) -> None:
     with atomic_path(target) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(json.dumps(finite_json(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")

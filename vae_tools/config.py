@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,9 @@ class TrainConfig:
              "device must be auto, cpu, cuda or mps"),
             (self.channels in (None, 1, 3), "channels must be 1 or 3"),
         ]
+        for name in ("lr", "beta", "weight_decay", "val_fraction"):
+            if not math.isfinite(getattr(self, name)):
+                raise ConfigError(f"{where}: {name} must be a finite number, got {getattr(self, name)}")
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"{where}: {message}")

@@ -62,7 +62,9 @@ class FolderReader:
 def _to_uint8_mode(image: Image.Image, mode: str) -> Image.Image:
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I") and array.max() > 255 else 255.0
+        # One rule for every image (never the image's own maximum, which would give one pixel value a
+        # different brightness in each file): integer modes are 16-bit, floats are 0-255 like 8-bit.
+        top = 65535.0 if image.mode.startswith("I") else 255.0
         image = Image.fromarray(np.clip(array / top * 255.0, 0, 255).astype(np.uint8))
     return image.convert(mode)
 

@@ -174,8 +174,8 @@ def train(
     except KeyboardInterrupt:
         if run_dir is not None:
             save_history(history, run_dir)
-        where = f"; continue with: vaetools train --out {run_dir} --resume" if run_dir is not None else ""
-        raise TrainingInterrupted(f"training interrupted after epoch {state['epoch']}{where}") from None
+        kept = f"; {run_dir} keeps every completed epoch" if run_dir is not None else ""
+        raise TrainingInterrupted(f"training interrupted after epoch {state['epoch']}{kept}") from None
 
     if run_dir is not None:
         save_history(history, run_dir)

@@ -1,0 +1,148 @@
+"""Misuse that must never destroy or corrupt a user's data: each case gives one `Error:` line, a
+non-zero exit, and leaves every input as it was."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import invoke, make_images, tiny_training
+from pipelines.runner import apply_overrides, load_pipeline
+from vae_tools.atomic import write_json
+from vae_tools.errors import ConfigError
+
+FAST = tiny_training(2)
+
+
+def digest(path):
+    if path.is_dir():
+        return {p.relative_to(path).as_posix(): digest(p) for p in sorted(path.rglob("*")) if p.is_file()}
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("hard")
+    images, labels = make_images(n=40, size=12)
+    np.savez(root / "bars.npz", x=images, y=labels)
+    invoke("train", "--data", root / "bars.npz", "--out", root / "run", *FAST)
+    return root
+
+
+def refused(*args):
+    result = invoke(*args, ok=False)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "Traceback" not in result.output
+    return lines[0]
+
+
+def test_embed_output_equal_to_its_data_is_refused_and_the_data_kept(run, tmp_path):
+    data = tmp_path / "x.npz"
+    data.write_bytes((run / "bars.npz").read_bytes())
+    before = digest(data)
+    message = refused("embed", "--model", run / "run", "--data", data, "--out", data)
+    assert "would overwrite --data" in message
+    assert digest(data) == before
+
+
+def test_output_reached_through_a_link_is_refused(run, tmp_path):
+    data = tmp_path / "x.npz"
+    data.write_bytes((run / "bars.npz").read_bytes())
+    (tmp_path / "alias.npz").symlink_to(data)
+    refused("embed", "--model", run / "run", "--data", data, "--out", tmp_path / "alias.npz")
+    assert data.is_file() and not data.is_symlink()
+
+
+def test_denoise_into_the_folder_holding_its_images_is_refused(run, tmp_path):
+    project = tmp_path / "proj"
+    (project / "images").mkdir(parents=True)
+    images, _ = make_images(n=6, size=12)
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(project / "images" / f"{i}.png")
+    before = digest(project)
+    refused("denoise", "--model", run / "run", "--data", project / "images", "--out", project)
+    refused("denoise", "--model", run / "run", "--data", project / "images", "--out", project / "images" / "clean")
+    assert digest(project) == before
+
+
+def test_denoise_into_the_folder_of_its_npy_is_refused(run, tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    np.save(work / "denoised.npy", make_images(n=6, size=12)[0])
+    before = digest(work)
+    refused("denoise", "--model", run / "run", "--data", work / "denoised.npy", "--out", work)
+    assert digest(work) == before
+
+
+def test_empty_out_is_refused(run):
+    refused("embed", "--model", run / "run", "--data", run / "bars.npz", "--out", "")
+
+
+@pytest.mark.parametrize("name", ["../../somewhere", "a/b", "..", "bad\nname"])
+def test_pipeline_names_cannot_leave_runs(tmp_path, name):
+    spec = tmp_path / "p.yaml"
+    spec.write_text(json.dumps({"name": name, "data": "digits", "steps": ["train"]}))
+    with pytest.raises(ConfigError, match="one folder name"):
+        load_pipeline(spec)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("data: digits\nsteps:\n  - train\n")
+    with pytest.raises(ConfigError, match="one folder name"):
+        load_pipeline(plain, overrides=["name=../x"])
+
+
+def test_set_reaches_a_step_written_without_options_and_bad_yaml_is_one_error(tmp_path):
+    raw = apply_overrides({"data": "digits", "steps": ["train", "embed"]}, ["train.epochs=3"], "p.yaml")
+    assert raw["steps"][0] == {"train": {"epochs": 3}}
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        apply_overrides({"data": "digits", "steps": ["train"]}, ["train.epochs=[1"], "p.yaml")
+    spec = tmp_path / "list.yaml"
+    spec.write_text("data: [1, 2]\nsteps:\n  - train\n")
+    with pytest.raises(ConfigError, match="one source"):
+        load_pipeline(spec)
+
+
+def test_json_files_never_hold_nan_or_infinity(tmp_path):
+    write_json(tmp_path / "m.json", {"a": float("nan"), "b": [float("inf"), 1.5], "c": np.float32("-inf")})
+
+    def strict(value):
+        raise AssertionError(f"non-standard JSON constant {value}")
+
+    assert json.loads((tmp_path / "m.json").read_text(), parse_constant=strict) == {"a": None, "b": [None, 1.5],
+                                                                                   "c": None}
+
+
+def test_infinite_beta_is_refused_before_a_run_folder_exists(run, tmp_path):
+    result = invoke("train", "--data", run / "bars.npz", "--out", tmp_path / "r", "--beta", "inf", *FAST, ok=False)
+    assert result.exit_code != 0 and "beta must be a finite number" in result.output
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_sixteen_bit_pngs_share_one_scale(tmp_path):
+    from vae_tools.data import load_dataset
+
+    folder = tmp_path / "deep"
+    folder.mkdir()
+    dim = np.full((8, 8), 1000, dtype=np.uint16)
+    bright = dim.copy()
+    bright[0, 0] = 60000
+    Image.fromarray(dim).save(folder / "a.png")
+    Image.fromarray(bright).save(folder / "b.png")
+    x = load_dataset(str(folder)).batch(np.arange(2)).numpy()
+    assert x[0, 0, 4, 4] == pytest.approx(x[1, 0, 4, 4])  # the same value reads the same in both files
+    assert x[0, 0, 4, 4] == pytest.approx(1000 / 65535, abs=1 / 255)
+
+
+def test_ctrl_c_exits_130_and_the_advice_names_the_data(run, tmp_path, monkeypatch):
+    import pipelines.train_step
+    from vae_tools.training.trainer import TrainingInterrupted
+
+    def interrupted(*args, **kwargs):
+        raise TrainingInterrupted("training interrupted after epoch 1")
+
+    monkeypatch.setattr(pipelines.train_step, "run_train", interrupted)
+    result = invoke("train", "--data", run / "bars.npz", "--out", tmp_path / "r", "--quiet", ok=False)
+    assert result.exit_code == 130
+    assert f"vaetools train --data {run / 'bars.npz'} --out {tmp_path / 'r'} --resume" in result.output
