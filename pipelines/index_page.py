@@ -28,7 +28,10 @@ def key_figures(run: Path) -> list:
     if labels:
         figures.append(("labels given / predicted", f"{labels['n_labelled']} / {labels['n_unlabelled']}"))
         if labels.get("accuracy_unlabelled") is not None:
-            figures.append(("label accuracy on the unlabelled", f"{labels['accuracy_unlabelled']:.2%}"))
+            text = f"{labels['accuracy_unlabelled']:.2%}"
+            if labels.get("baseline"):
+                text += f" (plain baseline, {labels['baseline']['method']}: {labels['baseline']['accuracy_unlabelled']:.2%})"
+            figures.append(("label accuracy on the unlabelled", text))
     clusters = _read_json(run / "clusters" / "metrics.json")
     if clusters:
         text = f"{clusters['n_clusters']} clusters ({clusters['method']})"

@@ -13,11 +13,12 @@ from pipelines.figures import confusion_figure, thumbnail_rows
 from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
 from vae_tools.atomic import write_json
 from vae_tools.errors import DataError, VaeToolsError
+from vae_tools.latent import baseline
 from vae_tools.latent.labels import check_every_class_labelled, hide_labels
 from vae_tools.latent.metrics import classification_metrics
 from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.suggest import margin_uncertainty, suggest_labels
-from vae_tools.semi_supervised import FEATURES, REFINE_EPOCHS, REFINE_ROUNDS, propagate_labels
+from vae_tools.semi_supervised import FEATURES, REFINE_EPOCHS, REFINE_ROUNDS, dataset_pixels, propagate_labels
 from vae_tools.tables import read_table, write_table
 
 
@@ -123,6 +124,10 @@ def run_label_propagate(
         scores = classification_metrics(inputs.labels[~keep], fitted.transduction_[~keep])
         metrics["unlabelled"] = scores
         metrics["accuracy_unlabelled"] = scores["accuracy"]
+        if inputs.dataset is not None:  # the plain method's accuracy on the same labels, for comparison
+            predicted = baseline.baseline_predictions(dataset_pixels(inputs.dataset), given)
+            metrics["baseline"] = {"method": baseline.describe(), "accuracy_unlabelled": float(np.mean(
+                predicted[~keep].astype(str) == inputs.labels[~keep].astype(str)))}
         cm = scores["confusion_matrix"]
         confusion_figure(np.array(cm["matrix"]), cm["labels"], out / "confusion.png",
                          f"unlabelled samples: accuracy {scores['accuracy']:.2%}")

@@ -42,6 +42,8 @@ def test_label_propagate_from_embeddings_writes_every_output(trained, tmp_path):
     assert np.array(metrics["unlabelled"]["confusion_matrix"]["matrix"]).sum() == 108
     assert set(metrics["unlabelled"]["per_class_accuracy"]) == {"0", "1"}
     assert (out / "confusion.png").stat().st_size > 1000
+    assert "LabelSpreading" in metrics["baseline"]["method"]
+    assert 0.4 <= metrics["baseline"]["accuracy_unlabelled"] <= 1
     suggestions = pd.read_csv(out / "suggestions.csv", dtype={"id": str})
     assert len(suggestions) == 6 and not suggestions["id"].isin(labelled["id"]).any()
     assert Image.open(out / "suggestions.png").size[0] > 200
