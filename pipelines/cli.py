@@ -12,7 +12,7 @@ from vae_tools.config import parse_set_option
 from vae_tools.data import SOURCE_HELP
 from vae_tools.errors import VaeToolsError
 from vae_tools.models import list_models
-from vae_tools.semi_supervised import FEATURES, REFINE_EPOCHS, REFINE_ROUNDS
+from vae_tools.latent.defaults import FEATURE_SETS, FEATURES, REFINE_EPOCHS, REFINE_ROUNDS
 
 
 class SafeCommand(click.Command):
@@ -180,7 +180,7 @@ def latent_source_options(func):
 @click.option("--reduce", type=click.Choice(["umap", "none"]), default="umap", show_default=True,
               help="Build the graph on a 10-d UMAP map of the features (much more accurate on every data set "
                    "measured), or on the features themselves.")
-@click.option("--features", type=click.Choice(["auto", "latents", "latents+pixels", "pixels"]), default=FEATURES,
+@click.option("--features", type=click.Choice(FEATURE_SETS), default=FEATURES,
               show_default=True,
               help="What the graph is built on. auto: whichever of latents, latents+pixels (principal "
                    "components) and pixels scores best in a 5-fold cross-validation on your labels; the "

@@ -18,7 +18,8 @@ from vae_tools.latent.labels import check_every_class_labelled, hide_labels
 from vae_tools.latent.metrics import classification_metrics
 from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.suggest import margin_uncertainty, suggest_labels
-from vae_tools.semi_supervised import FEATURES, REFINE_EPOCHS, REFINE_ROUNDS, dataset_pixels, propagate_labels
+from vae_tools.latent.defaults import FEATURES, REFINE_EPOCHS, REFINE_ROUNDS
+from vae_tools.semi_supervised import dataset_pixels, propagate_labels
 from vae_tools.tables import read_table, write_table
 
 

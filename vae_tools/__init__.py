@@ -1,14 +1,14 @@
 """vaetools: train convolutional and denoising VAEs on images and put their latent space to work."""
 
+from vae_tools.lazy import lazy_exports
+
 __version__ = "0.1.0"
 
-from vae_tools.data import ImageDataset, load_dataset  # noqa: E402
-from vae_tools.denoise import denoise  # noqa: E402
-from vae_tools.embedding import embed  # noqa: E402
-from vae_tools.latent import LabelPropagator, LatentClusterer  # noqa: E402
-from vae_tools.semi_supervised import propagate_labels  # noqa: E402
-from vae_tools.sklearn_api import VAEEmbedder, load_model  # noqa: E402
-from vae_tools.training import train  # noqa: E402
-
-__all__ = ["ImageDataset", "LabelPropagator", "LatentClusterer", "VAEEmbedder", "__version__", "denoise", "embed", "load_dataset",
-           "load_model", "propagate_labels", "train"]
+_EXPORTS = {
+    "ImageDataset": "vae_tools.data", "load_dataset": "vae_tools.data", "denoise": "vae_tools.denoise",
+    "embed": "vae_tools.embedding", "LabelPropagator": "vae_tools.latent", "LatentClusterer": "vae_tools.latent",
+    "propagate_labels": "vae_tools.semi_supervised", "VAEEmbedder": "vae_tools.sklearn_api",
+    "load_model": "vae_tools.sklearn_api", "train": "vae_tools.training",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted([*_EXPORTS, "__version__"])

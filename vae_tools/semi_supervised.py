@@ -15,6 +15,8 @@ from torch import nn
 
 from vae_tools.data import ImageDataset
 from vae_tools.embedding import embed, latent_matrix
+from vae_tools.latent.defaults import (CV_FOLDS, FEATURES, HELD_BACK_FRACTION, MIN_HELD_BACK, REFINE_EPOCHS,
+                                       REFINE_ROUNDS)
 from vae_tools.latent.features import candidate_names, feature_matrix, graph_space, pixel_components
 from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.propagation import LabelPropagator
@@ -22,13 +24,6 @@ from vae_tools.latent.validation import (cross_validated_accuracy, held_back_cor
                                          without_labels)
 from vae_tools.training.label_fine_tune import fine_tune_on_labels
 
-REFINE_ROUNDS = 2
-REFINE_EPOCHS = 4  # 2 -> 4 lifted 2% MNIST from 98.31% to 98.53% on the weakest seed
-FEATURES = "auto"
-HELD_BACK_FRACTION = 0.25
-# Below this many held-back labels one lucky guess moves the accuracy too much to judge a round.
-MIN_HELD_BACK = 10
-CV_FOLDS = 5
 
 
 @dataclass

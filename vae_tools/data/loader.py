@@ -16,13 +16,9 @@ from vae_tools.data.csv_pixels import open_csv
 from vae_tools.data.dataset import ImageDataset
 from vae_tools.data.folder import open_folder
 from vae_tools.data.idx import find_label_file, is_idx_name, read_idx
+from vae_tools.data.source_help import SOURCE_HELP  # noqa: F401  (re-exported)
 from vae_tools.errors import DataError
 
-SOURCE_HELP = (
-    "a folder of images (class sub-folders give labels), an .npz/.npy array, an IDX file (MNIST format, "
-    "raw or .gz), a CSV of pixels, or a built-in data set: " + ", ".join(BUILTIN_NAMES)
-    + " (append :train or :test to pick a split)"
-)
 
 
 def load_dataset(

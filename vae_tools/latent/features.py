@@ -14,8 +14,8 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from vae_tools.errors import DataError
+from vae_tools.latent.defaults import FEATURE_SETS
 
-FEATURE_SETS = ("auto", "latents", "latents+pixels", "pixels")
 PIXEL_COMPONENTS = 50
 GRAPH_COMPONENTS = 10
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Callable
-
-from torch import nn
+import importlib
+from typing import TYPE_CHECKING, Callable
 
 from vae_tools.errors import ConfigError
 
+if TYPE_CHECKING:
+    from torch import nn
+
+# The built-in models and the module that registers each: their names are known (for --help) without
+# importing torch, and a module is imported only when its model is asked for.
+BUILTIN_MODELS = {"conv": "vae_tools.models.conv_vae", "denoising": "vae_tools.models.denoising"}
 _MODELS: dict[str, type[nn.Module]] = {}
 
 
@@ -23,10 +28,12 @@ def register_model(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
 
 
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    return sorted(set(_MODELS) | set(BUILTIN_MODELS))
 
 
 def get_model_class(name: str) -> type[nn.Module]:
+    if name not in _MODELS and name in BUILTIN_MODELS:
+        importlib.import_module(BUILTIN_MODELS[name])
     try:
         return _MODELS[name]
     except KeyError:
