@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import math
 from pathlib import Path
 
@@ -37,6 +38,21 @@ class VaeToolsGroup(click.Group):
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
             raise Interrupted("interrupted") from None
+        except OSError as exc:  # a write or read the system refused: permission, disk full, name too long...
+            raise click.ClickException(os_error_line(exc)) from None
+
+
+OS_ERROR_HINTS = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file is too large for this system or quota",
+                  errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+                  errno.ENAMETOOLONG: "the name is too long", errno.EISDIR: "it is a folder, not a file",
+                  errno.ENOTDIR: "a part of the path is a file, not a folder", errno.EROFS: "the file system is read-only",
+                  errno.EDQUOT: "the disk quota is exceeded"}
+
+
+def os_error_line(exc: OSError) -> str:
+    where = exc.filename or "a file"
+    cause = OS_ERROR_HINTS.get(exc.errno, exc.strerror or str(exc))
+    return f"{where}: {cause}; no file was left half-written"
 
 
 class Interrupted(click.ClickException):
@@ -80,7 +96,7 @@ def main():
               help="Model family: conv, or denoising (trained on corrupted inputs).  [default: conv]")
 @click.option("--config", default=None, metavar="PRESET|FILE",
               help="A YAML file, or a preset in configs/ (conv, denoising, laptop).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum epochs (early stopping may end sooner).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum epochs (early stopping may end sooner).  [default: enough for 3000 steps, at least 30]")
 @click.option("--latent-dim", type=click.IntRange(min=1), default=None, help="Size of the latent space.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")

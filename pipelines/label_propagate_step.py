@@ -143,7 +143,8 @@ def _features_why(result) -> str:
         return "the only feature set available or asked for"
     ranked = ", ".join(f"{name} {score:.1%}" if score is not None else f"{name} n/a"
                        for name, score in result.feature_scores.items())
-    return f"best 5-fold cross-validated accuracy on the given labels ({ranked})"
+    return (f"5-fold cross-validated accuracy on the given labels ({ranked}); latents+pixels unless another "
+            "set is better by more than one standard error")
 
 
 def write_suggestions(out: Path, inputs, latents, fitted, keep, n: int, seed: int) -> dict:

@@ -146,3 +146,67 @@ def test_ctrl_c_exits_130_and_the_advice_names_the_data(run, tmp_path, monkeypat
     result = invoke("train", "--data", run / "bars.npz", "--out", tmp_path / "r", "--quiet", ok=False)
     assert result.exit_code == 130
     assert f"vaetools train --data {run / 'bars.npz'} --out {tmp_path / 'r'} --resume" in result.output
+
+
+def test_a_decompression_bomb_is_one_clear_error(tmp_path, monkeypatch):
+    from vae_tools.data import load_dataset
+    from vae_tools.errors import DataError
+
+    folder = tmp_path / "bomb"
+    folder.mkdir()
+    Image.new("L", (300, 300)).save(folder / "big.png")
+    monkeypatch.setenv("VAETOOLS_MAX_IMAGE_PIXELS", "10000")
+    with pytest.raises(DataError, match="big.png: .*decompression bomb.*VAETOOLS_MAX_IMAGE_PIXELS"):
+        load_dataset(str(folder))
+    result = invoke("train", "--data", folder, "--out", tmp_path / "r", "--quiet", ok=False)
+    assert result.exit_code == 1 and "VAETOOLS_MAX_IMAGE_PIXELS" in result.output and "Traceback" not in result.output
+    monkeypatch.setenv("VAETOOLS_MAX_IMAGE_PIXELS", "100000")
+    assert load_dataset(str(folder)).shape == (1, 300, 300)
+
+
+def test_a_gz_idx_whose_header_lies_is_refused_without_allocating(tmp_path):
+    import gzip
+    import struct
+
+    from vae_tools.data import load_dataset
+    from vae_tools.errors import DataError
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as handle:  # claims 10^9 images of 28x28, holds 100 bytes
+        handle.write(bytes([0, 0, 8, 3]) + struct.pack(">III", 10**9, 28, 28) + bytes(100))
+    with pytest.raises(DataError, match="truncated"):
+        load_dataset(str(path))
+    empty = tmp_path / "empty-images-idx3-ubyte"
+    empty.write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">III", 5, 0, 0))
+    with pytest.raises(DataError, match="empty array"):
+        load_dataset(str(empty))
+
+
+@pytest.mark.skipif(__import__("os").geteuid() == 0, reason="root ignores file permissions")
+def test_a_read_only_output_folder_is_one_line(run, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = invoke("embed", "--model", run / "run", "--data", run / "bars.npz", "--out", locked / "e.parquet",
+                        "--quiet", ok=False)
+    finally:
+        locked.chmod(0o700)
+    assert result.exit_code == 1 and "permission denied" in result.output and "Traceback" not in result.output
+
+
+def test_an_os_error_becomes_one_line_naming_the_path(run, tmp_path, monkeypatch):
+    import errno
+    import os
+
+    import pipelines.embed_step
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "e.parquet"))
+
+    monkeypatch.setattr(pipelines.embed_step, "run_embed", disk_full)
+    result = invoke("embed", "--model", run / "run", "--data", run / "bars.npz", "--out", tmp_path / "e.parquet",
+                    ok=False)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and lines == [f"Error: {tmp_path / 'e.parquet'}: the disk is full; "
+                                               "no file was left half-written"]

@@ -83,7 +83,7 @@ def test_auto_features_pick_the_pixels_over_a_useless_encoder(bars):
     result = semi.propagate_labels(untrained, dataset, given, refine_rounds=0, progress=False)
     assert set(result.feature_scores) == {"latents", "latents+pixels", "pixels"}
     assert result.features != "latents"
-    assert result.feature_scores[result.features] == max(result.feature_scores.values())
+    assert result.features == semi.choose_features(result.feature_scores, int((given != -1).sum()))
     hidden = given == -1
     assert np.mean(result.propagator.transduction_[hidden] == labels[hidden]) > 0.9
 
@@ -102,3 +102,10 @@ def test_cross_validation_and_held_back_split_use_only_given_labels():
     assert (without_labels(given, held)[held] == -1).all()
     strings = np.array(["a", None, "b", "a"], dtype=object)
     assert list(without_labels(strings, [0])) == [None, None, "b", "a"]
+
+
+def test_feature_choice_keeps_the_combined_set_unless_another_is_clearly_better():
+    assert semi.choose_features({"latents": 0.90, "latents+pixels": 0.89, "pixels": 0.85}, 200) == "latents+pixels"
+    assert semi.choose_features({"latents": 0.97, "latents+pixels": 0.89, "pixels": 0.85}, 200) == "latents"
+    assert semi.choose_features({"latents": 0.5, "latents+pixels": 0.6, "pixels": 0.99}, 100) == "pixels"
+    assert semi.choose_features({"latents": 0.8}, 200) == "latents"

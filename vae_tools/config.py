@@ -14,6 +14,9 @@ import yaml
 from vae_tools.errors import ConfigError
 
 
+DEFAULT_EPOCHS = 30
+
+
 @dataclass
 class TrainConfig:
     # model
@@ -28,7 +31,8 @@ class TrainConfig:
     beta: float = 1.0
     kl_warmup_epochs: int = 0
     # optimisation
-    epochs: int = 30
+    epochs: Optional[int] = None  # None: enough for min_steps (at least DEFAULT_EPOCHS), ended by early stopping
+    min_steps: int = 3000
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.0
@@ -47,7 +51,8 @@ class TrainConfig:
     def validate(self, where: str = "configuration") -> "TrainConfig":
         checks = [
             (self.latent_dim >= 1, "latent_dim must be at least 1"),
-            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
+            (self.min_steps >= 1, "min_steps must be at least 1"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.lr > 0, "lr must be positive"),
             (self.beta >= 0, "beta must be non-negative"),

@@ -15,8 +15,8 @@ from torch import nn
 
 from vae_tools.data import ImageDataset
 from vae_tools.embedding import embed, latent_matrix
-from vae_tools.latent.defaults import (CV_FOLDS, FEATURES, HELD_BACK_FRACTION, MIN_HELD_BACK, REFINE_EPOCHS,
-                                       REFINE_ROUNDS)
+from vae_tools.latent.defaults import (CV_FOLDS, FEATURES, HELD_BACK_FRACTION, MIN_HELD_BACK, PREFERRED_FEATURES,
+                                       REFINE_EPOCHS, REFINE_ROUNDS)
 from vae_tools.latent.features import candidate_names, feature_matrix, graph_space, pixel_components
 from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.propagation import LabelPropagator
@@ -83,7 +83,7 @@ def propagate_labels(
     spaces = {name: space_of(name, latents) for name in names}
     scores = {name: cross_validated_accuracy(on_space, spaces[name], y, CV_FOLDS, seed) for name in names} \
         if len(names) > 1 else {}
-    chosen = max(names, key=lambda n: scores.get(n) or 0.0)  # ties keep the earlier, simpler set
+    chosen = choose_features(scores, int((~hidden).sum())) if scores else names[0]
     space = spaces[chosen]
 
     held = held_back_split(y, HELD_BACK_FRACTION, seed)
@@ -112,6 +112,18 @@ def propagate_labels(
         model, latents, space, current, best_correct = trial_model, trial_latents, trial_space, trial, correct
     final = clone(on_space).fit(space, y)
     return PropagationResult(final, model, latents, space, chosen, scores, rounds, note)
+
+
+def choose_features(scores: dict, n_labels: int, preferred: str = PREFERRED_FEATURES) -> str:
+    """``preferred`` (it holds both the latents and the pixels), unless another feature set's
+    cross-validated accuracy beats it by more than one standard error: a difference of a label or
+    two out of a few hundred is noise, not a reason to drop half the information."""
+    reference = scores.get(preferred)
+    if reference is None:
+        return max(scores, key=lambda n: scores[n] if scores[n] is not None else -1.0)
+    margin = np.sqrt(reference * (1 - reference) / max(n_labels, 1))
+    better = {n: v for n, v in scores.items() if v is not None and v > reference + margin}
+    return max(better, key=better.get) if better else preferred
 
 
 def _refinement_blocker(refine_rounds: int, have_model: bool, chosen: str, n_held: int) -> str:

@@ -30,7 +30,7 @@ class VAEEmbedder(TransformerMixin, BaseEstimator):
         self,
         model: str = "conv",
         latent_dim: int = 16,
-        epochs: int = 30,
+        epochs: Optional[int] = None,
         batch_size: int = 128,
         lr: float = 2e-3,
         beta: float = 1.0,

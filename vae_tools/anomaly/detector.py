@@ -25,7 +25,7 @@ class VAEAnomalyDetector(BaseEstimator):
 
     def __init__(self, score: str = "complexity", samples: int = 16, contamination: Optional[float] = None,
                  percentile: Optional[float] = None, threshold: Optional[float] = None, latent_dim: int = 16,
-                 epochs: int = 30, batch_size: int = 128, lr: float = 2e-3, likelihood: str = "bernoulli",
+                 epochs: Optional[int] = None, batch_size: int = 128, lr: float = 2e-3, likelihood: str = "bernoulli",
                  device: str = "auto", random_state: int = 0, verbose: bool = False):
         self.score = score
         self.samples = samples

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Optional
@@ -15,6 +17,7 @@ from vae_tools.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
+DEFAULT_MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS
 
 
 def scan_folder(root: Path) -> list[Path]:
@@ -49,7 +52,7 @@ class FolderReader:
     def _decode(self, path: Path) -> np.ndarray:
         channels, height, width = self.shape
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
                 pixels = _to_uint8_mode(image, "RGB" if channels == 3 else "L")
                 if pixels.size != (width, height):
                     pixels = pixels.resize((width, height), Image.Resampling.BILINEAR)
@@ -57,6 +60,38 @@ class FolderReader:
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
             raise DataError(f"{path}: cannot decode image ({exc})") from None
         return array[None] if channels == 1 else array.transpose(2, 0, 1)
+
+
+def max_image_pixels() -> int:
+    """The largest image (width x height) vaetools decodes: VAETOOLS_MAX_IMAGE_PIXELS, by default
+    Pillow's own decompression-bomb limit (about 89 million pixels)."""
+    text = os.environ.get("VAETOOLS_MAX_IMAGE_PIXELS", "")
+    try:
+        return int(text) if text else DEFAULT_MAX_IMAGE_PIXELS
+    except ValueError:
+        raise DataError(f"VAETOOLS_MAX_IMAGE_PIXELS={text!r}: expected a whole number of pixels") from None
+
+
+@contextlib.contextmanager
+def open_image(path: Path):
+    """Image.open that refuses, from the header alone, an image too large to decode safely."""
+    limit = max_image_pixels()
+    previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, limit  # Pillow's own check, for this call only
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+                if width * height > limit:
+                    raise DataError(f"{path}: {width}x{height} is {width * height:,} pixels, over the limit of "
+                                    f"{limit:,} (a decompression bomb?); set VAETOOLS_MAX_IMAGE_PIXELS to allow it")
+                if width == 0 or height == 0:
+                    raise DataError(f"{path}: the image is {width}x{height} pixels")
+                yield image
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{path}: {exc}; set VAETOOLS_MAX_IMAGE_PIXELS to allow it") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
 
 
 def _to_uint8_mode(image: Image.Image, mode: str) -> Image.Image:
@@ -79,7 +114,7 @@ def open_folder(root: Path, image_size: Optional[tuple[int, int]], channels: Opt
     color = False
     for path in tqdm(paths, desc="reading image headers", disable=len(paths) < 5000, leave=False):
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
                 size, mode = image.size, image.mode
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
             raise DataError(f"{path}: not a readable image ({exc})") from None

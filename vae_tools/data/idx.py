@@ -31,6 +31,8 @@ def read_idx(path: Path) -> np.ndarray:
             if len(dims) != ndim:
                 raise DataError(f"{path}: IDX header is truncated")
             shape = tuple(int(d) for d in dims)
+            if ndim == 0 or 0 in shape:
+                raise DataError(f"{path}: IDX header declares an empty array of shape {shape}")
             offset = 4 + 4 * ndim
             expected = int(np.prod(shape)) * dtype.itemsize
             if opener is open:
@@ -38,12 +40,25 @@ def read_idx(path: Path) -> np.ndarray:
                 if size < expected:
                     raise DataError(f"{path}: IDX file is truncated ({size} of {expected} data bytes)")
                 return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
-            data = handle.read(expected)
+            data = _read_at_most(handle, expected)
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise DataError(f"{path}: cannot read IDX file ({exc})") from None
     if len(data) < expected:
         raise DataError(f"{path}: IDX file is truncated ({len(data)} of {expected} data bytes)")
     return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def _read_at_most(handle, expected: int, chunk: int = 1 << 24) -> bytes:
+    """Read up to ``expected`` bytes in chunks: memory grows with the data really there, never with
+    what a (possibly lying) header claims."""
+    parts, got = [], 0
+    while got < expected:
+        part = handle.read(min(chunk, expected - got))
+        if not part:
+            break
+        parts.append(part)
+        got += len(part)
+    return b"".join(parts)
 
 
 def find_label_file(images_path: Path) -> Optional[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from tqdm.auto import tqdm
 
 from vae_tools import run_folder
 from vae_tools.atomic import write_json
-from vae_tools.config import TrainConfig
+from vae_tools.config import DEFAULT_EPOCHS, TrainConfig
 from vae_tools.data import ImageDataset
 from vae_tools.device import resolve_device
 from vae_tools.errors import RunFolderError, VaeToolsError
@@ -92,19 +93,24 @@ def train(
     # Decode everything before the run folder is touched, so a bad image cannot leave a half-made run.
     dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress)
 
+    train_pos, val_pos = split_train_val(len(dataset), config.val_fraction, config.seed)
+    train_set, val_set = dataset.subset(train_pos), (dataset.subset(val_pos) if len(val_pos) else None)
+    batch_size = min(config.batch_size, len(train_set))
+    steps_per_epoch = max(1, len(train_set) // batch_size)  # the last partial batch is dropped
+    length = training_length(config, steps_per_epoch)
+    max_epochs, patience = length["epochs"], length["patience"]
+    total_steps = steps_per_epoch * max_epochs
+
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
     if run_dir is not None:
         if resume:
             state.update(run_folder.load_training_state(run_dir, model, optimizer))
         run_dir.mkdir(parents=True, exist_ok=True)
         data_info = {"source": dataset.name, "n_samples": len(dataset), "labelled": dataset.has_labels}
-        write_json(run_dir / run_folder.CONFIG_FILE, run_folder.run_config(model, config.to_dict(), data_info))
-
-    train_pos, val_pos = split_train_val(len(dataset), config.val_fraction, config.seed)
-    train_set, val_set = dataset.subset(train_pos), (dataset.subset(val_pos) if len(val_pos) else None)
-    batch_size = min(config.batch_size, len(train_set))
-    steps_per_epoch = max(1, len(train_set) // batch_size)  # the last partial batch is dropped
-    total_steps = steps_per_epoch * config.epochs
+        write_json(run_dir / run_folder.CONFIG_FILE,
+                   {**run_folder.run_config(model, config.to_dict(), data_info), "choices": {"training_length": length}})
+    if progress and config.epochs is None:
+        tqdm.write(f"training length: {length['why']}")
     autocast, scaler = _autocast(device, config.amp)
     best_weights = None
 
@@ -112,12 +118,12 @@ def train(
     stopped_early = False
     start_epoch = state["epoch"] + 1
     try:
-        for epoch in range(start_epoch, config.epochs + 1):
+        for epoch in range(start_epoch, max_epochs + 1):
             started = time.perf_counter()
             model.train()
             order = np.random.default_rng(config.seed + epoch).permutation(len(train_set))
             sums = np.zeros(3)
-            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False)
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{max_epochs}", disable=not progress, leave=False)
             for i in bar:
                 step = (epoch - 1) * steps_per_epoch + i
                 lr = learning_rate(step, total_steps, config.lr, config.lr_schedule, config.warmup_steps)
@@ -166,10 +172,10 @@ def train(
             if run_dir is not None:
                 run_folder.save_training_state(run_dir, model, optimizer, state)
                 save_history(history, run_dir, plot=False)
-            if state["bad_epochs"] >= config.patience:
+            if state["bad_epochs"] >= patience:
                 stopped_early = True
                 if progress:
-                    tqdm.write(f"early stop: no improvement for {config.patience} epochs (best epoch {state['best_epoch']})")
+                    tqdm.write(f"early stop: no improvement for {patience} epochs (best epoch {state['best_epoch']})")
                 break
     except KeyboardInterrupt:
         if run_dir is not None:
@@ -183,6 +189,21 @@ def train(
     elif best_weights is not None:
         model.load_state_dict(best_weights)
     return TrainResult(model.eval(), history, state["best_epoch"], stopped_early, run_dir)
+
+
+def training_length(config: TrainConfig, steps_per_epoch: int) -> dict:
+    """The most epochs to run and the early-stopping patience. Set epochs are taken as they are. By
+    default a run gets at least ``min_steps`` optimisation steps: a fixed epoch count leaves small
+    data sets undertrained (30 epochs of 1,617 digits are 360 steps, and the best epoch was the last),
+    and early stopping on the validation loss ends it when it stops improving; patience stretches
+    with the epochs so that it covers the same share of the run."""
+    if config.epochs is not None:
+        return {"epochs": config.epochs, "patience": config.patience, "why": "epochs set by the user"}
+    epochs = max(DEFAULT_EPOCHS, math.ceil(config.min_steps / steps_per_epoch))
+    patience = math.ceil(config.patience * epochs / DEFAULT_EPOCHS)
+    why = (f"up to {epochs} epochs ({steps_per_epoch} steps each; at least {DEFAULT_EPOCHS} epochs and "
+           f"{config.min_steps} steps), stopping after {patience} epochs without a better validation loss")
+    return {"epochs": epochs, "patience": patience, "why": why}
 
 
 def improved(value: float, best: float, rel_tol: float = 1e-4) -> bool:
