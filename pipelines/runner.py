@@ -15,6 +15,7 @@ from typing import Optional
 import click
 import yaml
 
+from pipelines.run_lock import run_folder_lock
 from pipelines.steps import LAYOUT, STEP_ORDER, reserved_options
 from vae_tools import __version__
 from vae_tools.atomic import write_json
@@ -197,6 +198,13 @@ def run_pipeline(pipeline: Pipeline, commands: dict, force: bool = False, quiet:
         if missing:
             raise ConfigError(f"step {step.name} needs the output of {', '.join(missing)}: add it before {step.name}")
     run.mkdir(parents=True, exist_ok=True)
+    with run_folder_lock(run):
+        return _run_steps(pipeline, commands, force, quiet, echo)
+
+
+def _run_steps(pipeline: Pipeline, commands: dict, force: bool, quiet: bool, echo) -> dict:
+    run = pipeline.out
+    names = [s.name for s in pipeline.steps]
     state = read_state(run)
     state.update({"data": pipeline.data, "pipeline": pipeline.source, "versions": versions(),
                   "order": names})

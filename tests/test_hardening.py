@@ -210,3 +210,31 @@ def test_an_os_error_becomes_one_line_naming_the_path(run, tmp_path, monkeypatch
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert result.exit_code == 1 and lines == [f"Error: {tmp_path / 'e.parquet'}: the disk is full; "
                                                "no file was left half-written"]
+
+
+def test_a_second_writer_of_a_run_folder_is_refused_and_a_stale_lock_taken_over(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from pipelines.cli import step_commands
+    from pipelines.run_lock import LOCK_FILE, run_folder_lock
+    from vae_tools.errors import VaeToolsError
+
+    spec = tmp_path / "p.yaml"
+    spec.write_text(f"data: {tmp_path / 'missing.npz'}\nsteps:\n  - train\n")
+    run = tmp_path / "runs" / "p"
+    run.mkdir(parents=True)
+    from pipelines.runner import run_pipeline
+
+    with run_folder_lock(run):  # another writer holds the folder
+        with pytest.raises(VaeToolsError, match=f"in use by process {os.getpid()}"):
+            run_pipeline(load_pipeline(spec, out=str(run)), step_commands(), quiet=True)
+    assert not (run / LOCK_FILE).exists()
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    (run / LOCK_FILE).write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(), "since": "then"}))
+    with run_folder_lock(run) as lock:
+        assert json.loads(lock.read_text())["pid"] == os.getpid()
