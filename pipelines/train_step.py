@@ -25,7 +25,10 @@ def run_train(
     used, and only ``epochs`` and ``patience`` (and hardware options) may be changed."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if resume:
-        stored = read_run_config(out)["training"]
+        run_config = read_run_config(out)
+        stored = run_config.get("training")
+        if not isinstance(stored, dict) or set(stored) - set(TrainConfig.__dataclass_fields__):
+            raise ConfigError(f"{out}/config.json: its 'training' section is not a vaetools training configuration")
         changeable = {"epochs", "patience", "device", "amp"}
         changed = sorted(k for k, v in overrides.items() if k not in changeable and stored.get(k) != v)
         if changed or config:
@@ -34,4 +37,14 @@ def run_train(
     else:
         cfg = load_config(config, overrides)
     dataset = load_dataset(data, image_size=cfg.image_size, channels=cfg.channels, split=split)
+    if resume:
+        trained_on = tuple(run_config.get("model", {}).get("params", {}).get("image_shape", ()))
+        if trained_on and trained_on != tuple(dataset.shape):
+            raise ConfigError(f"{out}: was trained on images of {_shape_text(trained_on)} but {data} holds "
+                              f"{_shape_text(dataset.shape)}; resume with the same data, or pass --image-size/--channels")
     return train(dataset, cfg, out_dir=out, resume=resume, progress=progress)
+
+
+def _shape_text(shape) -> str:
+    channels, height, width = shape
+    return f"{height}x{width} with {channels} channel{'s' if channels != 1 else ''}"

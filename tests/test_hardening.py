@@ -238,3 +238,59 @@ def test_a_second_writer_of_a_run_folder_is_refused_and_a_stale_lock_taken_over(
     (run / LOCK_FILE).write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(), "since": "then"}))
     with run_folder_lock(run) as lock:
         assert json.loads(lock.read_text())["pid"] == os.getpid()
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"latent_dim": 10**12}, "latent_dim"), ({"latent_dim": float("nan")}, None), ({"hidden_dim": "wide"}, "hidden_dim"),
+    ({"image_shape": [1, 100000, 8]}, "image_shape"), ({"widths": [8] * 50}, "widths"),
+])
+def test_a_hand_edited_config_json_is_one_line_naming_the_field(run, tmp_path, params, field):
+    import shutil
+
+    from vae_tools.errors import RunFolderError
+    from vae_tools.run_folder import load_run
+
+    copy = tmp_path / "run"
+    shutil.copytree(run / "run", copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["model"]["params"].update(params)
+    (copy / "config.json").write_text(json.dumps(config))  # json writes NaN as the non-standard NaN
+    with pytest.raises(RunFolderError, match=field or "not a number JSON allows"):
+        load_run(copy)
+    result = invoke("embed", "--model", copy, "--data", run / "bars.npz", "--out", tmp_path / "e.csv", ok=False)
+    assert result.exit_code == 1 and result.output.startswith("Error:") and "Traceback" not in result.output
+
+
+def test_config_json_that_is_a_device_or_huge_is_refused_without_reading_it_all(run, tmp_path):
+    import shutil
+
+    from vae_tools.errors import RunFolderError
+    from vae_tools.run_folder import load_run
+
+    copy = tmp_path / "run"
+    shutil.copytree(run / "run", copy)
+    (copy / "config.json").unlink()
+    (copy / "config.json").symlink_to("/dev/zero")
+    with pytest.raises(RunFolderError, match="not a regular file"):
+        load_run(copy)
+    (copy / "config.json").unlink()
+    (copy / "config.json").write_text(" " * (2 << 20))
+    with pytest.raises(RunFolderError, match="larger than"):
+        load_run(copy)
+
+
+def test_resume_checks_the_training_state_and_the_image_size_before_any_epoch(run, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(run / "run", copy)
+    state = json.loads((copy / "training_state.json").read_text())
+    state["epoch"] = "two"
+    (copy / "training_state.json").write_text(json.dumps(state))
+    result = invoke("train", "--data", run / "bars.npz", "--out", copy, "--resume", "--epochs", "3", "--quiet", ok=False)
+    assert result.exit_code == 1 and "field 'epoch'" in result.output
+    images, labels = make_images(n=40, size=16)
+    np.savez(tmp_path / "bigger.npz", x=images, y=labels)
+    result = invoke("train", "--data", tmp_path / "bigger.npz", "--out", run / "run", "--resume", "--epochs", "3",
+                    "--quiet", ok=False)
+    assert result.exit_code == 1 and "trained on images of 12x12" in result.output and "16x16" in result.output

@@ -52,10 +52,7 @@ def read_run_config(run_dir: str | Path) -> dict:
         raise RunFolderError(f"{run_dir}: no such run folder")
     if not path.exists():
         raise RunFolderError(f"{run_dir}: not a vaetools run folder (no {CONFIG_FILE})")
-    try:
-        config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
-        raise RunFolderError(f"{path}: unreadable ({exc})") from None
+    config = read_small_json(path)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise RunFolderError(f"{path}: not a vaetools run configuration")
     version = config.get("format_version")
@@ -67,10 +64,69 @@ def read_run_config(run_dir: str | Path) -> dict:
     return config
 
 
-def model_from_config(config: dict, where: str) -> nn.Module:
+MAX_JSON_BYTES = 1 << 20
+# Bounds on a stored model's sizes: far beyond any real run, small enough that building the model
+# cannot exhaust memory (a hand-edited latent_dim of 1e12 would try to allocate terabytes).
+SIZE_LIMITS = {"latent_dim": 4096, "hidden_dim": 65536, "image_side": 4096, "width": 4096, "stages": 8}
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def read_small_json(path: Path) -> Any:
+    """A JSON file of at most MAX_JSON_BYTES from a regular file (never a device or an endless pipe),
+    without NaN or Infinity."""
+    if not path.is_file():
+        raise RunFolderError(f"{path}: not a regular file")
     try:
-        return get_model(config["model"]["name"], **config["model"]["params"])
-    except (KeyError, TypeError) as exc:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_JSON_BYTES + 1)
+        if len(raw) > MAX_JSON_BYTES:
+            raise RunFolderError(f"{path}: larger than {MAX_JSON_BYTES} bytes; not a vaetools file")
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        raise RunFolderError(f"{path}: unreadable ({exc})") from None
+
+
+def _whole(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def check_model_params(params: Any, where: str) -> None:
+    """One line naming the first field of a stored model description that is of the wrong type or size."""
+    if not isinstance(params, dict):
+        raise RunFolderError(f"{where}: model.params must be a mapping")
+    shape = params.get("image_shape")
+    checks = [
+        ("image_shape", isinstance(shape, list) and len(shape) == 3 and _whole(shape[0], 1, 3)
+         and all(_whole(v, 1, SIZE_LIMITS["image_side"]) for v in shape[1:]),
+         f"[channels 1-3, height, width each 1-{SIZE_LIMITS['image_side']}]"),
+        ("latent_dim", _whole(params.get("latent_dim"), 1, SIZE_LIMITS["latent_dim"]),
+         f"a whole number from 1 to {SIZE_LIMITS['latent_dim']}"),
+        ("hidden_dim", _whole(params.get("hidden_dim", 1), 1, SIZE_LIMITS["hidden_dim"]),
+         f"a whole number from 1 to {SIZE_LIMITS['hidden_dim']}"),
+        ("widths", params.get("widths") is None or (isinstance(params["widths"], list)
+                                                    and 1 <= len(params["widths"]) <= SIZE_LIMITS["stages"]
+                                                    and all(_whole(w, 1, SIZE_LIMITS["width"]) for w in params["widths"])),
+         f"a list of 1-{SIZE_LIMITS['stages']} whole numbers up to {SIZE_LIMITS['width']}"),
+    ]
+    for field, ok, expected in checks:
+        if not ok:
+            raise RunFolderError(f"{where}: model.params.{field} is {params.get(field)!r}; expected {expected}")
+    for field in ("likelihood", "activation", "noise"):
+        if field in params and not isinstance(params[field], str):
+            raise RunFolderError(f"{where}: model.params.{field} must be a string")
+
+
+def model_from_config(config: dict, where: str) -> nn.Module:
+    model = config.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        raise RunFolderError(f"{where}: model description is incomplete (needs model.name and model.params)")
+    check_model_params(model.get("params"), where)
+    try:
+        return get_model(model["name"], **model["params"])
+    except (KeyError, TypeError, ValueError) as exc:
         raise RunFolderError(f"{where}: model description is incomplete or invalid ({exc})") from None
 
 
@@ -130,12 +186,28 @@ def save_training_state(run_dir: Path, model: nn.Module, optimizer, progress: di
     write_json(run_dir / STATE_FILE, {**progress, "optimizer": plain})
 
 
+def check_training_progress(progress: Any, where: Path) -> None:
+    """Types of training_state.json checked before any training starts, so a damaged file costs no epoch."""
+    fields = {"epoch": int, "best_epoch": int, "bad_epochs": int, "best_val": (int, float), "history": list,
+              "optimizer": dict}
+    if not isinstance(progress, dict):
+        raise RunFolderError(f"{where}: expected a mapping")
+    for field, kind in fields.items():
+        value = progress.get(field)
+        if not isinstance(value, kind) or isinstance(value, bool) or (isinstance(value, int) and not
+                                                                      isinstance(value, float) and value < 0):
+            raise RunFolderError(f"{where}: field {field!r} is {value!r}; the training state is damaged")
+    if not all(isinstance(row, dict) for row in progress["history"]):
+        raise RunFolderError(f"{where}: field 'history' must be a list of rows; the training state is damaged")
+
+
 def load_training_state(run_dir: Path, model: nn.Module, optimizer) -> dict:
     json_path, tensor_path = run_dir / STATE_FILE, run_dir / STATE_TENSORS_FILE
     if not json_path.exists() or not tensor_path.exists():
         raise RunFolderError(f"{run_dir}: no training state to resume from (no completed epoch)")
+    progress = read_small_json(json_path)
+    check_training_progress(progress, json_path)
     try:
-        progress = json.loads(json_path.read_text())
         tensors = load_file(str(tensor_path))
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         optimizer.load_state_dict(optimizer_from_files(tensors, progress.pop("optimizer")))
