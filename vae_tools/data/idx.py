@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import Optional
 
@@ -27,9 +28,10 @@ def read_idx(path: Path) -> np.ndarray:
                 raise DataError(f"{path}: not an IDX file (bad magic number)")
             dtype = np.dtype(_IDX_DTYPES[head[2]])
             ndim = head[3]
-            dims = np.frombuffer(handle.read(4 * ndim), dtype=">u4")
-            if len(dims) != ndim:
+            header = handle.read(4 * ndim)
+            if len(header) != 4 * ndim:
                 raise DataError(f"{path}: IDX header is truncated")
+            dims = np.frombuffer(header, dtype=">u4")
             shape = tuple(int(d) for d in dims)
             if ndim == 0 or 0 in shape:
                 raise DataError(f"{path}: IDX header declares an empty array of shape {shape}")
@@ -41,7 +43,7 @@ def read_idx(path: Path) -> np.ndarray:
                     raise DataError(f"{path}: IDX file is truncated ({size} of {expected} data bytes)")
                 return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
             data = _read_at_most(handle, expected)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+    except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise DataError(f"{path}: cannot read IDX file ({exc})") from None
     if len(data) < expected:
         raise DataError(f"{path}: IDX file is truncated ({len(data)} of {expected} data bytes)")
