@@ -78,6 +78,9 @@ def run_anomalies(
     if score not in SCORES:
         raise DataError(f"unknown score {score!r}: use one of {', '.join(SCORES)}")
     model, dataset, torch_device = load_model_and_data(model_dir, data, split, device)
+    if len(dataset) < 2:
+        raise DataError(f"{data}: holds {len(dataset)} image; anomaly scores rank images against each other, "
+                        "so give at least 2")
     truth = ground_truth(dataset.labels, [str(v) for v in normal_labels], [str(v) for v in anomaly_labels], data)
     parts, _ = all_scores(model, dataset, samples=samples, batch_size=batch_size, device=torch_device, seed=seed,
                           progress=progress)

@@ -59,6 +59,25 @@ class Interrupted(click.ClickException):
     exit_code = 130  # the shell's convention for a process ended by SIGINT
 
 
+class FiniteFloat(click.ParamType):
+    """A number that is neither NaN nor infinite (JSON, thresholds and fractions need real numbers)."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+FINITE = FiniteFloat()
+MAX_IMAGE_SIDE = 4096  # a 4096x4096 RGB image is 200 MB as float32; larger sides are almost surely a typo
+
+
 def parse_image_size(value):
     if value is None:
         return None
@@ -69,6 +88,10 @@ def parse_image_size(value):
         raise click.BadParameter(f"{value!r}: use one number (28) or HEIGHTxWIDTH (28x32)") from None
     if len(parts) not in (1, 2) or min(parts) < 4:
         raise click.BadParameter(f"{value!r}: use one number (28) or HEIGHTxWIDTH (28x32), each at least 4")
+    if max(parts) > MAX_IMAGE_SIDE:
+        gigabytes = max(parts) ** 2 * 4 / 1e9
+        raise click.BadParameter(f"{value!r}: at most {MAX_IMAGE_SIDE} pixels a side (one {max(parts)}-pixel square "
+                                 f"grey image alone needs {gigabytes:,.0f} GB as float32)")
     return parts * 2 if len(parts) == 1 else parts
 
 
@@ -181,7 +204,7 @@ def latent_source_options(func):
 @main.command("label-propagate")
 @latent_source_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
-@click.option("--labeled", type=float, default=None, metavar="FRACTION",
+@click.option("--labeled", type=FINITE, default=None, metavar="FRACTION",
               help="Evaluation mode: keep this random fraction of the data's labels (e.g. 0.02) and predict the rest.")
 @click.option("--labels", "labels_file", type=click.Path(dir_okay=False), default=None,
               help="Real use: a CSV/Parquet table of id,label for the samples you have labelled.")
@@ -333,15 +356,16 @@ def comma_list(ctx, param, value):
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
 @click.option("--score", type=click.Choice(["complexity", "iwae", "elbo", "recon", "kl", "latent"]),
               default="complexity", show_default=True,
-              help="complexity: -log p(x) in bits minus the image's PNG size (robust to simple images); "
+              help="complexity: importance-weighted -log p(x) minus the image's -log-likelihood under a generic "
+                   "background model that predicts each pixel from its neighbours (robust to simple images); "
                    "iwae: importance-weighted -log p(x); elbo: negative ELBO; recon / kl: its two terms; "
                    "latent: low density of the latent code.")
 @click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True,
               help="Monte Carlo samples of z per image (elbo, iwae, complexity).")
-@click.option("--contamination", type=float, default=None,
+@click.option("--contamination", type=FINITE, default=None,
               help="Expected share of anomalies (e.g. 0.01): flag that share of the highest scores.")
-@click.option("--percentile", type=float, default=None, help="Flag scores above this percentile (0-100).")
-@click.option("--threshold", type=float, default=None, help="Flag scores above this value.")
+@click.option("--percentile", type=FINITE, default=None, help="Flag scores above this percentile (0-100).")
+@click.option("--threshold", type=FINITE, default=None, help="Flag scores above this value.")
 @click.option("--normal-labels", callback=comma_list, default=None, metavar="L1,L2",
               help="Ground truth: these labels are normal, all others anomalies (adds AUROC, AP, F1).")
 @click.option("--anomaly-labels", callback=comma_list, default=None, metavar="L1,L2",

@@ -49,6 +49,8 @@ def run_denoise(
     metrics.json plus quality_per_image.csv."""
     if reference and add_noise:
         raise DataError("--add-noise corrupts clean data, which then is its own reference; drop --reference")
+    if add_noise is not None and not add_noise.strip():
+        raise DataError("--add-noise is empty: give a noise such as gaussian:0.5, or leave the option out")
     if add_noise:
         parse_noise(add_noise)
     model, dataset, torch_device = load_model_and_data(model_dir, data, split, device)

@@ -25,11 +25,13 @@ from vae_tools.tables import read_table, write_table
 
 def read_label_file(path: str | Path, ids: np.ndarray) -> np.ndarray:
     """An object array aligned with ``ids``: the file's label, or None where the file has none."""
-    table = read_table(path)
+    table = read_table(path, text_columns=("id", "label"))
     if not {"id", "label"} <= set(table.columns):
         raise DataError(f"{path}: needs the columns id and label (has {', '.join(map(str, table.columns))})")
     table = table.dropna(subset=["label"])
-    table = table[table["label"].astype(str) != ""]
+    table = table[table["label"].astype(str).str.strip() != ""]
+    if table["label"].dtype.kind == "f" and (table["label"] == table["label"].round()).all():
+        table["label"] = table["label"].astype(np.int64)  # a float column only because of missing labels
     if table.empty:
         raise DataError(f"{path}: holds no labels")
     table["id"] = table["id"].astype(str)
@@ -122,7 +124,8 @@ def run_label_propagate(
         "predicted_counts": {str(k): int(v) for k, v in pd.Series(fitted.transduction_[~keep]).value_counts().items()},
     }
     if inputs.labels is not None:
-        scores = classification_metrics(inputs.labels[~keep], fitted.transduction_[~keep])
+        # Compared as text: a labels file says "1" where the data's own labels are the integer 1.
+        scores = classification_metrics(inputs.labels[~keep].astype(str), fitted.transduction_[~keep].astype(str))
         metrics["unlabelled"] = scores
         metrics["accuracy_unlabelled"] = scores["accuracy"]
         if inputs.dataset is not None:  # the plain method's accuracy on the same labels, for comparison

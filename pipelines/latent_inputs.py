@@ -52,6 +52,12 @@ def load_latent_inputs(embeddings: Optional[str] = None, model_dir: Optional[str
         if "id" not in frame.columns or not any(c.startswith("mu_") for c in frame.columns):
             raise DataError(f"{embeddings}: not an embeddings table (needs an id column and mu_* columns)")
         frame["id"] = frame["id"].astype(str)
+        duplicated = frame["id"][frame["id"].duplicated()]
+        if len(duplicated):
+            raise DataError(f"{embeddings}: id {duplicated.iloc[0]!r} appears more than once; ids must be unique")
+        text = [c for c in frame.columns if c.startswith("mu_") and not pd.api.types.is_numeric_dtype(frame[c])]
+        if text:
+            raise DataError(f"{embeddings}: column {text[0]!r} holds text; latent columns must be numbers")
         if dataset is not None and not np.array_equal(frame["id"].to_numpy(), dataset.ids.astype(str)):
             raise DataError(f"{embeddings}: its ids are not the samples of {data} in the same order")
     else:

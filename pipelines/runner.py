@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -181,6 +182,10 @@ def check_pipeline(pipeline: Pipeline, commands: dict) -> None:
         except click.exceptions.Exit:
             pass
         except click.UsageError as exc:
+            extra = re.match(r"Got unexpected extra arguments? \((.*)\)", exc.format_message())
+            if extra:
+                raise ConfigError(f"{where}: {extra.group(1)!r} is not a step or an option of {step.name} "
+                                  f"(steps: {', '.join(STEP_ORDER)})") from None
             raise ConfigError(f"{where}: step {step.name}: {exc.format_message()}") from None
 
 

@@ -294,3 +294,69 @@ def test_resume_checks_the_training_state_and_the_image_size_before_any_epoch(ru
     result = invoke("train", "--data", tmp_path / "bigger.npz", "--out", run / "run", "--resume", "--epochs", "3",
                     "--quiet", ok=False)
     assert result.exit_code == 1 and "trained on images of 12x12" in result.output and "16x16" in result.output
+
+
+def one_error_line(result):
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code != 0 and lines[-1].startswith("Error:") and "Traceback" not in result.output, result.output
+    return lines[-1]
+
+
+def test_embeddings_with_duplicate_ids_or_text_latents_are_refused(tmp_path):
+    import pandas as pd
+
+    pd.DataFrame({"id": ["a", "a", "b"], "mu_0": [1.0, 2, 3], "mu_1": [1.0, 2, 3]}).to_csv(tmp_path / "d.csv", index=False)
+    pd.DataFrame({"id": ["a", "b", "c"], "mu_0": ["x", "y", "z"], "mu_1": [1.0, 2, 3]}).to_csv(tmp_path / "t.csv",
+                                                                                            index=False)
+    assert "appears more than once" in one_error_line(
+        invoke("cluster", "--embeddings", tmp_path / "d.csv", "--out", tmp_path / "o1", ok=False))
+    assert "holds text" in one_error_line(
+        invoke("cluster", "--embeddings", tmp_path / "t.csv", "--out", tmp_path / "o2", ok=False))
+
+
+def test_small_cases_each_get_one_clear_line(run, tmp_path):
+    (tmp_path / "header.csv").write_text("label,p0,p1,p2,p3\n")
+    assert "no rows" in one_error_line(invoke("embed", "--model", run / "run", "--data", tmp_path / "header.csv",
+                                              "--out", tmp_path / "e.csv", ok=False))
+    assert "--add-noise is empty" in one_error_line(invoke("denoise", "--model", run / "run", "--data",
+                                                           run / "bars.npz", "--out", tmp_path / "dn",
+                                                           "--add-noise", "", ok=False))
+    assert "'bogus' is not a step" in one_error_line(invoke("chain", "--data", run / "bars.npz", "--out",
+                                                            tmp_path / "ch", "train", "bogus", ok=False))
+    assert not (tmp_path / "ch" / "pipeline_state.json").exists()
+    assert "finite" in one_error_line(invoke("anomalies", "--model", run / "run", "--data", run / "bars.npz",
+                                             "--out", tmp_path / "an", "--threshold", "nan", ok=False))
+    assert "at most 4096" in one_error_line(invoke("train", "--data", run / "bars.npz", "--out", tmp_path / "big",
+                                                   "--image-size", "100000", ok=False))
+    images, _ = make_images(n=1, size=12)
+    np.savez(tmp_path / "one.npz", x=images)
+    assert "at least 2" in one_error_line(invoke("anomalies", "--model", run / "run", "--data", tmp_path / "one.npz",
+                                                 "--out", tmp_path / "an1", ok=False))
+    assert not (tmp_path / "an1").exists()
+
+
+def test_hdbscan_cluster_size_above_the_sample_count_is_refused(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": [str(i) for i in range(30)], "mu_0": np.arange(30.0), "mu_1": np.arange(30.0)})
+    frame.to_csv(tmp_path / "e.csv", index=False)
+    assert "min_cluster_size" in one_error_line(invoke("cluster", "--embeddings", tmp_path / "e.csv", "--method",
+                                                       "hdbscan", "--min-cluster-size", "500", "--out",
+                                                       tmp_path / "c", ok=False))
+
+
+def test_a_labels_file_with_missing_labels_keeps_the_rest_as_written(run, tmp_path):
+    import pandas as pd
+
+    ids = [str(i) for i in range(40)]
+    _, labels = make_images(n=40, size=12)
+    given = [str(labels[i]) if i < 20 else "" for i in range(40)]
+    pd.DataFrame({"id": ids, "label": given}).to_csv(tmp_path / "labels.csv", index=False)
+    out = tmp_path / "lp"
+    invoke("label-propagate", "--model", run / "run", "--data", run / "bars.npz", "--labels", tmp_path / "labels.csv",
+           "--neighbors", "5", "--refine-rounds", "0", "--out", out)
+    predictions = pd.read_csv(out / "predictions.csv", dtype=str)
+    assert set(predictions["predicted_label"]) <= {"0", "1"}  # never "1.0"
+    assert predictions["labelled"].eq("True").sum() == 20
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["accuracy_unlabelled"] > 0.5  # compared with the data's own labels, not 0% from "1" vs 1

@@ -48,7 +48,8 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, text_columns: tuple = ("id",)) -> pd.DataFrame:
+    """A CSV, Parquet or npz table; in a CSV the ``text_columns`` stay text (a label "1" is not read as 1.0)."""
     path = Path(path)
     if not path.exists():
         raise VaeToolsError(f"{path}: no such file")
@@ -57,7 +58,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix == ".csv":
-            return pd.read_csv(path, dtype={"id": str})
+            return pd.read_csv(path, dtype={column: str for column in text_columns})
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 frame = pd.DataFrame({"id": data["ids"].astype(str)})

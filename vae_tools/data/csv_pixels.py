@@ -19,6 +19,8 @@ def open_csv(path: Path):
         frame = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
         raise DataError(f"{path}: cannot read CSV ({str(exc).splitlines()[0]})") from None
+    if frame.empty:
+        raise DataError(f"{path}: holds a header but no rows of pixels")
     lowered = {c.lower(): c for c in frame.columns}
     label_col = next((lowered[c] for c in LABEL_COLUMNS if c in lowered), None)
     id_col = next((lowered[c] for c in ID_COLUMNS if c in lowered), None)

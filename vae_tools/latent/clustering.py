@@ -43,6 +43,9 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
             raise DataError(f"unknown reduction {self.reduce!r}: use umap or none")
         if self.method not in CLUSTER_METHODS:
             raise DataError(f"unknown clustering method {self.method!r}: use one of {', '.join(CLUSTER_METHODS)}")
+        if self.method == "hdbscan" and self.min_cluster_size is not None and not 2 <= self.min_cluster_size <= len(X):
+            raise DataError(f"min_cluster_size must lie between 2 and the number of samples ({len(X)}), "
+                            f"got {self.min_cluster_size}")
         if self.method != "hdbscan" and not 1 <= self.n_clusters <= len(X):
             raise DataError(f"cannot make {self.n_clusters} clusters from {len(X)} samples")
         if self.reduce == "umap" and len(X) > self.n_components + 2 and X.shape[1] > self.n_components:
