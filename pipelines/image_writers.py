@@ -6,12 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from vae_tools.atomic import atomic_path
 from vae_tools.data import ImageDataset
 from vae_tools.data.arrays import ArrayReader
-from vae_tools.data.folder import FolderReader
+from vae_tools.data.folder import FolderReader, open_image
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -28,11 +30,22 @@ def to_layout(images: np.ndarray, layout: str) -> np.ndarray:
     return images
 
 
+def resized(images: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """NCHW floats brought to ``size`` (height, width), back to where the model's input size took them."""
+    if tuple(images.shape[2:]) == tuple(size):
+        return images
+    out = F.interpolate(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)), size=tuple(size),
+                        mode="bilinear", antialias=True, align_corners=False)
+    return out.clamp_(0, 1).numpy()
+
+
 def write_like_source(dataset: ImageDataset, images: np.ndarray, out_dir: Path) -> Path:
-    """Writes ``images`` (NCHW floats in [0, 1], one per sample of ``dataset``); returns the file or folder."""
+    """Writes ``images`` (NCHW floats in [0, 1], one per sample of ``dataset``) at the source's own image
+    size; returns the file or folder."""
     reader = dataset.reader
     if isinstance(reader, FolderReader):
         return _write_folder(reader, dataset, images, out_dir / "images")
+    images = resized(images, reader.shape[1:])
     if isinstance(reader, ArrayReader):
         source_dtype = reader.array.dtype
         if np.issubdtype(source_dtype, np.integer):
@@ -56,6 +69,9 @@ def _write_folder(reader: FolderReader, dataset: ImageDataset, images: np.ndarra
         target.parent.mkdir(parents=True, exist_ok=True)
         array = pixels[position, 0] if pixels.shape[1] == 1 else pixels[position].transpose(1, 2, 0)
         image = Image.fromarray(array, mode="L" if array.ndim == 2 else "RGB")
+        with open_image(source) as original:
+            if original.size != image.size:  # back to the file's own size
+                image = image.resize(original.size, Image.Resampling.BILINEAR)
         with atomic_path(target) as tmp:
             fmt = Image.registered_extensions().get(target.suffix.lower(), "PNG")
             image.save(tmp, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import click
 import torch
 from torch import nn
 
@@ -19,4 +20,10 @@ def load_model_and_data(model_dir: str | Path, data: str, split: str = "all",
     model, config = load_run(model_dir, torch_device)
     prep = config["preprocessing"]
     dataset = load_dataset(data, image_size=tuple(prep["image_size"]), channels=prep["channels"], split=split)
+    resized = sorted(dataset.native_sizes - {tuple(dataset.image_size)})
+    if resized:
+        sizes = ", ".join(f"{h}x{w}" for h, w in resized[:3]) + (" ..." if len(resized) > 3 else "")
+        height, width = dataset.image_size
+        click.echo(f"Warning: {data} holds images of {sizes}; the model in {model_dir} was trained on {height}x{width}, "
+                   f"so they are resized to {height}x{width} for it", err=True)
     return model, dataset, torch_device

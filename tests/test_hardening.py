@@ -360,3 +360,24 @@ def test_a_labels_file_with_missing_labels_keeps_the_rest_as_written(run, tmp_pa
     assert predictions["labelled"].eq("True").sum() == 20
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["accuracy_unlabelled"] > 0.5  # compared with the data's own labels, not 0% from "1" vs 1
+
+
+def test_data_of_another_size_is_named_once_and_denoised_back_at_its_own_size(run, tmp_path):
+    images, labels = make_images(n=6, size=16)
+    folder = tmp_path / "big"
+    folder.mkdir()
+    for i, image in enumerate(images):
+        Image.fromarray(image).save(folder / f"{i}.png")
+    np.savez(tmp_path / "big.npz", x=images)
+    from click.testing import CliRunner
+
+    from pipelines.cli import main
+
+    result = CliRunner().invoke(main, ["denoise", "--model", str(run / "run"), "--data", str(folder),
+                                                       "--out", str(tmp_path / "dn"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("Warning:") == 1 and "16x16" in result.stderr and "12x12" in result.stderr
+    assert Image.open(tmp_path / "dn" / "images" / "0.png").size == (16, 16)
+    invoke("denoise", "--model", run / "run", "--data", tmp_path / "big.npz", "--out", tmp_path / "dn2", "--quiet")
+    with np.load(tmp_path / "dn2" / "denoised.npz") as written:
+        assert written["x"].shape == (6, 16, 16)

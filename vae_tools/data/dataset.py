@@ -67,6 +67,11 @@ class ImageDataset:
         return (self.channels, *self.image_size)
 
     @property
+    def native_sizes(self) -> set:
+        """The (height, width) sizes the images have in the source, before any resizing."""
+        return set(getattr(self.reader, "native_sizes", {tuple(self.reader.shape[1:])}))
+
+    @property
     def has_labels(self) -> bool:
         return self.labels is not None
 

@@ -33,11 +33,13 @@ def scan_folder(root: Path) -> list[Path]:
 class FolderReader:
     """Decodes image files on demand, converting to ``channels`` and resizing to ``size`` where needed."""
 
-    def __init__(self, root: Path, paths: list[Path], channels: int, size: tuple[int, int]):
+    def __init__(self, root: Path, paths: list[Path], channels: int, size: tuple[int, int],
+                 native_sizes: Optional[set] = None):
         self.name = str(root)
         self.root = root
         self.paths = paths
         self.shape = (channels, *size)
+        self.native_sizes = native_sizes or {tuple(size)}  # (height, width) of the files themselves
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -130,7 +132,8 @@ def open_folder(root: Path, image_size: Optional[tuple[int, int]], channels: Opt
             )
         width, height = next(iter(sizes))
         image_size = (height, width)
-    reader = FolderReader(root, paths, channels or (3 if color else 1), image_size)
+    reader = FolderReader(root, paths, channels or (3 if color else 1), image_size,
+                          {(height, width) for width, height in sizes})
     relative = [p.relative_to(root) for p in paths]
     ids = [p.as_posix() for p in relative]
     labelled = all(len(p.parts) > 1 for p in relative)
