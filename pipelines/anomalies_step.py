@@ -14,6 +14,7 @@ from pipelines.anomaly_report import write_report
 from pipelines.figures import thumbnail_rows
 from pipelines.latent_inputs import ensure_out_dir
 from pipelines.run_inputs import load_model_and_data
+from pipelines.output_set import writes_output_set
 from vae_tools.anomaly.scores import SCORES, all_scores
 from vae_tools.anomaly.threshold import choose_threshold
 from vae_tools.atomic import write_json
@@ -56,6 +57,7 @@ def truth_metrics(truth: np.ndarray, scores: np.ndarray, flagged: np.ndarray) ->
     return metrics
 
 
+@writes_output_set
 def run_anomalies(
     model_dir: str | Path,
     data: str,

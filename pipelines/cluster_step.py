@@ -10,11 +10,13 @@ import pandas as pd
 
 from pipelines.figures import thumbnail_rows
 from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
+from pipelines.output_set import writes_output_set
 from vae_tools.atomic import write_json
 from vae_tools.latent.clustering import LatentClusterer, cluster_scores
 from vae_tools.tables import write_table
 
 
+@writes_output_set
 def run_cluster(
     out: str | Path,
     embeddings: Optional[str] = None,

@@ -12,6 +12,7 @@ from pipelines.figures import thumbnail_rows
 from pipelines.image_writers import write_like_source
 from pipelines.latent_inputs import ensure_out_dir
 from pipelines.run_inputs import load_model_and_data
+from pipelines.output_set import writes_output_set
 from vae_tools.atomic import write_json
 from vae_tools.data import load_dataset
 from vae_tools.denoise import denoise
@@ -31,6 +32,7 @@ def load_reference(reference: str, dataset, split: str) -> np.ndarray:
     return clean.batch(np.arange(len(clean))).numpy()
 
 
+@writes_output_set
 def run_denoise(
     model_dir: str | Path,
     data: str,

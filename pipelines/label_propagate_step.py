@@ -11,6 +11,7 @@ import pandas as pd
 
 from pipelines.figures import confusion_figure, thumbnail_rows
 from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
+from pipelines.output_set import writes_output_set
 from vae_tools.atomic import write_json
 from vae_tools.errors import DataError, VaeToolsError
 from vae_tools.latent import baseline
@@ -49,6 +50,7 @@ def read_label_file(path: str | Path, ids: np.ndarray) -> np.ndarray:
     return labels
 
 
+@writes_output_set
 def run_label_propagate(
     out: str | Path,
     embeddings: Optional[str] = None,

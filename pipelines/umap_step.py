@@ -12,6 +12,7 @@ from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
 from pipelines.figures import save_figure, to_display
 from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
+from pipelines.output_set import writes_output_set
 from vae_tools.errors import DataError
 from vae_tools.latent.projection import umap_2d
 from vae_tools.tables import read_table, write_table
@@ -92,6 +93,7 @@ def spread_out(coords: np.ndarray, n: int, seed: int) -> np.ndarray:
     return chosen[:n]
 
 
+@writes_output_set
 def run_umap(
     out: str | Path,
     embeddings: Optional[str] = None,

@@ -381,3 +381,22 @@ def test_data_of_another_size_is_named_once_and_denoised_back_at_its_own_size(ru
     invoke("denoise", "--model", run / "run", "--data", tmp_path / "big.npz", "--out", tmp_path / "dn2", "--quiet")
     with np.load(tmp_path / "dn2" / "denoised.npz") as written:
         assert written["x"].shape == (6, 16, 16)
+
+
+def test_a_step_that_fails_part_way_leaves_its_previous_outputs_whole(run, tmp_path, monkeypatch):
+    import pipelines.anomalies_step
+
+    out = tmp_path / "an"
+    invoke("anomalies", "--model", run / "run", "--data", run / "bars.npz", "--out", out, "--samples", "2", "--quiet")
+    (out / "mine.txt").write_text("a file of the user's")
+    before = digest(out)
+
+    def broken_report(*args, **kwargs):
+        raise OSError(28, "No space left on device", str(out / "report.html"))
+
+    monkeypatch.setattr(pipelines.anomalies_step, "write_report", broken_report)
+    result = invoke("anomalies", "--model", run / "run", "--data", run / "bars.npz", "--out", out, "--samples", "3",
+                    "--quiet", ok=False)
+    assert result.exit_code == 1 and "the disk is full" in result.output
+    assert digest(out) == before  # csv, parquet and metrics of the failed run never reached --out
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]

@@ -1,0 +1,53 @@
+"""A step's outputs land together: written into a hidden folder beside ``--out``, then moved in once
+all of them exist. A failure part-way (an error, Ctrl-C, a full disk) leaves ``--out`` as it was."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from vae_tools.errors import VaeToolsError
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | Path):
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise VaeToolsError(f"{out}: exists and is not a folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    try:
+        yield stage
+        _move_into(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _move_into(stage: Path, out: Path) -> None:
+    """Each file replaces its namesake in ``out`` by a rename (same file system: no copy, no half file);
+    files of ``out`` that the step did not write are left alone."""
+    out.mkdir(parents=True, exist_ok=True)
+    for path in sorted(stage.rglob("*")):
+        if path.is_file():
+            target = out / path.relative_to(stage)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+
+
+def writes_output_set(step):
+    """Decorate a step function whose ``out`` parameter is a folder: it writes into a staged folder."""
+    signature = inspect.signature(step)
+
+    @functools.wraps(step)
+    def staged(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        with staged_folder(bound.arguments["out"]) as stage:
+            bound.arguments["out"] = stage
+            return step(*bound.args, **bound.kwargs)
+
+    return staged
