@@ -400,3 +400,29 @@ def test_a_step_that_fails_part_way_leaves_its_previous_outputs_whole(run, tmp_p
     assert result.exit_code == 1 and "the disk is full" in result.output
     assert digest(out) == before  # csv, parquet and metrics of the failed run never reached --out
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_a_failed_checkpoint_write_leaves_weights_state_and_history_in_step(run, tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    import vae_tools.run_folder
+
+    copy = tmp_path / "run"
+    shutil.copytree(run / "run", copy)
+    files = ["model.safetensors", "training_state.json", "training_state.safetensors", "history.csv"]
+    before = {name: digest(copy / name) for name in files}
+
+    def disk_full(obj):
+        raise OSError(errno.ENOSPC, "No space left on device", str(copy / "training_state.json"))
+
+    monkeypatch.setattr(vae_tools.run_folder, "finite_json", disk_full)  # fails after the weights were written
+    result = invoke("train", "--data", run / "bars.npz", "--out", copy, "--resume", "--epochs", "4", "--quiet", ok=False)
+    assert result.exit_code == 1 and "the disk is full" in result.output
+    assert {name: digest(copy / name) for name in files} == before
+    assert not [p for p in copy.iterdir() if ".part" in p.name]
+    monkeypatch.undo()
+    invoke("train", "--data", run / "bars.npz", "--out", copy, "--resume", "--epochs", "3", "--quiet")
+    state = json.loads((copy / "training_state.json").read_text())
+    assert state["epoch"] == 3 and len(state["history"]) == 3
+    assert len((copy / "history.csv").read_text().strip().splitlines()) == 4

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vae_tools import __version__
-from vae_tools.atomic import atomic_path, write_json
+from vae_tools.atomic import atomic_path, finite_json, write_json
 from vae_tools.errors import RunFolderError
 from vae_tools.models import get_model
 
@@ -22,6 +24,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.json"
 STATE_TENSORS_FILE = "training_state.safetensors"
+HISTORY_FILE = "history.csv"
 
 
 def run_config(model: nn.Module, train_config: dict, data: dict) -> dict:
@@ -36,13 +39,8 @@ def run_config(model: nn.Module, train_config: dict, data: dict) -> dict:
     }
 
 
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
-
-
-def save_weights(run_dir: Path, model: nn.Module) -> None:
-    save_tensors(Path(run_dir) / WEIGHTS_FILE, model.state_dict(), {"format": FORMAT})
+def _write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(path), metadata=metadata)
 
 
 def read_run_config(run_dir: str | Path) -> dict:
@@ -178,12 +176,21 @@ def optimizer_from_files(tensors: dict[str, torch.Tensor], plain: dict[str, Any]
     return {"state": state, "param_groups": plain["param_groups"]}
 
 
-def save_training_state(run_dir: Path, model: nn.Module, optimizer, progress: dict) -> None:
+def save_checkpoint(run_dir: Path, model: nn.Module, optimizer, progress: dict, best: bool) -> None:
+    """One epoch's files, all or none: the best weights (when ``best``), the training state and
+    history.csv are each written beside their target and renamed into place only after every one of
+    them was written, so a failed write (a full disk, say) leaves the previous epoch's set intact."""
     tensors, plain = optimizer_to_files(optimizer)
     tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
     tensors["rng.torch"] = torch.get_rng_state()
-    save_tensors(run_dir / STATE_TENSORS_FILE, tensors)
-    write_json(run_dir / STATE_FILE, {**progress, "optimizer": plain})
+    with contextlib.ExitStack() as files:
+        if best:
+            _write_tensors(files.enter_context(atomic_path(run_dir / WEIGHTS_FILE)), model.state_dict(),
+                           {"format": FORMAT})
+        _write_tensors(files.enter_context(atomic_path(run_dir / STATE_TENSORS_FILE)), tensors)
+        state_json = files.enter_context(atomic_path(run_dir / STATE_FILE))
+        state_json.write_text(json.dumps(finite_json({**progress, "optimizer": plain}), indent=2, allow_nan=False))
+        pd.DataFrame(progress["history"]).to_csv(files.enter_context(atomic_path(run_dir / HISTORY_FILE)), index=False)
 
 
 def check_training_progress(progress: Any, where: Path) -> None:

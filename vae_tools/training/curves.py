@@ -7,25 +7,25 @@ from pathlib import Path
 import pandas as pd
 
 from vae_tools.atomic import atomic_path
+from vae_tools.run_folder import HISTORY_FILE
 
 
 def save_history(history: list[dict], run_dir: Path, plot: bool = True) -> None:
     if not history:
         return
     frame = pd.DataFrame(history)
-    with atomic_path(run_dir / "history.csv") as tmp:
+    with atomic_path(run_dir / HISTORY_FILE) as tmp:
         frame.to_csv(tmp, index=False)
     if plot:
         plot_history(frame, run_dir / "loss_curves.png")
 
 
 def plot_history(frame: pd.DataFrame, target: Path) -> None:
-    import matplotlib
+    # A Figure of its own, not pyplot: no backend is switched and no global figure state is touched.
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    fig = Figure(figsize=(12, 3.4))
+    axes = fig.subplots(1, 3)
     for ax, term, title in zip(axes, ("loss", "recon", "kl"), ("negative ELBO (β-weighted)", "reconstruction NLL", "KL")):
         ax.plot(frame["epoch"], frame[f"train_{term}"], marker="o", ms=3, label="train")
         if frame[f"val_{term}"].notna().any():
@@ -38,4 +38,3 @@ def plot_history(frame: pd.DataFrame, target: Path) -> None:
     fig.tight_layout()
     with atomic_path(target) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)

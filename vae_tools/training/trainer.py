@@ -156,11 +156,10 @@ def train(
             monitored = row["val_loss"] if val else row["train_loss"]
             if not np.isfinite(monitored):
                 raise VaeToolsError(f"training diverged at epoch {epoch} (the loss is not finite); try a lower lr")
-            if improved(monitored, state["best_val"]):
+            is_best = improved(monitored, state["best_val"])
+            if is_best:
                 state.update(best_val=monitored, best_epoch=epoch, bad_epochs=0)
-                if run_dir is not None:
-                    run_folder.save_weights(run_dir, model)
-                else:
+                if run_dir is None:
                     best_weights = copy.deepcopy(model.state_dict())
             elif epoch > config.kl_warmup_epochs:
                 state["bad_epochs"] += 1
@@ -170,8 +169,7 @@ def train(
                 tqdm.write(f"epoch {epoch}: loss {row['train_loss']:.2f} (recon {row['train_recon']:.2f}, "
                            f"kl {row['train_kl']:.2f}){val_text}, {row['seconds']:.1f}s")
             if run_dir is not None:
-                run_folder.save_training_state(run_dir, model, optimizer, state)
-                save_history(history, run_dir, plot=False)
+                run_folder.save_checkpoint(run_dir, model, optimizer, state, is_best)
             if state["bad_epochs"] >= patience:
                 stopped_early = True
                 if progress:
