@@ -154,9 +154,12 @@ def main() -> None:
                                    device=device, seed=seed, progress=False, y_true=y)
             seconds = time.perf_counter() - started
             per_seed.append({"seed": seed, "rounds": run.rounds, "seconds": round(seconds, 1)})
-            print(f"  vaetools {fraction:.0%} seed {seed}: " + ", ".join(
-                f"round {r['round']} {r['accuracy_unlabelled']:.4f}" for r in run.rounds) + f" ({seconds:.0f}s)", flush=True)
-        final = [s["rounds"][-1]["accuracy_unlabelled"] for s in per_seed]
+            per_seed[-1].update(features=run.features, feature_cv_accuracy=run.feature_scores,
+                                refinement_note=run.refinement_note)
+            print(f"  vaetools {fraction:.0%} seed {seed} ({run.features}): " + ", ".join(
+                f"round {r['round']} {r['accuracy_unlabelled']:.4f}{'' if r['accepted'] else ' (dropped)'}"
+                for r in run.rounds) + f" ({seconds:.0f}s)", flush=True)
+        final = [[r for r in s["rounds"] if r["accepted"]][-1]["accuracy_unlabelled"] for s in per_seed]
         plain = [s["rounds"][0]["accuracy_unlabelled"] for s in per_seed]
         ours[str(fraction)] = {"accuracy_mean": float(np.mean(final)), "accuracy_per_seed": final,
                                "round0_accuracy_mean": float(np.mean(plain)),

@@ -159,8 +159,13 @@ def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, bet
         raise Interrupted(f"{exc}; continue with: vaetools train --data {data} --out {out} --resume") from None
     best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
     val = best["train_loss"] if math.isnan(best["val_loss"]) else best["val_loss"]
+    from vae_tools.run_folder import read_run_config
+
+    length = read_run_config(out).get("choices", {}).get("training_length", {})
     click.echo(f"trained {len(result.history)} epochs; best epoch {result.best_epoch} "
                f"(negative ELBO {val:.2f} nats/image); run folder: {out}")
+    if length.get("why"):
+        click.echo(f"training length: {length['why']}")
 
 
 @main.command()

@@ -426,3 +426,21 @@ def test_a_failed_checkpoint_write_leaves_weights_state_and_history_in_step(run,
     state = json.loads((copy / "training_state.json").read_text())
     assert state["epoch"] == 3 and len(state["history"]) == 3
     assert len((copy / "history.csv").read_text().strip().splitlines()) == 4
+
+
+def test_the_automatic_training_length_is_recorded_and_printed(tmp_path):
+    images, labels = make_images(n=40, size=12)
+    np.savez(tmp_path / "bars.npz", x=images, y=labels)
+    result = invoke("train", "--data", tmp_path / "bars.npz", "--out", tmp_path / "r", "--batch-size", "16",
+                    "--latent-dim", "4", "--set", "hidden_dim=32", "--set", "widths=[8, 16]", "--set", "min_steps=60",
+                    "--quiet")
+    length = json.loads((tmp_path / "r" / "config.json").read_text())["choices"]["training_length"]
+    # 36 training images in batches of 16: 2 steps an epoch, so 60 steps need 30 epochs (the minimum).
+    assert length["epochs"] == 30 and length["patience"] == 8 and "at least 30 epochs" in length["why"]
+    assert f"training length: {length['why']}" in result.output
+    from vae_tools.config import TrainConfig
+    from vae_tools.training.trainer import training_length
+
+    stretched = training_length(TrainConfig(), steps_per_epoch=12)  # 1,617 digits in batches of 128
+    assert stretched["epochs"] == 250 and stretched["patience"] == 67
+    assert training_length(TrainConfig(epochs=5), steps_per_epoch=12)["epochs"] == 5
