@@ -444,3 +444,19 @@ def test_the_automatic_training_length_is_recorded_and_printed(tmp_path):
     stretched = training_length(TrainConfig(), steps_per_epoch=12)  # 1,617 digits in batches of 128
     assert stretched["epochs"] == 250 and stretched["patience"] == 67
     assert training_length(TrainConfig(epochs=5), steps_per_epoch=12)["epochs"] == 5
+
+
+def test_a_pipeline_run_folder_is_accepted_as_a_model_and_a_wrong_folder_points_to_one(run, tmp_path):
+    import shutil
+
+    from vae_tools.errors import RunFolderError
+    from vae_tools.run_folder import load_run
+    from vae_tools.sklearn_api import load_model
+
+    pipeline_run = tmp_path / "runs" / "demo"
+    shutil.copytree(run / "run", pipeline_run / "model")
+    model, _ = load_run(pipeline_run)
+    assert load_model(pipeline_run).module_.latent_dim == model.latent_dim
+    invoke("embed", "--model", pipeline_run, "--data", run / "bars.npz", "--out", tmp_path / "e.csv", "--quiet")
+    with pytest.raises(RunFolderError, match=f"a model was found in {pipeline_run / 'model'}"):
+        load_run(tmp_path / "runs")

@@ -49,7 +49,10 @@ def read_run_config(run_dir: str | Path) -> dict:
     if not run_dir.is_dir():
         raise RunFolderError(f"{run_dir}: no such run folder")
     if not path.exists():
-        raise RunFolderError(f"{run_dir}: not a vaetools run folder (no {CONFIG_FILE})")
+        nearby = sorted(p.parent for p in run_dir.glob(f"*/{CONFIG_FILE}")) + sorted(
+            p.parent for p in run_dir.glob(f"*/*/{CONFIG_FILE}"))
+        hint = f"; a model was found in {nearby[0]}" if nearby else ""
+        raise RunFolderError(f"{run_dir}: not a vaetools run folder (no {CONFIG_FILE}){hint}")
     config = read_small_json(path)
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise RunFolderError(f"{path}: not a vaetools run configuration")
@@ -142,9 +145,19 @@ def load_state_into(model: nn.Module, path: Path) -> None:
         raise RunFolderError(f"{path}: weights do not match config.json ({first})") from None
 
 
+def model_folder(run_dir: str | Path) -> Path:
+    """The folder holding the model: ``run_dir`` itself, or the ``model/`` inside a pipeline's run
+    folder (``vaetools run`` and ``vaetools demo`` write one)."""
+    run_dir = Path(run_dir)
+    inner = run_dir / "model"
+    if not (run_dir / CONFIG_FILE).exists() and (inner / CONFIG_FILE).exists():
+        return inner
+    return run_dir
+
+
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
     """Rebuild the model of a run folder with its best weights; returns (model in eval mode, config)."""
-    run_dir = Path(run_dir)
+    run_dir = model_folder(run_dir)
     config = read_run_config(run_dir)
     model = model_from_config(config, str(run_dir / CONFIG_FILE))
     load_state_into(model, run_dir / WEIGHTS_FILE)
