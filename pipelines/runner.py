@@ -198,7 +198,11 @@ def run_pipeline(pipeline: Pipeline, commands: dict, force: bool = False, quiet:
         raise VaeToolsError(f"{run}: exists and is not a folder")
     check_pipeline(pipeline, commands)
     names = [s.name for s in pipeline.steps]
-    for step in pipeline.steps:
+    for position, step in enumerate(pipeline.steps):
+        later = [n for n in LAYOUT[step.name].needs if n in names[position + 1:]]
+        if later:
+            raise ConfigError(f"step {step.name} needs the output of {', '.join(later)}, which comes after it: "
+                              f"move {step.name} below {', '.join(later)}")
         missing = [n for n in LAYOUT[step.name].needs if n not in names and not (run / LAYOUT[n].output).exists()]
         if missing:
             raise ConfigError(f"step {step.name} needs the output of {', '.join(missing)}: add it before {step.name}")

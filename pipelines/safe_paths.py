@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -37,6 +38,7 @@ def check_output(out: Optional[str], inputs: Iterable[tuple[str, str]]) -> None:
     if str(out).strip() == "":
         raise UnsafeOutput("--out is empty: name a file or folder to write")
     target = Path(out).expanduser().resolve()
+    check_writable(target, out)
     for option, value in inputs:
         source = _existing(str(value))
         if source is None:
@@ -48,6 +50,22 @@ def check_output(out: Optional[str], inputs: Iterable[tuple[str, str]]) -> None:
         if option == "data" and source.is_dir() and _inside(target, source):
             raise UnsafeOutput(f"--out {out} lies inside the image folder --data {value}: its files would "
                                "become part of the data; choose a folder outside it")
+
+
+def check_writable(target: Path, out: str) -> None:
+    """Before any compute: every name short enough, and the nearest existing folder writable."""
+    for part in target.parts:
+        if len(part.encode()) > 255:
+            raise UnsafeOutput(f"--out {out}: the name {part[:40]}... is longer than 255 bytes, which file systems refuse")
+    existing = target
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        if target != existing:
+            raise UnsafeOutput(f"--out {out}: {existing} is a file, not a folder")
+        existing = existing.parent
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UnsafeOutput(f"--out {out}: cannot write in {existing} (permission denied)")
 
 
 def check_command_paths(params: dict) -> None:

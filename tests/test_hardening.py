@@ -460,3 +460,27 @@ def test_a_pipeline_run_folder_is_accepted_as_a_model_and_a_wrong_folder_points_
     invoke("embed", "--model", pipeline_run, "--data", run / "bars.npz", "--out", tmp_path / "e.csv", "--quiet")
     with pytest.raises(RunFolderError, match=f"a model was found in {pipeline_run / 'model'}"):
         load_run(tmp_path / "runs")
+
+
+def test_a_step_placed_before_its_input_is_refused_before_anything_is_written(tmp_path):
+    from pipelines.cli import step_commands
+    from pipelines.runner import run_pipeline
+
+    spec = tmp_path / "p.yaml"
+    spec.write_text("data: digits\nsteps:\n  - embed\n  - train\n")
+    with pytest.raises(ConfigError, match="comes after it"):
+        run_pipeline(load_pipeline(spec, out=str(tmp_path / "r")), step_commands(), quiet=True)
+    assert not (tmp_path / "r").exists()
+
+
+def test_unwritable_or_impossible_outputs_are_refused_up_front(run, tmp_path):
+    long_name = tmp_path / ("x" * 300)
+    assert "longer than 255 bytes" in refused("embed", "--model", run / "run", "--data", run / "bars.npz",
+                                              "--out", long_name / "e.csv")
+    (tmp_path / "afile").write_text("")
+    assert "is a file, not a folder" in refused("embed", "--model", run / "run", "--data", run / "bars.npz",
+                                                "--out", tmp_path / "afile" / "e.csv")
+    folder = tmp_path / "a_folder.csv"
+    folder.mkdir()
+    result = invoke("embed", "--model", run / "run", "--data", run / "bars.npz", "--out", folder, ok=False)
+    assert result.exit_code == 2 and "is a directory" in result.output

@@ -5,8 +5,9 @@ class VaeToolsError(Exception):
     """A problem with the user's input, files or options, phrased for the user."""
 
 
-class DataError(VaeToolsError):
-    """A data source that cannot be read or does not hold usable images."""
+class DataError(VaeToolsError, ValueError):
+    """A data source that cannot be read or does not hold usable images (a ValueError too, as
+    scikit-learn raises for bad input)."""
 
 
 class RunFolderError(VaeToolsError):
