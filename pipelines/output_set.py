@@ -1,5 +1,5 @@
-"""A step's outputs land together: written into a hidden folder beside ``--out``, then moved in once
-all of them exist. A failure part-way (an error, Ctrl-C, a full disk) leaves ``--out`` as it was."""
+"""A step's outputs land together: written into a hidden folder (inside ``--out`` when it exists,
+beside it when not), then moved in once all of them exist. A failure part-way (an error, Ctrl-C, a full disk) leaves ``--out`` as it was."""
 
 from __future__ import annotations
 
@@ -19,8 +19,12 @@ def staged_folder(out: str | Path):
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise VaeToolsError(f"{out}: exists and is not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent))
+    if out.is_dir():  # inside it: the folder may be writable where its parent is not
+        home = out
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        home = out.parent
+    stage = Path(tempfile.mkdtemp(prefix=".vaetools-", suffix=".part", dir=home))
     try:
         yield stage
         _move_into(stage, out)

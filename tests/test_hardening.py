@@ -399,7 +399,7 @@ def test_a_step_that_fails_part_way_leaves_its_previous_outputs_whole(run, tmp_p
                     "--quiet", ok=False)
     assert result.exit_code == 1 and "the disk is full" in result.output
     assert digest(out) == before  # csv, parquet and metrics of the failed run never reached --out
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".part")]
 
 
 def test_a_failed_checkpoint_write_leaves_weights_state_and_history_in_step(run, tmp_path, monkeypatch):
