@@ -13,7 +13,7 @@ from vae_tools.config import parse_set_option
 from vae_tools.data import SOURCE_HELP
 from vae_tools.errors import VaeToolsError
 from vae_tools.models import list_models
-from vae_tools.latent.defaults import FEATURE_SETS, FEATURES, REFINE_EPOCHS, REFINE_ROUNDS
+from vae_tools.latent.defaults import FEATURE_SETS, FEATURES, REDUCE, REDUCTIONS, REFINE_EPOCHS, REFINE_ROUNDS
 
 
 class SafeCommand(click.Command):
@@ -221,9 +221,9 @@ def latent_source_options(func):
               help="Neighbours per sample in the graph.")
 @click.option("--graph", type=click.Choice(["umap", "knn"]), default="umap", show_default=True,
               help="Edge weights: UMAP's fuzzy membership, or plain 0/1.")
-@click.option("--reduce", type=click.Choice(["umap", "none"]), default="umap", show_default=True,
+@click.option("--reduce", type=click.Choice(REDUCTIONS), default=REDUCE, show_default=True,
               help="Build the graph on a 10-d UMAP map of the features (much more accurate on every data set "
-                   "measured), or on the features themselves.")
+                   "measured), or on the features themselves; auto: UMAP up to 200,000 samples (it is slow beyond).")
 @click.option("--features", type=click.Choice(FEATURE_SETS), default=FEATURES,
               show_default=True,
               help="What the graph is built on. auto: whichever of latents, latents+pixels (principal "

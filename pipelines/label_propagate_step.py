@@ -19,7 +19,7 @@ from vae_tools.latent.labels import check_every_class_labelled, hide_labels
 from vae_tools.latent.metrics import classification_metrics
 from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.suggest import margin_uncertainty, suggest_labels
-from vae_tools.latent.defaults import FEATURES, REFINE_EPOCHS, REFINE_ROUNDS
+from vae_tools.latent.defaults import FEATURES, REDUCE, REFINE_EPOCHS, REFINE_ROUNDS
 from vae_tools.semi_supervised import dataset_pixels, propagate_labels
 from vae_tools.tables import read_table, write_table
 
@@ -62,7 +62,7 @@ def run_label_propagate(
     method: str = "spreading",
     n_neighbors: int = 15,
     graph: str = "umap",
-    reduce: str = "umap",
+    reduce: str = REDUCE,
     features: str = FEATURES,
     refine_rounds: Optional[int] = None,
     refine_epochs: int = REFINE_EPOCHS,

@@ -109,3 +109,11 @@ def test_feature_choice_keeps_the_combined_set_unless_another_is_clearly_better(
     assert semi.choose_features({"latents": 0.97, "latents+pixels": 0.89, "pixels": 0.85}, 200) == "latents"
     assert semi.choose_features({"latents": 0.5, "latents+pixels": 0.6, "pixels": 0.99}, 100) == "pixels"
     assert semi.choose_features({"latents": 0.8}, 200) == "latents"
+
+
+def test_reduce_auto_uses_umap_up_to_its_limit_only():
+    from vae_tools.latent.features import UMAP_LIMIT, effective_reduce
+
+    assert effective_reduce("auto", 10_000) == "umap"
+    assert effective_reduce("auto", UMAP_LIMIT + 1) == "none"
+    assert effective_reduce("umap", UMAP_LIMIT + 1) == "umap"

@@ -17,7 +17,8 @@ from vae_tools.data import ImageDataset
 from vae_tools.embedding import embed, latent_matrix
 from vae_tools.latent.defaults import (CV_FOLDS, FEATURES, HELD_BACK_FRACTION, MIN_HELD_BACK, PREFERRED_FEATURES,
                                        REFINE_EPOCHS, REFINE_ROUNDS)
-from vae_tools.latent.features import candidate_names, feature_matrix, graph_space, pixel_components
+from vae_tools.latent.features import (candidate_names, effective_reduce, feature_matrix, graph_space,
+                                       pixel_components)
 from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.validation import (cross_validated_accuracy, held_back_correct, held_back_split,
@@ -73,12 +74,13 @@ def propagate_labels(
     started = time.perf_counter()
     if latents is None:
         latents = latent_matrix(embed(model, dataset, device=device, progress=progress))
+    reduce = effective_reduce(base.reduce, len(latents))
     names = candidate_names(features, have_pixels=dataset is not None)
     pixels = pixel_components(dataset_pixels(dataset), seed=seed) if names != ["latents"] else None
 
     def space_of(name: str, lat: np.ndarray) -> np.ndarray:
         matrix = feature_matrix(name, lat, pixels)
-        return graph_space(matrix, base.n_components, seed) if base.reduce == "umap" else matrix
+        return graph_space(matrix, base.n_components, seed) if reduce == "umap" else matrix
 
     spaces = {name: space_of(name, latents) for name in names}
     scores = {name: cross_validated_accuracy(on_space, spaces[name], y, CV_FOLDS, seed) for name in names} \

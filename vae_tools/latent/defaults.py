@@ -2,6 +2,8 @@
 --help shows them)."""
 
 FEATURE_SETS = ("auto", "latents", "latents+pixels", "pixels")
+REDUCTIONS = ("auto", "umap", "none")
+REDUCE = "auto"  # UMAP map up to UMAP_LIMIT samples (vae_tools/latent/features.py), the features beyond
 FEATURES = "auto"
 PREFERRED_FEATURES = "latents+pixels"  # what auto keeps unless another set is clearly better
 REFINE_ROUNDS = 2
