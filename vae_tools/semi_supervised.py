@@ -60,8 +60,8 @@ def propagate_labels(
     y_true=None,
     latents: Optional[np.ndarray] = None,
 ) -> PropagationResult:
-    """Round 0 propagates over the feature set (latents, pixels or both) that scores best in a
-    cross-validation on the given labels. Each refinement round fine-tunes a copy of the VAE on the
+    """Round 0 propagates over a feature set (latents, pixels or both) chosen by cross-validation on
+    the given labels (``choose_features``: latents+pixels unless another set is clearly better). Each refinement round fine-tunes a copy of the VAE on the
     ELBO plus a classifier loss on the current labels, re-embeds and propagates again; a quarter of
     the given labels is held back from it, and the round is kept only if it predicts more of them
     correctly than the best round so far. ``latents``: the model's embeddings of ``dataset`` when the
