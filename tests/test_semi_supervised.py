@@ -117,3 +117,31 @@ def test_reduce_auto_uses_umap_up_to_its_limit_only():
     assert effective_reduce("auto", 10_000) == "umap"
     assert effective_reduce("auto", UMAP_LIMIT + 1) == "none"
     assert effective_reduce("umap", UMAP_LIMIT + 1) == "umap"
+
+
+def test_a_round_that_changes_nothing_is_not_kept(bars, monkeypatch):
+    dataset, labels, given, trained, _ = bars
+    monkeypatch.setattr(semi, "fine_tune_on_labels", lambda model, *a, **k: model)
+    result = semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=2, progress=False)
+    first, second = result.rounds
+    assert second["held_back_correct"] == first["held_back_correct"]
+    assert second["held_back_true_class_probability"] == first["held_back_true_class_probability"]
+    assert not second["accepted"] and result.model is trained
+
+
+def test_held_back_ties_are_broken_by_the_probability_of_the_true_class():
+    from types import SimpleNamespace
+
+    from vae_tools.latent.validation import held_back_true_probability
+
+    y = np.array([0, 1, 1, -1])
+    held = np.array([0, 1, 2])
+    unsure = SimpleNamespace(classes_=np.array([0, 1]), transduction_=np.array([0, 1, 0, 0]),
+                             label_distributions_=np.array([[0.6, 0.4], [0.4, 0.6], [0.6, 0.4], [0.5, 0.5]]))
+    sure = SimpleNamespace(classes_=np.array([0, 1]), transduction_=np.array([0, 1, 0, 0]),
+                           label_distributions_=np.array([[0.9, 0.1], [0.1, 0.9], [0.55, 0.45], [0.5, 0.5]]))
+    assert semi._held_back_score(unsure, y, held) == (2, pytest.approx((0.6 + 0.6 + 0.4) / 3))
+    assert semi._held_back_score(sure, y, held) > semi._held_back_score(unsure, y, held)
+    unseen = SimpleNamespace(classes_=np.array([0]), transduction_=np.zeros(4, int),
+                             label_distributions_=np.ones((4, 1)))
+    assert held_back_true_probability(unseen, y, held) == pytest.approx(1 / 3)

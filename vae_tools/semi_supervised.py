@@ -22,6 +22,7 @@ from vae_tools.latent.features import (candidate_names, effective_reduce, featur
 from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.validation import (cross_validated_accuracy, held_back_correct, held_back_split,
+                                         held_back_true_probability,
                                          without_labels)
 from vae_tools.training.label_fine_tune import fine_tune_on_labels
 
@@ -64,7 +65,8 @@ def propagate_labels(
     the given labels (``choose_features``: latents+pixels unless another set is clearly better). Each refinement round fine-tunes a copy of the VAE on the
     ELBO plus a classifier loss on the current labels, re-embeds and propagates again; a quarter of
     the given labels is held back from it, and the round is kept only if it predicts more of them
-    correctly than the best round so far. ``latents``: the model's embeddings of ``dataset`` when the
+    correctly than the best round so far, or as many while giving their true classes more probability.
+    ``latents``: the model's embeddings of ``dataset`` when the
     caller already has them. Without ``dataset`` only the latents are used; without ``model`` (or
     ``dataset``) there is no refinement."""
     base = clone(propagator) if propagator is not None else LabelPropagator(random_state=seed)
@@ -92,8 +94,8 @@ def propagate_labels(
     working = without_labels(y, held)
     note = _refinement_blocker(refine_rounds, model is not None and dataset is not None, chosen, len(held))
     current = clone(on_space).fit(space, working)
-    best_correct = held_back_correct(current, y, held)
-    rounds = [_round_info(0, started, best_correct, held, True, on_space, space, y, hidden, y_true)]
+    best = _held_back_score(current, y, held)
+    rounds = [_round_info(0, started, best, held, True, on_space, space, y, hidden, y_true)]
     for r in range(1, refine_rounds + 1 if not note else 1):
         started = time.perf_counter()
         trial_model = copy.deepcopy(model)
@@ -104,14 +106,15 @@ def propagate_labels(
         trial_latents = latent_matrix(embed(trial_model, dataset, device=device, progress=progress))
         trial_space = space_of(chosen, trial_latents)
         trial = clone(on_space).fit(trial_space, working)
-        correct = held_back_correct(trial, y, held)
-        accepted = correct > best_correct
-        rounds.append(_round_info(r, started, correct, held, accepted, on_space, trial_space, y, hidden, y_true))
+        score = _held_back_score(trial, y, held)
+        accepted = score > best
+        rounds.append(_round_info(r, started, score, held, accepted, on_space, trial_space, y, hidden, y_true))
         if not accepted:
-            note = (f"round {r} predicted {correct} of {len(held)} held-back labels, not more than the "
-                    f"{best_correct} before it, so it was dropped and refinement stopped")
+            note = (f"round {r} predicted {score[0]} of {len(held)} held-back labels (mean true-class "
+                    f"probability {score[1]:.3f}), not better than the {best[0]} ({best[1]:.3f}) before it, "
+                    "so it was dropped and refinement stopped")
             break
-        model, latents, space, current, best_correct = trial_model, trial_latents, trial_space, trial, correct
+        model, latents, space, current, best = trial_model, trial_latents, trial_space, trial, score
     final = clone(on_space).fit(space, y)
     return PropagationResult(final, model, latents, space, chosen, scores, rounds, note)
 
@@ -141,9 +144,17 @@ def _refinement_blocker(refine_rounds: int, have_model: bool, chosen: str, n_hel
     return ""
 
 
-def _round_info(index, started, correct, held, accepted, on_space, space, y, hidden, y_true) -> dict:
+def _held_back_score(fitted, y, held) -> tuple[int, float]:
+    """Rounds compare by held-back labels predicted correctly, ties broken by the mean probability
+    given to the true class (a tie of 173 of 176 once hid a round that was 0.8 points better)."""
+    return held_back_correct(fitted, y, held), held_back_true_probability(fitted, y, held)
+
+
+def _round_info(index, started, score, held, accepted, on_space, space, y, hidden, y_true) -> dict:
+    correct, probability = score
     info = {"round": index, "held_back": int(len(held)), "held_back_correct": int(correct),
-            "held_back_accuracy": round(correct / len(held), 4) if len(held) else None, "accepted": bool(accepted)}
+            "held_back_accuracy": round(correct / len(held), 4) if len(held) else None,
+            "held_back_true_class_probability": round(probability, 4), "accepted": bool(accepted)}
     if y_true is not None and hidden.any():
         # Scored as the round would be used: propagated with every given label.
         predicted = clone(on_space).fit(space, y).transduction_[hidden]
