@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
+import os
 from pathlib import Path
 
 import click
@@ -22,8 +24,28 @@ class SafeCommand(click.Command):
     def invoke(self, ctx):
         from pipelines.safe_paths import check_command_paths
 
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and ctx.info_name not in DISTRIBUTED_COMMANDS:
+            raise click.ClickException(f"{ctx.info_name} runs in one process; of the commands, only "
+                                       f"{' and '.join(DISTRIBUTED_COMMANDS)} run under torchrun")
+
         check_command_paths(ctx.params)
         return super().invoke(ctx)
+
+
+DISTRIBUTED_COMMANDS = ("train", "embed")
+
+
+@contextlib.contextmanager
+def process_group(device):
+    """Under torchrun: join its process group for the command, and leave it after. Returns whether
+    this process writes the outputs (only the first one does)."""
+    from vae_tools.training import distributed
+
+    distributed.start_from_environment(device or "auto")
+    try:
+        yield distributed.is_main_process()
+    finally:
+        distributed.stop()
 
 
 class VaeToolsGroup(click.Group):
@@ -152,11 +174,14 @@ def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, bet
         channels=int(channels) if channels else None, device=device, seed=seed).items() if v is not None})
     from vae_tools.training.trainer import TrainingInterrupted
 
-    try:
-        result = run_train(data, out, config=config, overrides=overrides, split=split, resume=resume,
-                           progress=not quiet)
-    except TrainingInterrupted as exc:
-        raise Interrupted(f"{exc}; continue with: vaetools train --data {data} --out {out} --resume") from None
+    with process_group(device) as writes_outputs:
+        try:
+            result = run_train(data, out, config=config, overrides=overrides, split=split, resume=resume,
+                               progress=not quiet)
+        except TrainingInterrupted as exc:
+            raise Interrupted(f"{exc}; continue with: vaetools train --data {data} --out {out} --resume") from None
+    if not writes_outputs:
+        return
     best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
     val = best["train_loss"] if math.isnan(best["val_loss"]) else best["val_loss"]
     from vae_tools.run_folder import read_run_config
@@ -185,9 +210,11 @@ def embed(model_dir, data, out, split, logvar, elbo, elbo_samples, batch_size, d
     """Encode SOURCE with a trained VAE: one row per sample with id, label and mu_0..mu_{d-1}."""
     from pipelines.embed_step import run_embed
 
-    frame = run_embed(model_dir, data, out, split=split, logvar=logvar, elbo=elbo, elbo_samples=elbo_samples,
-                      batch_size=batch_size, device=device or "auto", progress=not quiet)
-    click.echo(f"wrote {len(frame)} rows to {out}")
+    with process_group(device) as writes_outputs:
+        frame = run_embed(model_dir, data, out, split=split, logvar=logvar, elbo=elbo, elbo_samples=elbo_samples,
+                          batch_size=batch_size, device=device or "auto", progress=not quiet, write=writes_outputs)
+    if writes_outputs:
+        click.echo(f"wrote {len(frame)} rows to {out}")
 
 
 def latent_source_options(func):

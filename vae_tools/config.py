@@ -47,6 +47,7 @@ class TrainConfig:
     # hardware
     device: str = "auto"
     amp: bool = True
+    compile: bool = False  # torch.compile the per-batch loss (bench/scale.py measures whether it pays)
 
     def validate(self, where: str = "configuration") -> "TrainConfig":
         checks = [

@@ -10,9 +10,10 @@ from torch import nn
 from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
 from vae_tools.models.losses import kl_to_standard_normal
+from vae_tools.training import distributed
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def embed(
     model: nn.Module,
     dataset: ImageDataset,
@@ -24,34 +25,49 @@ def embed(
     progress: bool = False,
 ) -> pd.DataFrame:
     """Columns: id, label (when known), mu_0..mu_{d-1}; with ``logvar`` logvar_*; with ``elbo`` the
-    negative ELBO per sample (nats, averaged over ``elbo_samples`` draws of z) and its two terms."""
+    negative ELBO per sample (nats, averaged over ``elbo_samples`` draws of z) and its two terms.
+
+    Inside a torch.distributed process group each process encodes one contiguous block of rows and
+    every process gets the whole table back, rows in the dataset's order."""
     if tuple(dataset.shape) != tuple(model.image_shape):
         raise DataError(f"{dataset.name}: images are {dataset.shape} but the model expects {tuple(model.image_shape)}")
+    device = distributed.local_device(torch.device(device))
     model = model.to(device).eval()
-    mus, logvars, recons, kls = [], [], [], []
-    for _, x in dataset.iter_batches(batch_size, progress=progress, desc="embedding"):
-        x = x.to(device)
+    start, stop = distributed.contiguous_share(len(dataset))
+    block = _encode_rows(model, dataset, np.arange(start, stop), batch_size, device, elbo, elbo_samples,
+                         progress and distributed.is_main_process())
+    block = distributed.gather_rows(block, len(dataset)).numpy()
+    d = model.latent_dim
+    frame = pd.DataFrame({"id": dataset.ids.astype(str)})
+    if dataset.has_labels:
+        frame["label"] = dataset.labels
+    columns = {f"mu_{j}": block[:, j] for j in range(d)}
+    if logvar:
+        columns.update({f"logvar_{j}": block[:, d + j] for j in range(d)})
+    if elbo:
+        recon_all, kl_all = block[:, 2 * d], block[:, 2 * d + 1]
+        columns.update({"neg_elbo": recon_all + kl_all, "recon_nll": recon_all, "kl": kl_all})
+    return pd.concat([frame, pd.DataFrame(columns)], axis=1)
+
+
+def _encode_rows(model, dataset, positions, batch_size, device, elbo, elbo_samples, progress) -> torch.Tensor:
+    """(rows, 2d + 2) float32 on the CPU: mu, logvar, then reconstruction NLL and KL (zeros without ``elbo``)."""
+    d = model.latent_dim
+    out = torch.zeros((len(positions), 2 * d + 2), dtype=torch.float32)
+    share = dataset.subset(positions) if len(positions) else None
+    batches = share.iter_batches(batch_size, progress=progress, desc="embedding") if share is not None else ()
+    for rows, x in batches:
+        x = (x.pin_memory() if device.type == "cuda" else x).to(device, non_blocking=True)
         mu, lv = model.encode(x)
-        mus.append(mu.float().cpu())
-        logvars.append(lv.float().cpu())
+        parts = [mu.float(), lv.float()]
         if elbo:
             recon = torch.zeros(len(x), device=device)
             for _ in range(elbo_samples):
                 recon += model.reconstruction_nll(model.decode(model.reparameterize(mu, lv)), x)
-            recons.append((recon / elbo_samples).cpu())
-            kls.append(kl_to_standard_normal(mu.float(), lv.float()).cpu())
-    frame = pd.DataFrame({"id": dataset.ids.astype(str)})
-    if dataset.has_labels:
-        frame["label"] = dataset.labels
-    mu_block = torch.cat(mus).numpy()
-    columns = {f"mu_{j}": mu_block[:, j] for j in range(mu_block.shape[1])}
-    if logvar:
-        lv_block = torch.cat(logvars).numpy()
-        columns.update({f"logvar_{j}": lv_block[:, j] for j in range(lv_block.shape[1])})
-    if elbo:
-        recon_all, kl_all = torch.cat(recons).numpy(), torch.cat(kls).numpy()
-        columns.update({"neg_elbo": recon_all + kl_all, "recon_nll": recon_all, "kl": kl_all})
-    return pd.concat([frame, pd.DataFrame(columns)], axis=1)
+            parts += [(recon / elbo_samples)[:, None], kl_to_standard_normal(mu.float(), lv.float())[:, None]]
+        block = torch.cat(parts, dim=1)
+        out[rows[0]:rows[-1] + 1, :block.shape[1]] = block.cpu()
+    return out
 
 
 def latent_matrix(frame: pd.DataFrame) -> np.ndarray:

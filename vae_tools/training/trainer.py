@@ -20,8 +20,9 @@ from vae_tools.atomic import write_json
 from vae_tools.config import DEFAULT_EPOCHS, TrainConfig
 from vae_tools.data import ImageDataset
 from vae_tools.device import resolve_device
-from vae_tools.errors import RunFolderError, VaeToolsError
+from vae_tools.errors import ConfigError, RunFolderError, VaeToolsError
 from vae_tools.models import get_model
+from vae_tools.training import distributed
 from vae_tools.training.curves import save_history
 from vae_tools.training.schedule import kl_weight, learning_rate
 
@@ -72,6 +73,31 @@ def _autocast(device: torch.device, enabled: bool):
     return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
 
 
+class BatchObjective(nn.Module):
+    """A model's per-batch loss terms as a forward pass: DDP synchronises gradients only for work
+    done through the forward of the module it wraps, and torch.compile compiles a forward."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.loss_terms(self.model.training_input(x), x)
+
+
+def batch_fetcher(data: ImageDataset, device: torch.device, memory_format):
+    """positions -> images on ``device``. On a GPU the whole (decoded) set is copied once when it
+    takes under a quarter of the free memory, so a step never waits on the host."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if data.nbytes() < free // 4:
+            resident = data.batch(np.arange(len(data))).to(device).contiguous(memory_format=memory_format)
+            return lambda positions: resident[torch.as_tensor(positions, device=device)]
+        return lambda positions: data.batch(positions).pin_memory().to(device, non_blocking=True).contiguous(
+            memory_format=memory_format)
+    return lambda positions: data.batch(positions).contiguous(memory_format=memory_format)
+
+
 def train(
     dataset: ImageDataset,
     config: TrainConfig,
@@ -79,14 +105,24 @@ def train(
     resume: bool = False,
     progress: bool = True,
 ) -> TrainResult:
-    """Fit a VAE to ``dataset``; with ``out_dir``, every epoch is saved there and ``resume`` continues it."""
+    """Fit a VAE to ``dataset``; with ``out_dir``, every epoch is saved there and ``resume`` continues it.
+
+    Inside a torch.distributed process group (``torchrun``) every process runs this with the same
+    arguments: each takes its share of every batch (``batch_size`` stays the global batch), DDP
+    averages the gradients, the validation loss is summed over the processes so that early stopping
+    and the best epoch agree everywhere, and only the first process writes ``out_dir``."""
     config.validate()
-    device = resolve_device(config.device)
+    world, main = distributed.world_size(), distributed.is_main_process()
+    if config.batch_size < world:
+        raise ConfigError(f"batch_size {config.batch_size} is smaller than the {world} processes sharing each batch")
+    progress = progress and main
+    device = distributed.local_device(resolve_device(config.device))
     torch.manual_seed(config.seed)
     # channels_last lets oneDNN / cuDNN pick faster convolution kernels (measured ~10% per step on CPU).
     memory_format = torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
     model = build_model(config, dataset.shape).to(device, memory_format=memory_format)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                  fused=device.type == "cuda")
     run_dir = Path(out_dir) if out_dir is not None else None
     if run_dir is not None and not resume:
         check_new_run_dir(run_dir)
@@ -98,60 +134,36 @@ def train(
     batch_size = min(config.batch_size, len(train_set))
     steps_per_epoch = max(1, len(train_set) // batch_size)  # the last partial batch is dropped
     length = training_length(config, steps_per_epoch)
-    max_epochs, patience = length["epochs"], length["patience"]
-    total_steps = steps_per_epoch * max_epochs
 
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
     if run_dir is not None:
         if resume:
             state.update(run_folder.load_training_state(run_dir, model, optimizer))
-        run_dir.mkdir(parents=True, exist_ok=True)
-        data_info = {"source": dataset.name, "n_samples": len(dataset), "labelled": dataset.has_labels}
-        write_json(run_dir / run_folder.CONFIG_FILE,
-                   {**run_folder.run_config(model, config.to_dict(), data_info), "choices": {"training_length": length}})
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            data_info = {"source": dataset.name, "n_samples": len(dataset), "labelled": dataset.has_labels}
+            choices = {"training_length": length, "processes": world}
+            write_json(run_dir / run_folder.CONFIG_FILE,
+                       {**run_folder.run_config(model, config.to_dict(), data_info), "choices": choices})
     if progress and config.epochs is None:
         tqdm.write(f"training length: {length['why']}")
-    autocast, scaler = _autocast(device, config.amp)
-    best_weights = None
+    objective = BatchObjective(model)
+    if config.compile:
+        objective = torch.compile(objective)
+    if world > 1:
+        objective = torch.nn.parallel.DistributedDataParallel(
+            objective, device_ids=[device.index] if device.type == "cuda" else None)
+        torch.manual_seed(config.seed + distributed.rank())  # the same weights, different noise draws
+    loop = _Loop(objective, model, optimizer, config, device, batch_fetcher(train_set, device, memory_format),
+                 steps_per_epoch, batch_size, length["epochs"], progress)
 
-    history = state["history"]
-    stopped_early = False
-    start_epoch = state["epoch"] + 1
+    best_weights, stopped_early, history = None, False, state["history"]
     try:
-        for epoch in range(start_epoch, max_epochs + 1):
-            started = time.perf_counter()
-            model.train()
-            order = np.random.default_rng(config.seed + epoch).permutation(len(train_set))
-            sums = np.zeros(3)
-            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{max_epochs}", disable=not progress, leave=False)
-            for i in bar:
-                step = (epoch - 1) * steps_per_epoch + i
-                lr = learning_rate(step, total_steps, config.lr, config.lr_schedule, config.warmup_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                beta = kl_weight(step, steps_per_epoch, config.beta, config.kl_warmup_epochs)
-                x = train_set.batch(order[i * batch_size : (i + 1) * batch_size])
-                x = x.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-                with autocast:
-                    recon, kl = model.loss_terms(model.training_input(x), x)
-                    loss = (recon + beta * kl).mean()
-                optimizer.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(optimizer)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    optimizer.step()
-                sums += (loss.item(), recon.mean().item(), kl.mean().item())
-                if i % 10 == 0:
-                    bar.set_postfix(loss=f"{sums[0] / (i + 1):.2f}", recon=f"{sums[1] / (i + 1):.2f}", kl=f"{sums[2] / (i + 1):.2f}")
-            row = {"epoch": epoch, "train_loss": sums[0] / steps_per_epoch, "train_recon": sums[1] / steps_per_epoch,
-                   "train_kl": sums[2] / steps_per_epoch}
+        for epoch in range(state["epoch"] + 1, length["epochs"] + 1):
+            row = loop.run_epoch(epoch, len(train_set))
             val = evaluate(model, val_set, config, device, batch_size) if val_set is not None else None
             row.update({"val_loss": val[0] if val else np.nan, "val_recon": val[1] if val else np.nan,
-                        "val_kl": val[2] if val else np.nan, "lr": lr, "beta": beta,
-                        "seconds": time.perf_counter() - started})
+                        "val_kl": val[2] if val else np.nan, "seconds": time.perf_counter() - row.pop("started")})
             history.append(row)
             monitored = row["val_loss"] if val else row["train_loss"]
             if not np.isfinite(monitored):
@@ -159,7 +171,7 @@ def train(
             is_best = improved(monitored, state["best_val"])
             if is_best:
                 state.update(best_val=monitored, best_epoch=epoch, bad_epochs=0)
-                if run_dir is None:
+                if run_dir is None or not main:
                     best_weights = copy.deepcopy(model.state_dict())
             elif epoch > config.kl_warmup_epochs:
                 state["bad_epochs"] += 1
@@ -168,25 +180,72 @@ def train(
                 val_text = f", val {row['val_loss']:.2f}" if val else ""
                 tqdm.write(f"epoch {epoch}: loss {row['train_loss']:.2f} (recon {row['train_recon']:.2f}, "
                            f"kl {row['train_kl']:.2f}){val_text}, {row['seconds']:.1f}s")
-            if run_dir is not None:
+            if run_dir is not None and main:
                 run_folder.save_checkpoint(run_dir, model, optimizer, state, is_best)
-            if state["bad_epochs"] >= patience:
+            if state["bad_epochs"] >= length["patience"]:
                 stopped_early = True
                 if progress:
-                    tqdm.write(f"early stop: no improvement for {patience} epochs (best epoch {state['best_epoch']})")
+                    tqdm.write(f"early stop: no improvement for {length['patience']} epochs "
+                               f"(best epoch {state['best_epoch']})")
                 break
     except KeyboardInterrupt:
-        if run_dir is not None:
+        if run_dir is not None and main:
             save_history(history, run_dir)
         kept = f"; {run_dir} keeps every completed epoch" if run_dir is not None else ""
         raise TrainingInterrupted(f"training interrupted after epoch {state['epoch']}{kept}") from None
 
-    if run_dir is not None:
+    if run_dir is not None and main:
         save_history(history, run_dir)
         run_folder.load_state_into(model, run_dir / run_folder.WEIGHTS_FILE)
     elif best_weights is not None:
         model.load_state_dict(best_weights)
+    distributed.barrier()
     return TrainResult(model.eval(), history, state["best_epoch"], stopped_early, run_dir)
+
+
+class _Loop:
+    """One epoch of optimisation steps. Loss sums stay on the device until the epoch ends: reading
+    them every step would make the host wait for the GPU each time."""
+
+    def __init__(self, objective, model, optimizer, config, device, fetch, steps_per_epoch, batch_size,
+                 max_epochs, progress):
+        self.objective, self.model, self.optimizer, self.config = objective, model, optimizer, config
+        self.device, self.fetch, self.steps, self.batch_size = device, fetch, steps_per_epoch, batch_size
+        self.max_epochs, self.progress = max_epochs, progress
+        self.autocast, self.scaler = _autocast(device, config.amp)
+
+    def run_epoch(self, epoch: int, n_train: int) -> dict:
+        config, started = self.config, time.perf_counter()
+        self.model.train()
+        order = np.random.default_rng(config.seed + epoch).permutation(n_train)
+        sums = torch.zeros(3, device=self.device)
+        bar = tqdm(range(self.steps), desc=f"epoch {epoch}/{self.max_epochs}", disable=not self.progress, leave=False)
+        total_steps = self.steps * self.max_epochs
+        for i in bar:
+            step = (epoch - 1) * self.steps + i
+            lr = learning_rate(step, total_steps, config.lr, config.lr_schedule, config.warmup_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            beta = kl_weight(step, self.steps, config.beta, config.kl_warmup_epochs)
+            x = self.fetch(distributed.my_part_of_batch(order[i * self.batch_size:(i + 1) * self.batch_size]))
+            with self.autocast:
+                recon, kl = self.objective(x)
+                loss = (recon + beta * kl).mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.optimizer.step()
+            sums += torch.stack((loss.detach(), recon.detach().mean(), kl.detach().mean())).float()
+            if self.progress and i % 10 == 0:
+                means = (sums / (i + 1)).tolist()
+                bar.set_postfix(loss=f"{means[0]:.2f}", recon=f"{means[1]:.2f}", kl=f"{means[2]:.2f}")
+        means = (distributed.sum_across(sums) / (self.steps * distributed.world_size())).tolist()
+        return {"epoch": epoch, "train_loss": means[0], "train_recon": means[1], "train_kl": means[2],
+                "lr": lr, "beta": beta, "started": started}
 
 
 def training_length(config: TrainConfig, steps_per_epoch: int) -> dict:
@@ -210,12 +269,16 @@ def improved(value: float, best: float, rel_tol: float = 1e-4) -> bool:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: ImageDataset, config: TrainConfig, device: torch.device, batch_size: int):
-    """Mean (loss, reconstruction NLL, KL) per image; denoising inputs use a fixed noise seed."""
+    """Mean (loss, reconstruction NLL, KL) per image; denoising inputs use a fixed noise seed. Under
+    torch.distributed each process scores its own block and the sums are added up, so every process
+    gets the same numbers."""
     model.eval()
-    generator = torch.Generator(device=device).manual_seed(config.seed)
-    totals = np.zeros(3)
-    for _, x in data.iter_batches(batch_size * 2):
+    generator = torch.Generator(device=device).manual_seed(config.seed + distributed.rank())
+    start, stop = distributed.contiguous_share(len(data))
+    totals = torch.zeros(3, dtype=torch.float64, device=device)
+    share = data.subset(np.arange(start, stop)) if stop > start else None
+    for _, x in share.iter_batches(batch_size * 2) if share is not None else ():
         x = x.to(device)
         recon, kl = model.loss_terms(model.training_input(x, generator), x)
-        totals += ((recon + config.beta * kl).sum().item(), recon.sum().item(), kl.sum().item())
-    return tuple(totals / len(data))
+        totals += torch.stack(((recon + config.beta * kl).sum(), recon.sum(), kl.sum())).double()
+    return tuple((distributed.sum_across(totals) / len(data)).tolist())

@@ -1,0 +1,102 @@
+"""Work split across processes with torch.distributed, as launched by ``torchrun``.
+
+The library never starts a process group itself: the caller does (``start_from_environment``, used
+by the command line), and training, embedding and scoring use one when it is there. Every helper
+below is a no-op in a single process, so the same code runs with and without ``torchrun``."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and all(v in os.environ for v in LAUNCHER_VARIABLES)
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    return dist.get_rank() if active() else 0
+
+
+def world_size() -> int:
+    return dist.get_world_size() if active() else 1
+
+
+def is_main_process() -> bool:
+    return rank() == 0
+
+
+def start_from_environment(device: str = "auto", timeout_minutes: float = 30.0) -> bool:
+    """Join the process group ``torchrun`` describes in the environment: NCCL when this process
+    computes on a GPU, gloo otherwise. Returns whether there is more than one process."""
+    if not launched_by_torchrun() or active():
+        return active()
+    use_gpu = device in ("auto", "cuda") and torch.cuda.is_available()
+    if use_gpu:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]) % torch.cuda.device_count())
+    dist.init_process_group("nccl" if use_gpu else "gloo", timeout=timedelta(minutes=timeout_minutes))
+    return True
+
+
+def stop() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def local_device(device: torch.device) -> torch.device:
+    """Under torchrun every process takes its own GPU (the one ``start_from_environment`` set)."""
+    if active() and device.type == "cuda" and device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
+
+
+def sum_across(values: torch.Tensor) -> torch.Tensor:
+    """Element-wise sum of ``values`` over all processes (float64 on the wire for exact totals)."""
+    if not active():
+        return values
+    device = values.device if dist.get_backend() == "nccl" else torch.device("cpu")
+    total = values.detach().to(device, torch.float64).clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total.to(values.device, values.dtype)
+
+
+def my_part_of_batch(positions: np.ndarray) -> np.ndarray:
+    """This process's share of one global batch: every world_size-th sample, so that the ranks
+    together see exactly the batch a single process would, and DDP's gradient average equals the
+    single-process gradient when the shares are equal."""
+    return positions[rank()::world_size()]
+
+
+def contiguous_share(n: int) -> tuple[int, int]:
+    """[start, stop) of this process's contiguous block of ``n`` rows; blocks differ by at most one."""
+    bounds = np.linspace(0, n, world_size() + 1).round().astype(int)
+    return int(bounds[rank()]), int(bounds[rank() + 1])
+
+
+def gather_rows(block: torch.Tensor, n: int) -> torch.Tensor:
+    """Concatenate every process's ``contiguous_share`` block of rows, in rank order, on every process."""
+    if not active():
+        return block
+    sizes = [stop - start for start, stop in
+             (np.linspace(0, n, world_size() + 1).round().astype(int)[r:r + 2] for r in range(world_size()))]
+    wire = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    padded = torch.zeros((max(sizes), *block.shape[1:]), dtype=block.dtype, device=wire)
+    padded[: len(block)] = block.to(wire)
+    pieces = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(pieces, padded)
+    return torch.cat([piece[:size] for piece, size in zip(pieces, sizes)]).to(block.device)
