@@ -120,6 +120,8 @@ def parse_image_size(value):
 data_option = click.option("--data", "data", required=True, metavar="SOURCE", help=f"The images: {SOURCE_HELP}.")
 split_option = click.option("--split", type=click.Choice(["all", "train", "test"]), default="all", show_default=True,
                             help="Which part of a source with a train/test split to use.")
+workers_option = click.option("--workers", type=click.IntRange(min=0), default=None,
+                              help="Processes decoding image files in parallel (worth it for folders of JPEG/PNG).  [default: 0, decode in this process]")
 device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default=None,
                              help="Where to compute; auto picks CUDA, then MPS, then CPU.  [default: auto]")
 
@@ -154,12 +156,13 @@ def main():
 @click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Convert images to 1 (grey) or 3 (RGB) channels.")
 @split_option
 @device_option
+@workers_option
 @click.option("--seed", type=int, default=None, help="Random seed (split, initialisation, batches).  [default: 0]")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last completed epoch.")
 @click.option("--set", "set_options", multiple=True, metavar="KEY=VALUE", help="Any other configuration option; repeatable.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, beta, likelihood, noise, image_size,
-          channels, split, device, seed, resume, set_options, quiet):
+          channels, split, device, workers, seed, resume, set_options, quiet):
     """Train a VAE on SOURCE and save it as a run folder.
 
     The folder holds config.json, model.safetensors (best validation weights), the training state
@@ -171,7 +174,8 @@ def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, bet
     overrides.update({k: v for k, v in dict(
         model=model_name, epochs=epochs, latent_dim=latent_dim, batch_size=batch_size, lr=lr, beta=beta,
         likelihood=likelihood, noise=noise, image_size=parse_image_size(image_size),
-        channels=int(channels) if channels else None, device=device, seed=seed).items() if v is not None})
+        channels=int(channels) if channels else None, device=device, workers=workers, seed=seed).items()
+        if v is not None})
     from vae_tools.training.trainer import TrainingInterrupted
 
     with process_group(device) as writes_outputs:
@@ -205,14 +209,16 @@ def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, bet
               help="Monte Carlo samples of z for --elbo.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
 @device_option
+@workers_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def embed(model_dir, data, out, split, logvar, elbo, elbo_samples, batch_size, device, quiet):
+def embed(model_dir, data, out, split, logvar, elbo, elbo_samples, batch_size, device, workers, quiet):
     """Encode SOURCE with a trained VAE: one row per sample with id, label and mu_0..mu_{d-1}."""
     from pipelines.embed_step import run_embed
 
     with process_group(device) as writes_outputs:
         frame = run_embed(model_dir, data, out, split=split, logvar=logvar, elbo=elbo, elbo_samples=elbo_samples,
-                          batch_size=batch_size, device=device or "auto", progress=not quiet, write=writes_outputs)
+                          batch_size=batch_size, device=device or "auto", progress=not quiet, write=writes_outputs,
+                          workers=workers or 0)
     if writes_outputs:
         click.echo(f"wrote {len(frame)} rows to {out}")
 

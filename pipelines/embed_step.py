@@ -23,13 +23,14 @@ def run_embed(
     device: str = "auto",
     progress: bool = True,
     write: bool = True,
+    workers: int = 0,
 ) -> pd.DataFrame:
     """Encode ``data`` with the run folder's model into the table ``out``. Under torchrun every
     process encodes its block and only the one with ``write`` writes the table."""
     out = check_table_path(out)
     model, dataset, torch_device = load_model_and_data(model_dir, data, split, device)
     frame = embed(model, dataset, batch_size=batch_size, device=torch_device, logvar=logvar, elbo=elbo,
-                  elbo_samples=elbo_samples, progress=progress)
+                  elbo_samples=elbo_samples, progress=progress, workers=workers)
     if write:
         write_table(frame, out)
     return frame

@@ -29,7 +29,7 @@ def run_train(
         stored = run_config.get("training")
         if not isinstance(stored, dict) or set(stored) - set(TrainConfig.__dataclass_fields__):
             raise ConfigError(f"{out}/config.json: its 'training' section is not a vaetools training configuration")
-        changeable = {"epochs", "patience", "device", "amp", "compile"}
+        changeable = {"epochs", "patience", "device", "amp", "compile", "workers"}
         changed = sorted(k for k, v in overrides.items() if k not in changeable and stored.get(k) != v)
         if changed or config:
             raise ConfigError(f"{out}: --resume continues the stored configuration; cannot change {', '.join(changed) or '--config'}")

@@ -48,6 +48,7 @@ class TrainConfig:
     device: str = "auto"
     amp: bool = True
     compile: bool = False  # torch.compile the per-batch loss (bench/scale.py measures whether it pays)
+    workers: int = 0  # DataLoader processes decoding image files; 0 decodes in the training process
 
     def validate(self, where: str = "configuration") -> "TrainConfig":
         checks = [
@@ -65,6 +66,7 @@ class TrainConfig:
             (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
              "device must be auto, cpu, cuda or mps"),
             (self.channels in (None, 1, 3), "channels must be 1 or 3"),
+            (self.workers >= 0, "workers must be 0 or more"),
         ]
         for name in ("lr", "beta", "weight_decay", "val_fraction"):
             if not math.isfinite(getattr(self, name)):

@@ -23,19 +23,21 @@ def embed(
     elbo: bool = False,
     elbo_samples: int = 1,
     progress: bool = False,
+    workers: int = 0,
 ) -> pd.DataFrame:
     """Columns: id, label (when known), mu_0..mu_{d-1}; with ``logvar`` logvar_*; with ``elbo`` the
     negative ELBO per sample (nats, averaged over ``elbo_samples`` draws of z) and its two terms.
 
     Inside a torch.distributed process group each process encodes one contiguous block of rows and
-    every process gets the whole table back, rows in the dataset's order."""
+    every process gets the whole table back, rows in the dataset's order. ``workers``: DataLoader
+    processes decoding image files ahead of the model."""
     if tuple(dataset.shape) != tuple(model.image_shape):
         raise DataError(f"{dataset.name}: images are {dataset.shape} but the model expects {tuple(model.image_shape)}")
     device = distributed.local_device(torch.device(device))
     model = model.to(device).eval()
     start, stop = distributed.contiguous_share(len(dataset))
     block = _encode_rows(model, dataset, np.arange(start, stop), batch_size, device, elbo, elbo_samples,
-                         progress and distributed.is_main_process())
+                         progress and distributed.is_main_process(), workers)
     block = distributed.gather_rows(block, len(dataset)).numpy()
     d = model.latent_dim
     frame = pd.DataFrame({"id": dataset.ids.astype(str)})
@@ -50,12 +52,12 @@ def embed(
     return pd.concat([frame, pd.DataFrame(columns)], axis=1)
 
 
-def _encode_rows(model, dataset, positions, batch_size, device, elbo, elbo_samples, progress) -> torch.Tensor:
+def _encode_rows(model, dataset, positions, batch_size, device, elbo, elbo_samples, progress, workers) -> torch.Tensor:
     """(rows, 2d + 2) float32 on the CPU: mu, logvar, then reconstruction NLL and KL (zeros without ``elbo``)."""
     d = model.latent_dim
     out = torch.zeros((len(positions), 2 * d + 2), dtype=torch.float32)
     share = dataset.subset(positions) if len(positions) else None
-    batches = share.iter_batches(batch_size, progress=progress, desc="embedding") if share is not None else ()
+    batches = share.iter_batches(batch_size, progress=progress, desc="embedding", workers=workers) if share is not None else ()
     for rows, x in batches:
         x = (x.pin_memory() if device.type == "cuda" else x).to(device, non_blocking=True)
         mu, lv = model.encode(x)

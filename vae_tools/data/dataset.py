@@ -122,25 +122,54 @@ class ImageDataset:
             x = x.clamp_(0.0, 1.0)
         return x.contiguous()
 
-    def iter_batches(self, batch_size: int, progress: bool = False, desc: str = "") -> Iterator[tuple[np.ndarray, torch.Tensor]]:
-        """Yield (positions, images) over the whole dataset in order."""
-        starts = range(0, len(self), batch_size)
-        for start in tqdm(starts, desc=desc, disable=not progress, unit="batch", leave=False):
-            positions = np.arange(start, min(start + batch_size, len(self)))
-            yield positions, self.batch(positions)
+    def iter_batches(self, batch_size: int, progress: bool = False, desc: str = "",
+                     workers: int = 0) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+        """Yield (positions, images) over the whole dataset in order. With ``workers`` > 0, that many
+        torch DataLoader processes decode batches ahead of the caller (images in memory need none)."""
+        n_batches = -(-len(self) // batch_size)
+        if workers > 0 and self._cache is None and n_batches > 1:
+            batches = torch.utils.data.DataLoader(_Batches(self, batch_size), batch_size=None, num_workers=workers,
+                                                  prefetch_factor=4, multiprocessing_context=_worker_start())
+            source = ((positions.numpy(), images) for positions, images in batches)
+        else:
+            source = (_Batches(self, batch_size)[k] for k in range(n_batches))
+            source = ((positions.numpy(), images) for positions, images in source)
+        yield from tqdm(source, total=n_batches, desc=desc, disable=not progress, unit="batch", leave=False)
 
     def nbytes(self) -> int:
         c, h, w = self.shape
         return len(self) * c * h * w * 4
 
-    def load_into_memory(self, max_bytes: int, progress: bool = False) -> bool:
-        """Decode everything once into a tensor when it fits in ``max_bytes``; returns whether it did."""
+    def load_into_memory(self, max_bytes: int, progress: bool = False, workers: int = 0) -> bool:
+        """Decode everything once into a tensor when it fits in ``max_bytes`` (with ``workers``
+        DataLoader processes decoding); returns whether it did."""
         if self._cache is not None:
             return True
         if self.nbytes() > max_bytes:
             return False
         cache = torch.empty((len(self), *self.shape), dtype=torch.float32)
-        for positions, images in self.iter_batches(1024, progress=progress, desc="loading images"):
+        for positions, images in self.iter_batches(1024, progress=progress, desc="loading images", workers=workers):
             cache[positions[0] : positions[-1] + 1] = images
         self._cache, self._cache_index = cache, torch.arange(len(self))
         return True
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Batch k of an ImageDataset as one item, so DataLoader workers decode whole batches."""
+
+    def __init__(self, data: ImageDataset, batch_size: int):
+        self.data, self.batch_size = data, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.data) // self.batch_size)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = np.arange(k * self.batch_size, min((k + 1) * self.batch_size, len(self.data)))
+        return torch.from_numpy(positions), self.data.batch(positions)
+
+
+def _worker_start():
+    # fork copies the open readers for free where it exists; elsewhere (macOS, Windows) spawn is the only choice.
+    import multiprocessing
+
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else None

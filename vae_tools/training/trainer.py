@@ -127,7 +127,7 @@ def train(
     if run_dir is not None and not resume:
         check_new_run_dir(run_dir)
     # Decode everything before the run folder is touched, so a bad image cannot leave a half-made run.
-    dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress)
+    dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress, workers=config.workers)
 
     train_pos, val_pos = split_train_val(len(dataset), config.val_fraction, config.seed)
     train_set, val_set = dataset.subset(train_pos), (dataset.subset(val_pos) if len(val_pos) else None)
