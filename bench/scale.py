@@ -160,6 +160,9 @@ def examples_style_loop(images: torch.Tensor, batch_size: int, epochs: int, devi
     return seconds
 
 
+GPU_VARIANTS = ({"amp": False, "compile": False}, {"amp": True, "compile": False}, {"amp": False, "compile": True})
+
+
 def gpu_training(n: int, epochs: int, batch_sizes: list[int], device: str = "cuda") -> list[dict]:
     device = torch.device(device)
     data = dataset_of(synthetic_images(n))
@@ -169,18 +172,19 @@ def gpu_training(n: int, epochs: int, batch_sizes: list[int], device: str = "cud
     for batch_size in batch_sizes:
         baseline = examples_style_loop(images, batch_size, epochs, device)[1:]
         base_rate = n / statistics.median(baseline)
-        for compiled in (False, True):
+        for variant in GPU_VARIANTS:
             config = TrainConfig(epochs=epochs, batch_size=batch_size, val_fraction=0.0, device=device.type,
-                                 compile=compiled, seed=0)
+                                 seed=0, **variant)
             history = train(data, config, progress=False).history
             seconds = [row["seconds"] for row in history[1:]]
             steps = n // batch_size
             rate = steps * batch_size / statistics.median(seconds)
-            rows.append({"batch_size": batch_size, "compile": compiled, "epoch_seconds": seconds,
+            rows.append({"batch_size": batch_size, **variant, "epoch_seconds": seconds,
                          "images_per_second": rate, "examples_loop_epoch_seconds": baseline,
-                         "examples_loop_images_per_second": base_rate, "speedup_over_examples_loop": rate / base_rate})
-            print(f"  train batch {batch_size}, compile {compiled}: {rate:,.0f} img/s; examples-style loop "
-                  f"{base_rate:,.0f} img/s; x{rate / base_rate:.1f}", flush=True)
+                         "examples_loop_images_per_second": base_rate, "speedup_over_examples_loop": rate / base_rate,
+                         "final_train_loss": history[-1]["train_loss"]})
+            print(f"  train batch {batch_size}, bf16 {variant['amp']}, compile {variant['compile']}: {rate:,.0f} img/s "
+                  f"(examples-style loop {base_rate:,.0f} img/s, x{rate / base_rate:.1f})", flush=True)
     return rows
 
 

@@ -57,6 +57,15 @@ def test_gpu_embedding_matches_the_cpu(bars):
 
 
 def test_fetcher_keeps_a_set_that_fits_on_the_gpu(bars):
-    fetch = trainer.batch_fetcher(bars, torch.device("cuda"), torch.channels_last)
-    batch = fetch(np.array([3, 1, 2]))
-    assert batch.is_cuda and torch.allclose(batch.cpu(), bars.batch(np.array([3, 1, 2])))
+    bars.load_into_memory(1 << 30)
+    order = np.arange(len(bars))[::-1].copy()
+    fetch = trainer.batch_fetcher(bars, torch.device("cuda"), torch.channels_last)(order)
+    batch = fetch(slice(2, 5))
+    assert batch.is_cuda and torch.allclose(batch.cpu(), bars.batch(order[2:5]))
+
+
+def test_integer_pixels_become_the_same_floats_on_the_gpu():
+    images = np.random.default_rng(0).integers(0, 256, (50, 9, 7), dtype=np.uint8)
+    data = ImageDataset(ArrayReader(images, "noise"), np.arange(50).astype(str))
+    positions = np.array([7, 3, 49, 0])
+    assert torch.equal(data.batch_on(positions, torch.device("cuda")).cpu(), data.batch(positions))

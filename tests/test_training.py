@@ -10,7 +10,7 @@ from vae_tools.errors import ConfigError, RunFolderError, VaeToolsError
 from vae_tools.run_folder import load_run
 from vae_tools.training import train
 
-SMALL = dict(latent_dim=4, hidden_dim=32, widths=[8, 16], batch_size=16, lr=3e-3, warmup_steps=5)
+SMALL = dict(device="cpu", latent_dim=4, hidden_dim=32, widths=[8, 16], batch_size=16, lr=3e-3, warmup_steps=5)
 
 
 def small_config(**changes):

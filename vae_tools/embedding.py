@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
@@ -56,10 +57,18 @@ def _encode_rows(model, dataset, positions, batch_size, device, elbo, elbo_sampl
     """(rows, 2d + 2) float32 on the CPU: mu, logvar, then reconstruction NLL and KL (zeros without ``elbo``)."""
     d = model.latent_dim
     out = torch.zeros((len(positions), 2 * d + 2), dtype=torch.float32)
-    share = dataset.subset(positions) if len(positions) else None
-    batches = share.iter_batches(batch_size, progress=progress, desc="embedding", workers=workers) if share is not None else ()
+    if not len(positions):
+        return out
+    share = dataset.subset(positions)
+    if workers > 0:
+        batches = ((rows, x.to(device, non_blocking=True)) for rows, x in
+                   share.iter_batches(batch_size, progress=progress, desc="embedding", workers=workers))
+    else:
+        starts = range(0, len(share), batch_size)
+        batches = ((np.arange(s, min(s + batch_size, len(share))), None) for s in starts)
+        batches = tqdm(batches, total=len(starts), desc="embedding", disable=not progress, unit="batch", leave=False)
     for rows, x in batches:
-        x = (x.pin_memory() if device.type == "cuda" else x).to(device, non_blocking=True)
+        x = share.batch_on(rows, device) if x is None else x
         mu, lv = model.encode(x)
         parts = [mu.float(), lv.float()]
         if elbo:

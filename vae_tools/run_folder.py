@@ -196,6 +196,9 @@ def save_checkpoint(run_dir: Path, model: nn.Module, optimizer, progress: dict, 
     tensors, plain = optimizer_to_files(optimizer)
     tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
     tensors["rng.torch"] = torch.get_rng_state()
+    device = next(model.parameters()).device
+    if device.type == "cuda":  # the reparameterisation noise of a GPU run comes from the GPU's generator
+        tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
     with contextlib.ExitStack() as files:
         if best:
             _write_tensors(files.enter_context(atomic_path(run_dir / WEIGHTS_FILE)), model.state_dict(),
@@ -232,6 +235,9 @@ def load_training_state(run_dir: Path, model: nn.Module, optimizer) -> dict:
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         optimizer.load_state_dict(optimizer_from_files(tensors, progress.pop("optimizer")))
         torch.set_rng_state(tensors["rng.torch"])
+        device = next(model.parameters()).device
+        if "rng.cuda" in tensors and device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], device)
     except (json.JSONDecodeError, SafetensorError, OSError, KeyError, ValueError, RuntimeError) as exc:
         raise RunFolderError(f"{run_dir}: training state is damaged ({exc})") from None
     return progress

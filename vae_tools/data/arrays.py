@@ -30,20 +30,32 @@ class ArrayReader:
     def __len__(self) -> int:
         return self.array.shape[0]
 
-    def read(self, rows: np.ndarray) -> np.ndarray:
-        raw = np.asarray(self.array[rows], dtype=np.float32)
+    def read_stored(self, rows: np.ndarray) -> tuple[np.ndarray, float] | None:
+        """(N, C, H, W) pixels in their stored integer type and the value that maps them to [0, 1],
+        for callers that convert elsewhere (on a GPU, a uint8 batch is a quarter of the bytes to
+        copy); None for floating-point arrays, which gain nothing."""
+        if not (np.issubdtype(self.array.dtype, np.integer) or self.array.dtype == bool):
+            return None
+        return self._arrange(np.asarray(self.array[rows])), self.scale
+
+    def _arrange(self, raw: np.ndarray) -> np.ndarray:
         c, h, w = self.shape
         if self.layout == "flat":
-            raw = raw.reshape(len(rows), 1, h, w)
+            raw = raw.reshape(len(raw), 1, h, w)
         elif self.layout == "NHW":
             raw = raw[:, None]
         elif self.layout == "NHWC":
             raw = raw.transpose(0, 3, 1, 2)[:, :c]
         elif self.layout == "NCHW":
             raw = raw[:, :c]
-        if self.scale != 1.0:
-            raw = raw / np.float32(self.scale)
         return np.ascontiguousarray(raw)
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        picked = self.array[rows]
+        # One pass from the stored type to float32 in [0, 1] (the same values as converting, then dividing).
+        raw = np.divide(picked, np.float32(self.scale), dtype=np.float32) if self.scale != 1.0 \
+            else np.asarray(picked, dtype=np.float32)
+        return self._arrange(raw)
 
 
 def infer_layout(array: np.ndarray, name: str) -> tuple[str, tuple[int, int, int]]:

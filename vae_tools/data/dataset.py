@@ -72,6 +72,11 @@ class ImageDataset:
         return set(getattr(self.reader, "native_sizes", {tuple(self.reader.shape[1:])}))
 
     @property
+    def in_memory(self) -> bool:
+        """Whether the images were decoded into memory by ``load_into_memory``."""
+        return self._cache is not None
+
+    @property
     def has_labels(self) -> bool:
         return self.labels is not None
 
@@ -109,6 +114,25 @@ class ImageDataset:
         out = np.empty_like(raw)
         out[order] = raw
         return self._convert(torch.from_numpy(out))
+
+    def batch_on(self, positions: np.ndarray, device: torch.device) -> torch.Tensor:
+        """``batch(positions)`` on ``device``. To a GPU, integer pixels that need no resizing or
+        channel change travel in their stored type and become float32 there (the same values)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        stored = getattr(self.reader, "read_stored", None)
+        direct = (device.type == "cuda" and self._cache is None and stored is not None
+                  and tuple(self.reader.shape) == self.shape)
+        raw = stored(self.rows[positions]) if direct else None
+        if raw is None:
+            x = self.batch(positions)
+            return (x.pin_memory() if device.type == "cuda" else x).to(device, non_blocking=True)
+        pixels, scale = raw
+        on_device = torch.from_numpy(pixels).pin_memory().to(device, non_blocking=True)
+        if scale == 1.0:
+            return on_device.to(torch.float32)
+        # A divisor on the GPU, not a Python number: CUDA divides by a host scalar as a multiplication
+        # by its reciprocal, which is one rounding away from what the CPU path gives.
+        return on_device.to(torch.float32) / torch.tensor(scale, dtype=torch.float32, device=device)
 
     def _convert(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1] != self.channels:

@@ -75,11 +75,11 @@ def sum_across(values: torch.Tensor) -> torch.Tensor:
     return total.to(values.device, values.dtype)
 
 
-def my_part_of_batch(positions: np.ndarray) -> np.ndarray:
-    """This process's share of one global batch: every world_size-th sample, so that the ranks
-    together see exactly the batch a single process would, and DDP's gradient average equals the
-    single-process gradient when the shares are equal."""
-    return positions[rank()::world_size()]
+def my_part_of_batch(batch: slice) -> slice:
+    """This process's share of one global batch (a slice of the epoch's order): every
+    world_size-th sample, so that the ranks together see exactly the batch a single process would,
+    and DDP's gradient average equals the single-process gradient when the shares are equal."""
+    return slice(batch.start + rank(), batch.stop, world_size()) if active() else batch
 
 
 def contiguous_share(n: int) -> tuple[int, int]:

@@ -86,16 +86,24 @@ class BatchObjective(nn.Module):
 
 
 def batch_fetcher(data: ImageDataset, device: torch.device, memory_format):
-    """positions -> images on ``device``. On a GPU the whole (decoded) set is copied once when it
-    takes under a quarter of the free memory, so a step never waits on the host."""
-    if device.type == "cuda":
+    """(epoch order -> (global batch -> images on ``device``)). On a GPU a set already decoded into
+    host memory is copied to the GPU once when it takes under a quarter of its free memory, and the
+    epoch's order goes with it, so that a step never waits on the host or copies anything."""
+    if device.type == "cuda" and data.in_memory:
         free, _ = torch.cuda.mem_get_info(device)
         if data.nbytes() < free // 4:
             resident = data.batch(np.arange(len(data))).to(device).contiguous(memory_format=memory_format)
-            return lambda positions: resident[torch.as_tensor(positions, device=device)]
-        return lambda positions: data.batch(positions).pin_memory().to(device, non_blocking=True).contiguous(
-            memory_format=memory_format)
-    return lambda positions: data.batch(positions).contiguous(memory_format=memory_format)
+
+            def on_device(order):
+                order = torch.as_tensor(order, device=device)
+                return lambda batch: resident[order[batch]]
+
+            return on_device
+
+    def from_host(order):
+        return lambda batch: data.batch_on(order[batch], device).contiguous(memory_format=memory_format)
+
+    return from_host
 
 
 def train(
@@ -139,6 +147,7 @@ def train(
     if run_dir is not None:
         if resume:
             state.update(run_folder.load_training_state(run_dir, model, optimizer))
+            _match_parameter_layout(optimizer)
         if main:
             run_dir.mkdir(parents=True, exist_ok=True)
             data_info = {"source": dataset.name, "n_samples": len(dataset), "labelled": dataset.has_labels}
@@ -149,7 +158,9 @@ def train(
         tqdm.write(f"training length: {length['why']}")
     objective = BatchObjective(model)
     if config.compile:
-        objective = torch.compile(objective)
+        # CUDA graphs replay a whole step's kernels at once; DDP's gradient hooks need ordinary launches.
+        graphs = device.type == "cuda" and world == 1
+        objective = torch.compile(objective, mode="reduce-overhead" if graphs else None)
     if world > 1:
         objective = torch.nn.parallel.DistributedDataParallel(
             objective, device_ids=[device.index] if device.type == "cuda" else None)
@@ -203,6 +214,15 @@ def train(
     return TrainResult(model.eval(), history, state["best_epoch"], stopped_early, run_dir)
 
 
+def _match_parameter_layout(optimizer) -> None:
+    """Give resumed optimizer moments their parameter's memory layout: stored tensors come back
+    contiguous while channels_last weights are not, and fused AdamW needs both the same."""
+    for param, moments in optimizer.state.items():
+        for key, value in moments.items():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                moments[key] = torch.empty_like(param).copy_(value)
+
+
 class _Loop:
     """One epoch of optimisation steps. Loss sums stay on the device until the epoch ends: reading
     them every step would make the host wait for the GPU each time."""
@@ -217,7 +237,7 @@ class _Loop:
     def run_epoch(self, epoch: int, n_train: int) -> dict:
         config, started = self.config, time.perf_counter()
         self.model.train()
-        order = np.random.default_rng(config.seed + epoch).permutation(n_train)
+        fetch = self.fetch(np.random.default_rng(config.seed + epoch).permutation(n_train))
         sums = torch.zeros(3, device=self.device)
         bar = tqdm(range(self.steps), desc=f"epoch {epoch}/{self.max_epochs}", disable=not self.progress, leave=False)
         total_steps = self.steps * self.max_epochs
@@ -227,7 +247,7 @@ class _Loop:
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
             beta = kl_weight(step, self.steps, config.beta, config.kl_warmup_epochs)
-            x = self.fetch(distributed.my_part_of_batch(order[i * self.batch_size:(i + 1) * self.batch_size]))
+            x = fetch(distributed.my_part_of_batch(slice(i * self.batch_size, (i + 1) * self.batch_size)))
             with self.autocast:
                 recon, kl = self.objective(x)
                 loss = (recon + beta * kl).mean()
