@@ -3,6 +3,7 @@ image folder with and without DataLoader workers.
 
     python bench/scale.py --part cpu   # 1 and 2 gloo processes under torchrun; 20,000 PNGs, 0 and 2 workers
     python bench/scale.py --part gpu   # one CUDA GPU: train and embed images/s, 1,000,000 images end to end
+    python bench/scale.py --part latents [--n-latents 5000000]   # kNN graph + propagation, time and peak memory
 
 Data are synthetic 28x28 grey images (a bar at a random place and angle, plus noise), since speed
 does not depend on what the images show and the device machine has no data sets. The baseline of
@@ -221,7 +222,8 @@ def gpu_embedding(n: int, batch_size: int, device: str = "cuda") -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--part", choices=["cpu", "gpu", "latents"], default="cpu")
+    parser.add_argument("--n-latents", type=int, default=5_000_000, help="synthetic 16-d latents for --part latents")
     parser.add_argument("--n", type=int, default=None, help="images to train on (cpu 20,000; gpu 60,000)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs; the first is a warm-up (cpu 2, gpu 4)")
     parser.add_argument("--out", default=None)
@@ -237,6 +239,13 @@ def main() -> None:
         results["processes"] = cpu_processes(n, epochs)
         results["folder_loading"] = folder_loading(20000)
         results["targets"] = "none: this part states what 1 and 2 gloo processes and 0 and 2 workers give"
+    elif args.part == "latents":
+        from label_propagation import synthetic_million
+
+        print(f"LabelPropagator defaults on {args.n_latents:,} synthetic 16-d latents (10 classes, 1% labelled), "
+              "in a child process", flush=True)
+        results["propagation"] = synthetic_million(args.n_latents)
+        print(f"  {results['propagation']}", flush=True)
     else:
         if not torch.cuda.is_available():
             raise SystemExit("Error: --part gpu needs a CUDA GPU, and this machine has none")
