@@ -7,11 +7,11 @@ from typing import Optional
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
 from vae_tools.models.noise import corrupt, parse_noise
+from vae_tools.progress import progress as progress_of
 
 
 @torch.no_grad()
@@ -36,7 +36,7 @@ def denoise(model: nn.Module, images, batch_size: int = 512, device: torch.devic
     model = model.to(device).eval()
     inputs = np.empty((count, *shape), dtype=np.float32)
     cleaned = np.empty((count, *shape), dtype=np.float32)
-    for start in tqdm(range(0, count, batch_size), desc="denoising", disable=not progress, leave=False):
+    for start in progress_of(range(0, count, batch_size), desc="denoising", enabled=progress, unit="batch"):
         stop = min(start + batch_size, count)
         x = read(start, stop)
         if noises is not None:

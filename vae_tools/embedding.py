@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
 from vae_tools.models.losses import kl_to_standard_normal
 from vae_tools.training import distributed
+from vae_tools.progress import progress as progress_of
 
 
 @torch.inference_mode()
@@ -66,7 +66,7 @@ def _encode_rows(model, dataset, positions, batch_size, device, elbo, elbo_sampl
     else:
         starts = range(0, len(share), batch_size)
         batches = ((np.arange(s, min(s + batch_size, len(share))), None) for s in starts)
-        batches = tqdm(batches, total=len(starts), desc="embedding", disable=not progress, unit="batch", leave=False)
+        batches = progress_of(batches, total=len(starts), desc="embedding", enabled=progress, unit="batch")
     for rows, x in batches:
         x = share.batch_on(rows, device) if x is None else x
         mu, lv = model.encode(x)

@@ -7,9 +7,9 @@ from typing import Iterator, Optional, Protocol, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from vae_tools.errors import DataError
+from vae_tools.progress import progress as progress_of
 
 
 class ImageReader(Protocol):
@@ -158,7 +158,7 @@ class ImageDataset:
         else:
             source = (_Batches(self, batch_size)[k] for k in range(n_batches))
             source = ((positions.numpy(), images) for positions, images in source)
-        yield from tqdm(source, total=n_batches, desc=desc, disable=not progress, unit="batch", leave=False)
+        yield from progress_of(source, total=n_batches, desc=desc, enabled=progress, unit="batch")
 
     def nbytes(self) -> int:
         c, h, w = self.shape

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -63,7 +64,8 @@ def fetch(base_urls: tuple[str, ...], filename: str, md5: str, target: Path) -> 
 def _download(url: str, destination: Path) -> None:
     with urllib.request.urlopen(url, timeout=60) as response, open(destination, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
-        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], leave=False) as bar:
+        with tqdm(total=total, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], leave=False,
+                  disable=not sys.stderr.isatty()) as bar:
             for block in iter(lambda: response.read(1 << 16), b""):
                 out.write(block)
                 bar.update(len(block))

@@ -11,9 +11,9 @@ from typing import Optional
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
 
 from vae_tools.errors import DataError
+from vae_tools.progress import progress as progress_of
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 _GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"}
@@ -114,7 +114,7 @@ def open_folder(root: Path, image_size: Optional[tuple[int, int]], channels: Opt
     sizes: Counter = Counter()
     first_of_size: dict = {}
     color = False
-    for path in tqdm(paths, desc="reading image headers", disable=len(paths) < 5000, leave=False):
+    for path in progress_of(paths, desc="reading image headers", enabled=len(paths) >= 5000, unit="file"):
         try:
             with open_image(path) as image:
                 size, mode = image.size, image.mode

@@ -11,12 +11,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 from vae_tools.data import ImageDataset
 from vae_tools.models.losses import kl_to_standard_normal
 from vae_tools.training.schedule import learning_rate
 from vae_tools.training.trainer import IN_MEMORY_LIMIT_BYTES
+from vae_tools.progress import progress as progress_of
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -65,7 +65,7 @@ def fine_tune_on_labels(
     rng = np.random.default_rng(seed)
     for epoch in range(epochs):
         order = rng.permutation(len(dataset))
-        bar = tqdm(range(steps_per_epoch), desc=f"fine-tune {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        bar = progress_of(range(steps_per_epoch), desc=f"fine-tune {epoch + 1}/{epochs}", enabled=progress, unit="step")
         for i in bar:
             step = epoch * steps_per_epoch + i
             for group in optimizer.param_groups:

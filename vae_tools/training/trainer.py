@@ -25,6 +25,7 @@ from vae_tools.models import get_model
 from vae_tools.training import distributed
 from vae_tools.training.curves import save_history
 from vae_tools.training.schedule import kl_weight, learning_rate
+from vae_tools.progress import progress as progress_of
 
 IN_MEMORY_LIMIT_BYTES = 4 << 30
 
@@ -239,7 +240,7 @@ class _Loop:
         self.model.train()
         fetch = self.fetch(np.random.default_rng(config.seed + epoch).permutation(n_train))
         sums = torch.zeros(3, device=self.device)
-        bar = tqdm(range(self.steps), desc=f"epoch {epoch}/{self.max_epochs}", disable=not self.progress, leave=False)
+        bar = progress_of(range(self.steps), desc=f"epoch {epoch}/{self.max_epochs}", enabled=self.progress, unit="step")
         total_steps = self.steps * self.max_epochs
         for i in bar:
             step = (epoch - 1) * self.steps + i
