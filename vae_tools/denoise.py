@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from vae_tools.data import ImageDataset
+from vae_tools.data.arrays import ArrayReader
 from vae_tools.errors import DataError
 from vae_tools.models.noise import corrupt, parse_noise
 from vae_tools.progress import progress as progress_of
@@ -17,18 +18,17 @@ from vae_tools.progress import progress as progress_of
 @torch.no_grad()
 def denoise(model: nn.Module, images, batch_size: int = 512, device: torch.device | str = "cpu",
             add_noise: Optional[str] = None, seed: int = 0, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Returns (inputs, cleaned), both float32 NCHW in [0, 1]. ``images`` is an ImageDataset or an
-    NCHW array in [0, 1]; with ``add_noise`` (e.g. "gaussian:0.5") the clean images are corrupted
-    first, reproducibly for a given ``seed``, and ``inputs`` holds the corrupted ones."""
-    if isinstance(images, ImageDataset):
-        shape, count = tuple(images.shape), len(images)
-        read = lambda start, stop: images.batch(np.arange(start, stop))  # noqa: E731
-    else:
-        array = np.asarray(images, dtype=np.float32)
-        if array.ndim != 4:
-            raise DataError(f"expected NCHW images, got shape {array.shape}")
-        shape, count = tuple(array.shape[1:]), len(array)
-        read = lambda start, stop: torch.from_numpy(array[start:stop])  # noqa: E731
+    """Returns (inputs, denoised), both float32 (N, C, H, W) in [0, 1]. ``images`` is an
+    ImageDataset or an array in any layout ``--data`` accepts, scaled the same way (uint8 / 255,
+    floats in [0, 1] or [0, 255]); with ``add_noise`` (e.g. "gaussian:0.5") the clean images are
+    corrupted first, reproducibly for a given ``seed``, and ``inputs`` holds the corrupted ones."""
+    if not isinstance(images, ImageDataset):
+        array = np.asarray(images)
+        if array.ndim < 2 or len(array) == 0:
+            raise DataError(f"expected an array of images, got shape {array.shape}")
+        images = ImageDataset(ArrayReader(array, "images"), np.arange(len(array)).astype(str))
+    shape, count = tuple(images.shape), len(images)
+    read = lambda start, stop: images.batch(np.arange(start, stop))  # noqa: E731
     if shape != tuple(model.image_shape):
         raise DataError(f"images are {shape} but the model was trained on {tuple(model.image_shape)}")
     noises = parse_noise(add_noise) if add_noise else None

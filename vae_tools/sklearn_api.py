@@ -99,6 +99,17 @@ class VAEEmbedder(TransformerMixin, BaseEstimator):
         data = self._dataset_for_model(X)
         return np.concatenate([module.reconstruct(x.to(device)).cpu().numpy() for _, x in data.iter_batches(512)])
 
+    def denoise(self, X, add_noise: Optional[str] = None, seed: int = 0) -> np.ndarray:
+        """Denoised images as float32 (N, C, H, W) in [0, 1]: the decoder's mean image at the
+        posterior mean. With ``add_noise`` (e.g. "gaussian:0.5") ``X`` is corrupted first, for
+        trying the model on clean images."""
+        check_is_fitted(self, "module_")
+        from vae_tools.denoise import denoise
+
+        _, denoised = denoise(self.module_, self._dataset_for_model(X), device=resolve_device(self.device),
+                              add_noise=add_noise, seed=seed)
+        return denoised
+
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         check_is_fitted(self, "module_")
         return np.array([f"mu_{j}" for j in range(self.n_features_out_)], dtype=object)

@@ -75,14 +75,12 @@ def held_back_correct(fitted, y_partial, held: np.ndarray) -> int:
     return int(_agree(fitted.transduction_[held], np.asarray(y_partial)[held]).sum())
 
 
-def held_back_true_probability(fitted, y_partial, held: np.ndarray) -> float:
-    """Mean probability the propagation gives the true class of each held-back label (0 for a class
-    it never saw): a finer measure than the count, which ties whenever two rounds get the same few
-    labels wrong."""
+def held_back_true_probability(fitted, y_partial, held: np.ndarray) -> np.ndarray:
+    """The probability the propagation gives the true class of each held-back label (0 for a class
+    it never saw): finer than the count, which ties whenever two rounds get the same few wrong."""
     if len(held) == 0:
-        return 0.0
+        return np.zeros(0)
     truth = np.asarray(y_partial)[held].astype(str)
-    classes = np.asarray(fitted.classes_).astype(str)
-    lookup = {c: i for i, c in enumerate(classes)}
+    lookup = {c: i for i, c in enumerate(np.asarray(fitted.classes_).astype(str))}
     dist = fitted.label_distributions_[held]
-    return float(np.mean([dist[k, lookup[t]] if t in lookup else 0.0 for k, t in enumerate(truth)]))
+    return np.array([dist[k, lookup[t]] if t in lookup else 0.0 for k, t in enumerate(truth)], dtype=np.float64)
