@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vae_tools.config import load_config  # noqa: E402
 from vae_tools.data import ImageDataset  # noqa: E402
 from vae_tools.data.arrays import ArrayReader  # noqa: E402
-from vae_tools.denoise import denoise  # noqa: E402
+from vae_tools.denoising import denoise  # noqa: E402
 from vae_tools.image_quality import psnr_ssim  # noqa: E402
 from vae_tools.models import get_model  # noqa: E402
 from vae_tools.models.noise import corrupt, parse_noise  # noqa: E402

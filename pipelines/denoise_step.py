@@ -15,7 +15,7 @@ from pipelines.run_inputs import load_model_and_data
 from pipelines.output_set import writes_output_set
 from vae_tools.atomic import write_json
 from vae_tools.data import load_dataset
-from vae_tools.denoise import denoise
+from vae_tools.denoising import denoise
 from vae_tools.errors import DataError
 from vae_tools.image_quality import psnr_ssim
 from vae_tools.models.noise import parse_noise

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from conftest import invoke, make_images, tiny_training, write_idx
-from vae_tools.denoise import denoise
+from vae_tools.denoising import denoise
 from vae_tools.errors import ConfigError
 from vae_tools.image_quality import psnr_ssim
 from vae_tools.models.noise import corrupt, parse_noise

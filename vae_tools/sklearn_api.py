@@ -104,7 +104,7 @@ class VAEEmbedder(TransformerMixin, BaseEstimator):
         posterior mean. With ``add_noise`` (e.g. "gaussian:0.5") ``X`` is corrupted first, for
         trying the model on clean images."""
         check_is_fitted(self, "module_")
-        from vae_tools.denoise import denoise
+        from vae_tools.denoising import denoise
 
         _, denoised = denoise(self.module_, self._dataset_for_model(X), device=resolve_device(self.device),
                               add_noise=add_noise, seed=seed)
