@@ -99,7 +99,7 @@ def cpu_processes(n: int, epochs: int) -> list[dict]:
             env = {**os.environ, "OMP_NUM_THREADS": str(max(1, threads // processes))}
             command = [shutil.which("torchrun", path=str(Path(sys.executable).parent)) or "torchrun",
                        "--standalone", "--nproc-per-node", str(processes), __file__, "--worker",
-                       "--n", str(n), "--epochs", str(epochs), "--result", str(out)]
+                       "--images", str(n), "--epochs", str(epochs), "--result", str(out)]
             subprocess.run(command, check=True, env=env, cwd=ROOT, capture_output=True)
             row = json.loads(out.read_text())
             row["threads_per_process"] = int(env["OMP_NUM_THREADS"])
@@ -224,17 +224,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--part", choices=["cpu", "gpu", "latents"], default="cpu")
     parser.add_argument("--n-latents", type=int, default=5_000_000, help="synthetic 16-d latents for --part latents")
-    parser.add_argument("--n", type=int, default=None, help="images to train on (cpu 20,000; gpu 60,000)")
+    parser.add_argument("--images", type=int, default=None, help="images to train on (cpu 20,000; gpu 60,000)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs; the first is a warm-up (cpu 2, gpu 4)")
     parser.add_argument("--out", default=None)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.n, args.epochs, args.result)
+        return worker(args.images, args.epochs, args.result)
     results = {"benchmark": "scale", "part": args.part, "machine": machine()}
     if args.part == "cpu":
-        n, epochs = args.n or 20000, args.epochs or 2
+        n, epochs = args.images or 20000, args.epochs or 2
         print(f"train {epochs} epochs on {n:,} synthetic 28x28 images, then embed them", flush=True)
         results["processes"] = cpu_processes(n, epochs)
         results["folder_loading"] = folder_loading(20000)
@@ -249,7 +249,7 @@ def main() -> None:
     else:
         if not torch.cuda.is_available():
             raise SystemExit("Error: --part gpu needs a CUDA GPU, and this machine has none")
-        n, epochs = args.n or 60000, args.epochs or 4
+        n, epochs = args.images or 60000, args.epochs or 4
         results["training"] = gpu_training(n, epochs, [128, 1024])
         results["embedding"] = gpu_embedding(1_000_000, 8192)
         best = max(results["training"], key=lambda r: r["images_per_second"])
