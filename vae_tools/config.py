@@ -46,11 +46,11 @@ class TrainConfig:
     channels: Optional[int] = None
     # hardware
     device: str = "auto"
-    # bf16 autocast on CUDA. Off by default: on an H100 the default 28x28 model trained 25-35% slower
+    # bf16 autocast on CUDA. Off by default: on an H100 the default 28x28 model trained 13-25% slower
     # with it (the casts cost more than the small matrix products save; bench/results/scale_gpu.json).
     amp: bool = False
-    # torch.compile the per-batch loss, with CUDA graphs on one GPU: 4x the steps per second of the
-    # plain loop at batch 128 on an H100, after a compilation of about a minute.
+    # torch.compile the per-batch loss, with CUDA graphs on one GPU: 2.0x the images per second of the
+    # uncompiled loop at batch 128 and 2.4x at batch 1024 on an H100, after about a minute of compiling.
     compile: bool = False
     workers: int = 0  # DataLoader processes decoding image files; 0 decodes in the training process
 

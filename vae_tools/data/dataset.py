@@ -150,14 +150,12 @@ class ImageDataset:
                      workers: int = 0) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
         """Yield (positions, images) over the whole dataset in order. With ``workers`` > 0, that many
         torch DataLoader processes decode batches ahead of the caller (images in memory need none)."""
-        n_batches = -(-len(self) // batch_size)
+        batches = _Batches(self, batch_size)
+        n_batches = len(batches)
         if workers > 0 and self._cache is None and n_batches > 1:
-            batches = torch.utils.data.DataLoader(_Batches(self, batch_size), batch_size=None, num_workers=workers,
-                                                  prefetch_factor=4, multiprocessing_context=_worker_start())
-            source = ((positions.numpy(), images) for positions, images in batches)
-        else:
-            source = (_Batches(self, batch_size)[k] for k in range(n_batches))
-            source = ((positions.numpy(), images) for positions, images in source)
+            batches = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=workers, prefetch_factor=4,
+                                                  multiprocessing_context=_worker_start())
+        source = ((positions.numpy(), images) for positions, images in batches)
         yield from progress_of(source, total=n_batches, desc=desc, enabled=progress, unit="batch")
 
     def nbytes(self) -> int:
@@ -186,6 +184,9 @@ class _Batches(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return -(-len(self.data) // self.batch_size)
+
+    def __iter__(self):
+        return (self[k] for k in range(len(self)))
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         positions = np.arange(k * self.batch_size, min((k + 1) * self.batch_size, len(self.data)))

@@ -82,9 +82,14 @@ def my_part_of_batch(batch: slice) -> slice:
     return slice(batch.start + rank(), batch.stop, world_size()) if active() else batch
 
 
+def _share_bounds(n: int) -> np.ndarray:
+    """Where each process's contiguous block of ``n`` rows starts, then ``n``; blocks differ by at most one."""
+    return np.linspace(0, n, world_size() + 1).round().astype(int)
+
+
 def contiguous_share(n: int) -> tuple[int, int]:
-    """[start, stop) of this process's contiguous block of ``n`` rows; blocks differ by at most one."""
-    bounds = np.linspace(0, n, world_size() + 1).round().astype(int)
+    """[start, stop) of this process's contiguous block of ``n`` rows."""
+    bounds = _share_bounds(n)
     return int(bounds[rank()]), int(bounds[rank() + 1])
 
 
@@ -92,8 +97,7 @@ def gather_rows(block: torch.Tensor, n: int) -> torch.Tensor:
     """Concatenate every process's ``contiguous_share`` block of rows, in rank order, on every process."""
     if not active():
         return block
-    sizes = [stop - start for start, stop in
-             (np.linspace(0, n, world_size() + 1).round().astype(int)[r:r + 2] for r in range(world_size()))]
+    sizes = np.diff(_share_bounds(n)).tolist()
     wire = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     padded = torch.zeros((max(sizes), *block.shape[1:]), dtype=block.dtype, device=wire)
     padded[: len(block)] = block.to(wire)
