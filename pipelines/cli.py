@@ -437,6 +437,153 @@ def anomalies(model_dir, data, out, score, samples, contamination, percentile, t
                f"report: {Path(out) / 'report.html'}")
 
 
+model_run_option = click.option("--model", "model_dir", required=True, type=click.Path(),
+                                help="A run folder written by `vaetools train` (or a pipeline's run folder).")
+seed_option = click.option("--seed", type=int, default=0, show_default=True,
+                           help="Random seed: the same seed gives the same pictures.")
+
+
+def optional_data_option(purpose: str):
+    return click.option("--data", "data", default=None, metavar="SOURCE", help=f"Images to {purpose}: {SOURCE_HELP}.")
+
+
+@main.command()
+@model_run_option
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
+@click.option("--n", type=click.IntRange(min=1, max=10_000), default=64, show_default=True, help="Images to draw.")
+@click.option("--sampler", type=click.Choice(["gmm", "prior"]), default="gmm", show_default=True,
+              help="gmm: codes from a Gaussian mixture fitted to the latent codes of the training images (they "
+                   "land where the decoder was trained: sharper images); prior: codes from N(0, I).")
+@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Spread of the codes: below 1 gives typical, cleaner images; above 1 more varied, stranger ones.")
+@optional_data_option("fit the mixture to instead of the training images")
+@split_option
+@device_option
+@seed_option
+def sample(model_dir, out, n, sampler, temperature, data, split, device, seed):
+    """Generate new images: samples.png (a grid), samples.npz (x: 8-bit images, z: their codes),
+    images/ (one PNG each) and summary.json."""
+    from pipelines.sample_step import run_sample
+
+    summary = run_sample(model_dir, out, n=n, sampler=sampler, temperature=temperature, data=data, split=split,
+                         device=device or "auto", seed=seed)
+    click.echo(f"drew {n} images from {summary['codes_from']}; grid: {Path(out) / 'samples.png'}")
+
+
+def id_list(ctx, param, value):
+    """Repeated options, each possibly a comma-separated list."""
+    return [part.strip() for item in value or () for part in str(item).split(",") if part.strip()]
+
+
+@main.command()
+@model_run_option
+@data_option
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
+@click.option("--n", type=click.IntRange(min=1, max=10_000), default=32, show_default=True,
+              help="Random images to reconstruct (without --images).")
+@click.option("--images", "ids", multiple=True, callback=id_list, metavar="ID",
+              help="Reconstruct these images (ids as in `vaetools embed`'s table); repeatable or comma-separated.")
+@split_option
+@device_option
+@seed_option
+def reconstruct(model_dir, data, out, n, ids, split, device, seed):
+    """Images beside their reconstructions (decoded from the posterior mean): reconstructions.png,
+    reconstructions.npz (x, reconstructed, ids) and reconstructions.csv (MSE, PSNR, SSIM per image)."""
+    from pipelines.reconstruct_step import run_reconstruct
+
+    summary = run_reconstruct(model_dir, data, out, n=n, ids=ids, split=split, device=device or "auto", seed=seed)
+    click.echo(f"reconstructed {summary['n_images']} images (mean PSNR {summary['mean_psnr_db']:.2f} dB, "
+               f"SSIM {summary['mean_ssim']:.3f}); outputs in {out}")
+
+
+@main.command()
+@model_run_option
+@data_option
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
+@click.option("--between", nargs=2, multiple=True, metavar="ID_A ID_B",
+              help="Interpolate between these two images; repeatable.  [default: --pairs random pairs]")
+@click.option("--pairs", type=click.IntRange(min=1, max=100), default=4, show_default=True,
+              help="Random pairs (of different labels where the data has labels) without --between.")
+@click.option("--steps", type=click.IntRange(min=2, max=64), default=10, show_default=True,
+              help="Decoded points on each path, both ends included.")
+@split_option
+@device_option
+@seed_option
+def interpolate(model_dir, data, out, between, pairs, steps, split, device, seed):
+    """Walk the latent space between two images, spherically (slerp) and in a straight line.
+
+    Writes pair_NN.png for each pair, interpolations.png (all pairs), interpolations.npz and
+    pairs.csv. Slerp keeps the path at the norm typical of codes; the straight line dips
+    through the middle, where images often fade.
+    """
+    from pipelines.interpolate_step import run_interpolate
+
+    summary = run_interpolate(model_dir, data, out, between=between, pairs=pairs, steps=steps, split=split,
+                              device=device or "auto", seed=seed)
+    click.echo(f"interpolated {summary['n_pairs']} pairs in {steps} steps; outputs in {out}")
+
+
+def dims_list(ctx, param, value):
+    try:
+        return [int(part) for part in id_list(ctx, param, value)]
+    except ValueError:
+        raise click.BadParameter(f"{', '.join(value)}: give latent dimensions as whole numbers, e.g. 0,3,5") from None
+
+
+@main.command()
+@model_run_option
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
+@click.option("--dims", multiple=True, callback=dims_list, metavar="J",
+              help="Dimensions to show, in this order; repeatable or comma-separated.  "
+                   "[default: the active ones (KL at least 0.01 nats), most informative first, at most 16]")
+@click.option("--steps", type=click.IntRange(min=2, max=64), default=11, show_default=True, help="Images per row.")
+@click.option("--range", "span", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+              help="Each dimension goes from -RANGE to +RANGE (prior standard deviations).")
+@optional_data_option("measure each dimension's KL on, instead of the training images")
+@split_option
+@device_option
+@seed_option
+def traverse(model_dir, out, dims, steps, span, data, split, device, seed):
+    """Decode one latent dimension at a time: traverse.png (a row per dimension, the others held
+    at 0), traverse.npz, dimensions.csv (each dimension's KL; inactive ones carry nothing) and, for
+    a 2-d latent space, manifold.png (the classic grid)."""
+    from pipelines.traverse_step import run_traverse
+
+    summary = run_traverse(model_dir, out, dims=dims, steps=steps, span=span, data=data, split=split,
+                           device=device or "auto", seed=seed)
+    click.echo(f"{summary['n_active']} of {summary['latent_dim']} dimensions are active; showed "
+               f"{', '.join(map(str, summary['dims']))} in {Path(out) / 'traverse.png'}")
+
+
+@main.command()
+@model_run_option
+@data_option
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
+@click.option("--from", "source", required=True, metavar="LABEL", help="The label to move away from.")
+@click.option("--to", "target", required=True, metavar="LABEL", help="The label to move towards.")
+@click.option("--images", "ids", multiple=True, callback=id_list, metavar="ID",
+              help="Images to move; repeatable or comma-separated.  [default: --n random images of the --from label]")
+@click.option("--n", type=click.IntRange(min=1, max=100), default=4, show_default=True,
+              help="Random images of the --from label without --images.")
+@click.option("--steps", type=click.IntRange(min=2, max=64), default=6, show_default=True)
+@click.option("--strength", type=FINITE, default=1.0, show_default=True,
+              help="How far to go: 1 moves by the whole difference of the two mean codes.")
+@split_option
+@device_option
+@seed_option
+def attribute(model_dir, data, out, source, target, ids, n, steps, strength, split, device, seed):
+    """Move images along an attribute vector: the mean code of the --to label minus that of the
+    --from label (the labels of SOURCE). Writes attribute.png, attribute.npz and summary.json."""
+    from pipelines.attribute_step import run_attribute
+
+    summary = run_attribute(model_dir, data, out, source, target, images=ids, n=n, steps=steps, strength=strength,
+                            split=split, device=device or "auto", seed=seed)
+    counts = summary["images_per_label"]
+    click.echo(f"vector from the mean of {counts[str(source)]} '{source}' images to {counts[str(target)]} "
+               f"'{target}' images (norm {summary['vector_norm']:.2f}); moved {len(summary['ids'])} images: "
+               f"{Path(out) / 'attribute.png'}")
+
+
 STEP_COMMANDS = ("train", "embed", "label-propagate", "cluster", "umap", "anomalies", "denoise")
 
 

@@ -92,3 +92,25 @@ def _save_npz(path: Path, values: np.ndarray, dataset: ImageDataset) -> Path:
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez_compressed(handle, **arrays)
     return path
+
+
+def save_images_npz(path: Path, images: dict, **extra) -> Path:
+    """Each entry of ``images`` (NCHW floats) as 8-bit images (NHW grey, NHWC colour, as the data
+    sources read them; ``x`` is the one `--data` reads), beside any ``extra`` arrays (ids, codes...)."""
+    arrays = {name: to_layout(to_uint8(array), "NHW" if array.shape[1] == 1 else "NHWC")
+              for name, array in images.items()}
+    arrays.update({k: np.asarray(v) for k, v in extra.items()})
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    return path
+
+
+def save_png_folder(images: np.ndarray, folder: Path, names) -> Path:
+    """One PNG per image (NCHW floats), named ``names``."""
+    pixels = to_uint8(images)
+    folder.mkdir(parents=True, exist_ok=True)
+    for array, name in zip(pixels, names):
+        picture = array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
+        with atomic_path(folder / name) as tmp:
+            Image.fromarray(picture).save(tmp, format="PNG")
+    return folder

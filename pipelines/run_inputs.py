@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import numpy as np
 import torch
 from torch import nn
 
 from vae_tools.data import ImageDataset, load_dataset
 from vae_tools.device import resolve_device
-from vae_tools.run_folder import load_run
+from vae_tools.errors import DataError
+from vae_tools.run_folder import load_run, model_folder
 
 
 def load_model_and_data(model_dir: str | Path, data: str, split: str = "all",
@@ -27,3 +29,18 @@ def load_model_and_data(model_dir: str | Path, data: str, split: str = "all",
         click.echo(f"Warning: {data} holds images of {sizes}; the model in {model_dir} was trained on {height}x{width}, "
                    f"so they are resized to {height}x{width} for it", err=True)
     return model, dataset, torch_device
+
+
+def positions_of_ids(dataset: ImageDataset, ids, data: str) -> np.ndarray:
+    """Where each id sits in ``dataset``; one error line for the first id it does not hold."""
+    index = {str(v): k for k, v in enumerate(dataset.ids)}
+    missing = [str(v) for v in ids if str(v) not in index]
+    if missing:
+        examples = ", ".join(str(v) for v in dataset.ids[:3])
+        raise DataError(f"{data}: no image has the id {missing[0]!r} (its ids look like {examples})")
+    return np.array([index[str(v)] for v in ids], dtype=np.int64)
+
+
+def load_model_only(model_dir: str | Path, device: str = "auto") -> tuple[nn.Module, Path]:
+    """The model of a run folder on its device, and the folder that holds it."""
+    return load_run(model_dir, resolve_device(device or "auto"))[0], model_folder(model_dir)
