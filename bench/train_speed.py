@@ -64,9 +64,10 @@ def textbook_loss(logits, x, mu, logvar):
     return bce + kld
 
 
-def train_textbook(x_train: torch.Tensor, epochs: int, device: torch.device, seed: int = 0):
+def train_textbook(x_train: torch.Tensor, epochs: int, device: torch.device, seed: int = 0,
+                   model_class=TextbookConvVAE):
     torch.manual_seed(seed)
-    model = TextbookConvVAE().to(device)
+    model = model_class().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = DataLoader(TensorDataset(x_train), batch_size=128, shuffle=True)
     times = []

@@ -20,7 +20,7 @@ from vae_tools.generation import attribute_shift
 @writes_output_set
 def run_attribute(model_dir: str | Path, data: str, out: str | Path, source: str, target: str,
                   images: Sequence[str] = (), n: int = 4, steps: int = 6, strength: float = 1.0, split: str = "all",
-                  device: str = "auto", seed: int = 0) -> dict:
+                  device: str = "auto", seed: int = 0, progress: bool = False) -> dict:
     """Writes attribute.png (a row per image: the input, then its code moved 0 .. ``strength`` times
     the vector), attribute.npz and summary.json (the vector, the images behind each mean)."""
     model, dataset, torch_device = load_model_and_data(model_dir, data, split, device)
@@ -30,8 +30,8 @@ def run_attribute(model_dir: str | Path, data: str, out: str | Path, source: str
     for name in (source, target):
         if not (labels == str(name)).any():
             known = ", ".join(sorted(set(labels.tolist()))[:20])
-            raise DataError(f"{data}: no image has the label {name!r} (its labels: {known})")
-    latents = latent_matrix(embed(model, dataset, device=torch_device))
+            raise DataError(f"{data}: no image has the label {str(name)!r} (its labels: {known})")
+    latents = latent_matrix(embed(model, dataset, device=torch_device, progress=progress))
     if images:
         positions = positions_of_ids(dataset, images, data)
     else:

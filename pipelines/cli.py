@@ -439,6 +439,7 @@ def anomalies(model_dir, data, out, score, samples, contamination, percentile, t
 
 model_run_option = click.option("--model", "model_dir", required=True, type=click.Path(),
                                 help="A run folder written by `vaetools train` (or a pipeline's run folder).")
+quiet_option = click.option("--quiet", is_flag=True, help="No progress bars.")
 seed_option = click.option("--seed", type=int, default=0, show_default=True,
                            help="Random seed: the same seed gives the same pictures.")
 
@@ -460,7 +461,8 @@ def optional_data_option(purpose: str):
 @split_option
 @device_option
 @seed_option
-def sample(model_dir, out, n, sampler, temperature, data, split, device, seed):
+@quiet_option
+def sample(model_dir, out, n, sampler, temperature, data, split, device, seed, quiet):
     """Generate new images: samples.png (a grid), samples.npz (x: 8-bit images, z: their codes),
     images/ (one PNG each) and summary.json."""
     from pipelines.sample_step import run_sample
@@ -486,7 +488,8 @@ def id_list(ctx, param, value):
 @split_option
 @device_option
 @seed_option
-def reconstruct(model_dir, data, out, n, ids, split, device, seed):
+@quiet_option
+def reconstruct(model_dir, data, out, n, ids, split, device, seed, quiet):
     """Images beside their reconstructions (decoded from the posterior mean): reconstructions.png,
     reconstructions.npz (x, reconstructed, ids) and reconstructions.csv (MSE, PSNR, SSIM per image)."""
     from pipelines.reconstruct_step import run_reconstruct
@@ -509,7 +512,8 @@ def reconstruct(model_dir, data, out, n, ids, split, device, seed):
 @split_option
 @device_option
 @seed_option
-def interpolate(model_dir, data, out, between, pairs, steps, split, device, seed):
+@quiet_option
+def interpolate(model_dir, data, out, between, pairs, steps, split, device, seed, quiet):
     """Walk the latent space between two images, spherically (slerp) and in a straight line.
 
     Writes pair_NN.png for each pair, interpolations.png (all pairs), interpolations.npz and
@@ -543,7 +547,8 @@ def dims_list(ctx, param, value):
 @split_option
 @device_option
 @seed_option
-def traverse(model_dir, out, dims, steps, span, data, split, device, seed):
+@quiet_option
+def traverse(model_dir, out, dims, steps, span, data, split, device, seed, quiet):
     """Decode one latent dimension at a time: traverse.png (a row per dimension, the others held
     at 0), traverse.npz, dimensions.csv (each dimension's KL; inactive ones carry nothing) and, for
     a 2-d latent space, manifold.png (the classic grid)."""
@@ -571,24 +576,24 @@ def traverse(model_dir, out, dims, steps, span, data, split, device, seed):
 @split_option
 @device_option
 @seed_option
-def attribute(model_dir, data, out, source, target, ids, n, steps, strength, split, device, seed):
+@quiet_option
+def attribute(model_dir, data, out, source, target, ids, n, steps, strength, split, device, seed, quiet):
     """Move images along an attribute vector: the mean code of the --to label minus that of the
     --from label (the labels of SOURCE). Writes attribute.png, attribute.npz and summary.json."""
     from pipelines.attribute_step import run_attribute
 
     summary = run_attribute(model_dir, data, out, source, target, images=ids, n=n, steps=steps, strength=strength,
-                            split=split, device=device or "auto", seed=seed)
+                            split=split, device=device or "auto", seed=seed, progress=not quiet)
     counts = summary["images_per_label"]
     click.echo(f"vector from the mean of {counts[str(source)]} '{source}' images to {counts[str(target)]} "
                f"'{target}' images (norm {summary['vector_norm']:.2f}); moved {len(summary['ids'])} images: "
                f"{Path(out) / 'attribute.png'}")
 
 
-STEP_COMMANDS = ("train", "embed", "label-propagate", "cluster", "umap", "anomalies", "denoise")
-
-
 def step_commands() -> dict:
-    return {name: main.commands[name] for name in STEP_COMMANDS}
+    from pipelines.steps import STEP_ORDER
+
+    return {name: main.commands[name] for name in STEP_ORDER}
 
 
 def pipeline_file(name_or_path: str) -> Path:

@@ -58,19 +58,39 @@ def _outputs(run: Path, name: str) -> list:
         return [target]
     if target.is_dir():
         files = sorted(p for p in target.rglob("*") if p.is_file() and not p.name.startswith("."))
-        if name == "denoise":  # one link to the image folder rather than one per image
-            files = [p for p in files if p.parent == target] + ([target / "images"] if (target / "images").is_dir() else [])
+        if (target / "images").is_dir():  # one link to an image folder rather than one per image
+            files = [p for p in files if p.parent == target] + [target / "images"]
         return files
     return []
+
+
+def _embedded(path: Path, alt: str, width: str = "100%") -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(alt)}" style="max-width:{width}" src="data:image/png;base64,{data}">'
 
 
 def _picture(run: Path) -> str:
     umap_dir = run / "umap"
     for name in ("umap_label.png", "umap.png", "umap_predicted_label.png"):
         if (umap_dir / name).exists():
-            data = base64.b64encode((umap_dir / name).read_bytes()).decode("ascii")
-            return f'<h2>UMAP of the latent space</h2><img alt="UMAP" style="max-width:100%" src="data:image/png;base64,{data}">'
+            return "<h2>UMAP of the latent space</h2>" + _embedded(umap_dir / name, "UMAP")
     return ""
+
+
+GENERATED = (
+    ("samples/samples.png", "New images drawn by the model", "Codes drawn from a Gaussian mixture fitted to the "
+     "training images' latent codes, decoded. Blurry or broken shapes mean the model has not learned the data "
+     "well enough to generate it.", "480px"),
+    ("interpolations/interpolations.png", "Interpolation between pairs of images", "Each row starts and ends with "
+     "a real image; between them, decoded codes on the spherical path joining their latent codes. Smooth "
+     "changes mean a continuous latent space, which is what label propagation and clustering rely on.", "100%"),
+)
+
+
+def _generated(run: Path) -> str:
+    parts = [f"<h3>{html.escape(title)}</h3><p>{html.escape(text)}</p>{_embedded(run / name, title, width)}"
+             for name, title, text, width in GENERATED if (run / name).exists()]
+    return "<h2>What the model generates</h2>" + "".join(parts) if parts else ""
 
 
 def write_index(run: Path, state: dict, pipeline) -> Path:
@@ -97,6 +117,7 @@ def write_index(run: Path, state: dict, pipeline) -> Path:
 <h2>Key figures</h2>
 <table class=summary>{figures or '<tr><td>none yet</td></tr>'}</table>
 {_picture(run)}
+{_generated(run)}
 <h2>Steps</h2>
 <table><tr><th>step</th><th>status</th><th>seconds</th><th>options</th><th>outputs</th></tr>{''.join(rows)}</table>
 <h2>Versions</h2>

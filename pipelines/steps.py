@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-STEP_ORDER = ("train", "embed", "label-propagate", "cluster", "umap", "anomalies", "denoise")
+STEP_ORDER = ("train", "embed", "label-propagate", "cluster", "umap", "anomalies", "denoise", "sample", "reconstruct",
+              "interpolate", "traverse")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,13 @@ LAYOUT = {
         "--model", run / "model", "--data", data, "--out", run / "anomalies"], ("train",)),
     "denoise": StepLayout("denoise", lambda run, data: [
         "--model", run / "model", "--data", data, "--out", run / "denoise"], ("train",)),
+    "sample": StepLayout("samples", lambda run, data: ["--model", run / "model", "--out", run / "samples"], ("train",)),
+    "reconstruct": StepLayout("reconstructions", lambda run, data: [
+        "--model", run / "model", "--data", data, "--out", run / "reconstructions"], ("train",)),
+    "interpolate": StepLayout("interpolations", lambda run, data: [
+        "--model", run / "model", "--data", data, "--out", run / "interpolations"], ("train",)),
+    "traverse": StepLayout("traverse", lambda run, data: ["--model", run / "model", "--out", run / "traverse"],
+                           ("train",)),
 }
 
 def reserved_options(step: str) -> set:

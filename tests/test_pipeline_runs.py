@@ -134,7 +134,8 @@ def test_demo_runs_every_step_and_its_index_opens_with_every_link_present(tmp_pa
     index = Path(result.output.strip().splitlines()[-1].split("open ", 1)[1])
     assert index == tmp_path / "demo" / "index.html"
     state = json.loads((tmp_path / "demo" / "pipeline_state.json").read_text())
-    assert state["order"] == ["train", "embed", "label-propagate", "cluster", "umap", "anomalies", "denoise"]
+    assert state["order"] == ["train", "embed", "label-propagate", "cluster", "umap", "anomalies", "denoise", "sample",
+                              "reconstruct", "interpolate", "traverse"]
     frame = pd.read_parquet(tmp_path / "demo" / "embeddings.parquet")
     assert len(frame) == 1797 and "neg_elbo" in frame
     again = run_cli("demo", "--out", tmp_path / "demo", "--quiet")
@@ -143,7 +144,8 @@ def test_demo_runs_every_step_and_its_index_opens_with_every_link_present(tmp_pa
     links = re.findall(r'href="([^"]+)"', text)
     assert len(links) > 20
     assert all((index.parent / link).exists() for link in links), [l for l in links if not (index.parent / l).exists()]
-    for figure in ("label accuracy on the unlabelled", "anomalies", "denoising PSNR", "clustering"):
+    for figure in ("label accuracy on the unlabelled", "anomalies", "denoising PSNR", "clustering",
+                   "New images drawn by the model", "Interpolation between pairs of images"):
         assert figure in text
     images, errors, failed, _, title = open_page(index)
     assert title == "vaetools run: demo"

@@ -1,5 +1,7 @@
 """The generative side on a trained model: decode codes into images, sample, reconstruct, interpolate,
-traverse and move images along attribute vectors. Images are NCHW float32 numpy arrays in [0, 1]."""
+traverse and move images along attribute vectors. Images come back as NCHW float32 numpy arrays in
+[0, 1]; images going in may have any layout and pixel type `--data` takes (they are brought to the
+model's size and channels the same way)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from vae_tools.data import ImageDataset
+from vae_tools.data.arrays import ArrayReader
+from vae_tools.errors import DataError
 from vae_tools.generation.latent_paths import attribute_vector, interpolation_codes, traversal_codes
 from vae_tools.generation.samplers import GaussianMixtureSampler, PriorSampler
 
@@ -40,11 +45,22 @@ def decode(model, z: torch.Tensor, *, batch_size: int = BATCH) -> np.ndarray:
     return torch.cat(parts).numpy() if parts else np.zeros((0, *model.image_shape), np.float32)
 
 
+def as_model_images(model, images) -> ImageDataset:
+    """``images`` (N, ...) in any array layout a data source takes, as the model's input."""
+    module = _module(model)
+    array = np.asarray(images)
+    if array.ndim < 2 or not len(array):
+        raise DataError(f"expected an array of images, got shape {array.shape}")
+    return ImageDataset(ArrayReader(array, "images"), [str(i) for i in range(len(array))], None,
+                        module.image_shape[0], tuple(module.image_shape[1:]))
+
+
 @torch.inference_mode()
 def encode(model, images, *, batch_size: int = BATCH) -> tuple[torch.Tensor, torch.Tensor]:
-    """Posterior means and log-variances (on the CPU) of NCHW images in [0, 1]."""
+    """Posterior means and log-variances (on the CPU) of ``images``."""
     model = _module(model).eval()
-    images = torch.as_tensor(np.asarray(images, dtype=np.float32))
+    dataset = as_model_images(model, images)
+    images = dataset.batch(np.arange(len(dataset)))
     mus, logvars = [], []
     for s in range(0, len(images), batch_size):
         mu, logvar = model.encode(images[s:s + batch_size].to(_device(model)))
@@ -85,7 +101,7 @@ class Interpolation:
 
 def interpolate(model, image_a, image_b, *, steps: int = 10, method: str = "slerp") -> Interpolation:
     """Decoded codes on the path between two images' posterior means (``method``: slerp or linear)."""
-    mu, _ = encode(model, np.stack([np.asarray(image_a), np.asarray(image_b)]))
+    mu, _ = encode(model, np.stack([np.asarray(image_a), np.asarray(image_b)]))  # one layout for both
     codes = interpolation_codes(mu[0], mu[1], steps, method)
     return Interpolation(decode(model, codes), codes, np.linspace(0, 1, steps))
 
@@ -154,12 +170,8 @@ def attribute_shift(model, images, latents, labels, source, target, *, steps: in
 def negative_elbo(model, images, *, samples: int = 8, seed: int = 0) -> np.ndarray:
     """Each image's negative ELBO under the model (nats; lower: the model finds it more likely)."""
     from vae_tools.anomaly.scores import score_parts
-    from vae_tools.data import ImageDataset
-    from vae_tools.data.arrays import ArrayReader
 
     module = _module(model)
-    images = np.ascontiguousarray(images, dtype=np.float32)
-    dataset = ImageDataset(ArrayReader(images, "generated images"), [str(i) for i in range(len(images))], None,
-                           module.image_shape[0], tuple(module.image_shape[1:]))
-    parts, _ = score_parts(module, dataset, samples=samples, device=_device(module), seed=seed)
+    parts, _ = score_parts(module, as_model_images(module, images), samples=samples, device=_device(module),
+                           seed=seed)
     return parts["elbo"].to_numpy()

@@ -70,6 +70,6 @@ def attribute_vector(latents, labels, source, target) -> tuple[torch.Tensor, dic
         counts[str(name)] = int(chosen.sum())
         if not chosen.any():
             known = ", ".join(sorted(set(labels.tolist()))[:20])
-            raise DataError(f"no image has the label {name!r} (labels: {known})")
+            raise DataError(f"no image has the label {str(name)!r} (labels: {known})")
         means.append(latents[torch.from_numpy(chosen)].mean(0))
     return means[1] - means[0], counts

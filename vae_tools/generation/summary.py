@@ -66,9 +66,12 @@ def save_latent_summary(run_dir: str | Path, summary: LatentSummary) -> Path:
     return path
 
 
-def load_latent_summary(run_dir: str | Path, latent_dim: int) -> Optional[LatentSummary]:
-    """The run folder's summary, or None for a folder written before vaetools kept one."""
-    path = Path(run_dir) / SUMMARY_FILE
+def load_latent_summary(run_dir: str | Path, latent_dim: Optional[int] = None) -> Optional[LatentSummary]:
+    """The run folder's summary, or None for a folder written before vaetools kept one; with
+    ``latent_dim``, checked against the model's latent size."""
+    from vae_tools.run_folder import model_folder
+
+    path = model_folder(run_dir) / SUMMARY_FILE
     if not path.exists():
         return None
     try:
@@ -81,6 +84,7 @@ def load_latent_summary(run_dir: str | Path, latent_dim: int) -> Optional[Latent
         mixture.bic_ = {int(k): float(v) for k, v in json.loads(metadata.get("bic", "{}")).items()}
     except (SafetensorError, OSError, ValueError, KeyError, DataError) as exc:
         raise RunFolderError(f"{path}: unreadable latent summary ({exc}); delete it to go on without it") from None
-    if kl.shape != (latent_dim,) or mixture.latent_dim != latent_dim or not np.isfinite(kl).all():
-        raise RunFolderError(f"{path}: does not match the model's {latent_dim}-d latent space; delete it to go on")
+    expected = latent_dim or mixture.latent_dim
+    if kl.shape != (expected,) or mixture.latent_dim != expected or not np.isfinite(kl).all():
+        raise RunFolderError(f"{path}: does not match the model's {expected}-d latent space; delete it to go on")
     return LatentSummary(kl, mixture, n_images)
