@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import linalg
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -100,13 +99,16 @@ def features(net: FeatureNet, images) -> np.ndarray:
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """|mean_a - mean_b|² + tr(A + B - 2 (A B)^½). The trace of (A B)^½ is taken as the sum of the
+    square roots of the eigenvalues of A^½ B A^½ (symmetric, so stable where A B is singular, as
+    with ReLU features that are always 0)."""
     mean_a, mean_b = a.mean(0), b.mean(0)
     cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
-    if not np.isfinite(root).all():  # a singular product: nudge both covariances, as FID code does
-        offset = np.eye(len(cov_a)) * 1e-6
-        root = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
-    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a + cov_b - 2 * root.real))
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = np.sqrt(np.clip(middle, 0, None)).sum()
+    return float(((mean_a - mean_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_root)
 
 
 @torch.no_grad()

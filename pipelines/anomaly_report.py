@@ -21,6 +21,7 @@ table{border-collapse:collapse;font-size:.9rem}td,th{border:1px solid #ddd;paddi
 th{background:#f4f4f4}.num{text-align:right;font-variant-numeric:tabular-nums}
 img.px{image-rendering:pixelated;width:84px;height:84px;border:1px solid #ccc;background:#000}
 .summary td:first-child{font-weight:600}.note{color:#666;font-size:.85rem}
+tr.below td{color:#888}tr.below img{opacity:.6}
 """
 
 
@@ -50,8 +51,19 @@ def histogram_uri(scores: np.ndarray, threshold: float, score_name: str) -> str:
     return figure_data_uri(fig)
 
 
+HEADINGS = {"auroc": "AUROC", "average_precision": "average precision", "f1_at_threshold": "F1 at the threshold",
+            "n_true_anomalies": "true anomalies", "n_flagged": "flagged", "true_positives": "true anomalies flagged",
+            "false_positives": "normal images flagged", "share_flagged": "share flagged", "mean_score": "mean score",
+            "median_score": "median score"}
+
+
+def heading(name) -> str:
+    """A column or key as words: share_flagged -> share flagged."""
+    return HEADINGS.get(str(name), str(name).replace("_", " "))
+
+
 def _table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    head = "".join(f"<th>{html.escape(heading(c))}</th>" for c in frame.columns)
     rows = []
     for _, row in frame.iterrows():
         cells = []
@@ -69,29 +81,32 @@ def _table(frame: pd.DataFrame) -> str:
 def write_report(path: Path, table: pd.DataFrame, summary: dict, metrics: dict | None, top: list[dict],
                  score_name: str, threshold: float) -> Path:
     """``top``: dicts with rank, id, label, score, input, reconstruction, difference (CHW arrays)."""
-    summary_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+    summary_rows = "".join(f"<tr><td>{html.escape(heading(k))}</td><td>{html.escape(str(v))}</td></tr>"
                            for k, v in summary.items())
     metric_rows = ""
     if metrics:
         metric_rows = "<h2>Against the ground truth</h2><table class=summary>" + "".join(
-            f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(v if isinstance(v, str) else ('n/a' if v is None else f'{v:.4g}'))}</td></tr>"
+            f"<tr><td>{html.escape(heading(k))}</td><td>{html.escape(v if isinstance(v, str) else ('n/a' if v is None else f'{v:.4g}'))}</td></tr>"
             for k, v in metrics.items() if not isinstance(v, (dict, list))) + "</table>"
     anomaly_rows = []
     for item in top:
+        flagged = item["score"] > threshold
         anomaly_rows.append(
-            "<tr>"
+            f'<tr class="{"flagged" if flagged else "below"}">'
             f'<td class="num">{item["rank"]}</td><td>{html.escape(str(item["id"]))}</td>'
             f'<td>{html.escape(str(item["label"]))}</td><td class="num">{item["score"]:.4g}</td>'
+            f'<td>{"flagged" if flagged else "below the threshold"}</td>'
             f'<td><img class="px" alt="input" src="{png_data_uri(item["input"])}"></td>'
             f'<td><img class="px" alt="reconstruction" src="{png_data_uri(item["reconstruction"])}"></td>'
             f'<td><img class="px" alt="difference" src="{png_data_uri(item["difference"])}"></td>'
             "</tr>")
+    n_flagged = sum(item["score"] > threshold for item in top)
     per_label = ""
     if "label" in table.columns:
         stats = table.groupby(table["label"].astype(str)).agg(
             images=("score", "size"), flagged=("is_anomaly", "sum"), mean_score=("score", "mean"),
             median_score=("score", "median")).reset_index()
-        stats["share_flagged"] = stats["flagged"] / stats["images"]
+        stats["share_flagged"] = (stats["flagged"] / stats["images"]).map(lambda v: f"{v:.1%}")
         per_label = "<h2>Per label</h2>" + _table(stats[["label", "images", "flagged", "share_flagged", "mean_score",
                                                          "median_score"]])
     page = f"""<!DOCTYPE html>
@@ -103,9 +118,11 @@ def write_report(path: Path, table: pd.DataFrame, summary: dict, metrics: dict |
 {metric_rows}
 <h2>Scores</h2>
 <img alt="score histogram" src="{histogram_uri(table['score'].to_numpy(), threshold, score_name)}">
-<h2>Top {len(top)} anomalies</h2>
-<p class="note">Each row: the image, the VAE's reconstruction, and the absolute difference (bright = badly explained).</p>
-<table><tr><th>rank</th><th>id</th><th>label</th><th>score</th><th>image</th><th>reconstruction</th><th>difference</th></tr>
+<h2>The {len(top)} highest scores</h2>
+<p class="note">{n_flagged} of these {len(top)} score above the threshold ({threshold:.4g}) and are flagged; the
+others (greyed) are the next most unusual images. Each row: the image, the VAE's reconstruction, and
+the absolute difference (bright = badly explained).</p>
+<table><tr><th>rank</th><th>id</th><th>label</th><th>score</th><th>verdict</th><th>image</th><th>reconstruction</th><th>difference</th></tr>
 {''.join(anomaly_rows)}</table>
 {per_label}
 <p class="note">Written by vaetools. The full table is anomalies.csv beside this file.</p>

@@ -410,13 +410,17 @@ def comma_list(ctx, param, value):
               help="Ground truth: these labels are the anomalies.")
 @click.option("--top", type=click.IntRange(min=1), default=24, show_default=True,
               help="Anomalies shown in report.html (top_anomalies.png shows up to 12).")
+@click.option("--plant", type=click.IntRange(min=0, max=10_000), default=0, show_default=True, metavar="N",
+              help="A check without labelled anomalies: add N synthetic outliers (inverted copies of images and "
+                   "uniform noise) and report how many are flagged and their AUROC against the data. The "
+                   "threshold is set on the data alone; the data is then held in memory.")
 @split_option
 @click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 @device_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def anomalies(model_dir, data, out, score, samples, contamination, percentile, threshold, normal_labels,
-              anomaly_labels, top, split, batch_size, device, seed, quiet):
+              anomaly_labels, top, plant, split, batch_size, device, seed, quiet):
     """Score every image by how badly the VAE explains it and report the worst.
 
     Without --contamination/--percentile/--threshold the cut is automatic: median + 3.5 robust
@@ -428,10 +432,13 @@ def anomalies(model_dir, data, out, score, samples, contamination, percentile, t
 
     metrics = run_anomalies(model_dir, data, out, score=score, samples=samples, contamination=contamination,
                             percentile=percentile, threshold=threshold, normal_labels=normal_labels,
-                            anomaly_labels=anomaly_labels, top=top, split=split, batch_size=batch_size,
+                            anomaly_labels=anomaly_labels, top=top, plant=plant, split=split, batch_size=batch_size,
                             device=device or "auto", seed=seed, progress=not quiet)
     truth = metrics.get("truth") or {}
     scored = f"; AUROC {truth['auroc']:.4f}" if truth.get("auroc") is not None else ""
+    if plant:
+        scored += (f"; planted outliers: {metrics['planted']['flagged']} of {plant} flagged, AUROC "
+                   f"{metrics['planted']['auroc_against_the_data']:.4f}")
     click.echo(f"{metrics['n_anomalies']} of {metrics['n_images']} images flagged (threshold "
                f"{metrics['threshold']['value']:.4g}, {metrics['threshold']['method']}){scored}; "
                f"report: {Path(out) / 'report.html'}")

@@ -72,8 +72,8 @@ def run_denoise(
             ("denoised", cleaned[shown], [""] * len(shown))]
     if clean is not None:
         rows.append(("clean", clean[shown], [""] * len(shown)))
-    thumbnail_rows(rows, out / "comparison.png", title="noisy | denoised" + (" | clean" if clean is not None else ""),
-                   max_columns=n_examples)
+    thumbnail_rows(rows, out / "comparison.png", title="rows: the noisy input, the denoised output"
+                   + (", the clean image" if clean is not None else ""), max_columns=n_examples)
 
     if clean is not None:
         psnr_before, ssim_before = psnr_ssim(clean, inputs)

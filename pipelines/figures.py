@@ -29,11 +29,19 @@ def save_figure(fig, path: str | Path, close: bool = True, **kwargs) -> Path:
     return path
 
 
+def _caption(text) -> str:
+    """Up to two lines of at most 16 characters (an id, then what is said about it)."""
+    return "\n".join(line if len(line) <= 16 else line[:15] + "…" for line in str(text).split("\n")[:2])
+
+
 def thumbnail_rows(rows: Sequence[tuple[str, np.ndarray, Sequence[str]]], path: str | Path,
                    title: str | None = None, max_columns: int = 12) -> Path:
-    """One row per group: (row title, NCHW images, a caption per image)."""
+    """One row per group: (row title, NCHW images, a caption per image; a caption may have two lines)."""
     columns = max(1, min(max_columns, max((len(images) for _, images, _ in rows), default=1)))
-    fig, axes = plt.subplots(len(rows), columns, figsize=(1.1 * columns + 1.2, 1.25 * len(rows) + 0.4), squeeze=False)
+    lines = max((str(c).count("\n") + 1 for _, _, captions in rows for c in captions if str(c)), default=0)
+    row_height = 1.25 + 0.18 * max(0, lines - 1)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.2 * columns + 1.4, row_height * len(rows) + 0.5),
+                             squeeze=False)
     for r, (row_title, images, captions) in enumerate(rows):
         shown = to_display(images[:columns]) if len(images) else []
         for c in range(columns):
@@ -44,30 +52,33 @@ def thumbnail_rows(rows: Sequence[tuple[str, np.ndarray, Sequence[str]]], path: 
                 spine.set_visible(False)
             if c < len(shown):
                 ax.imshow(shown[c], cmap="gray" if shown[c].ndim == 2 else None, vmin=0, vmax=1)
-                ax.set_title(str(captions[c])[:18], fontsize=6)
-        axes[r, 0].set_ylabel(str(row_title)[:20], rotation=0, ha="right", va="center", fontsize=8)
+                ax.set_title(_caption(captions[c]), fontsize=8)
+        axes[r, 0].set_ylabel(str(row_title)[:22], rotation=0, ha="right", va="center", fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=11)
     return save_figure(fig, path, dpi=120)
 
 
 def confusion_figure(matrix: np.ndarray, labels: Sequence[str], path: str | Path, title: str) -> Path:
     matrix = np.asarray(matrix)
-    size = max(4.0, 0.45 * len(labels) + 2)
+    size = max(5.0, 0.5 * len(labels) + 2)
     fig, ax = plt.subplots(figsize=(size, size))
     shares = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), [str(v) for v in labels], rotation=90, fontsize=8)
-    ax.set_yticks(range(len(labels)), [str(v) for v in labels], fontsize=8)
-    ax.set_xlabel("predicted label")
-    ax.set_ylabel("true label")
+    names = [str(v) for v in labels]
+    short = max((len(n) for n in names), default=0) <= 3  # single digits read best upright
+    ax.set_xticks(range(len(labels)), names, rotation=0 if short else 60, ha="center" if short else "right",
+                  fontsize=10)
+    ax.set_yticks(range(len(labels)), names, fontsize=10)
+    ax.set_xlabel("predicted label", fontsize=10)
+    ax.set_ylabel("true label", fontsize=10)
     if len(labels) <= 25:
         for i in range(len(labels)):
             for j in range(len(labels)):
                 if matrix[i, j]:
-                    ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=6,
+                    ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=9 if len(labels) <= 12 else 7,
                             color="white" if shares[i, j] > 0.5 else "black")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=11)
     return save_figure(fig, path, dpi=120)
 
 

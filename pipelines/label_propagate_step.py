@@ -165,7 +165,7 @@ def write_suggestions(out: Path, inputs, latents, fitted, keep, n: int, seed: in
     written = {"n": int(len(chosen)), "table": "suggestions.csv"}
     images = images_for(inputs, chosen)
     if images is not None and len(chosen):
-        captions = [f"{p} or {s}?" for p, s in zip(table["predicted_label"], table["second_label"])]
+        captions = [f"{i}\n{p} or {s}?" for i, p, s in zip(table["id"], table["predicted_label"], table["second_label"])]
         rows = [(f"{i + 1}-{min(i + 10, len(chosen))}", images[i:i + 10], captions[i:i + 10])
                 for i in range(0, len(chosen), 10)]
         thumbnail_rows(rows, out / "suggestions.png", title="label these next (most useful first)", max_columns=10)

@@ -42,7 +42,27 @@ def colour_columns(base: pd.DataFrame, colour_by: Sequence[str], extra_tables: S
     return columns
 
 
-def scatter(coords: np.ndarray, values: Optional[pd.Series], title: str, path: Path) -> None:
+CLASS_COLUMNS = ("label", "predicted_label", "true_label")  # the same classes: the same colour on every map
+
+
+def _class_order(values) -> list:
+    return sorted({str(v) for v in values}, key=lambda v: (len(v), v))
+
+
+def class_palette(columns: pd.DataFrame) -> dict:
+    """One colour per class, shared by every map coloured by a label column."""
+    present = [columns[c].dropna() for c in CLASS_COLUMNS if c in columns.columns]
+    names = _class_order(pd.concat(present)) if present else []
+    return palette_for(names)
+
+
+def palette_for(names: list) -> dict:
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def scatter(coords: np.ndarray, values: Optional[pd.Series], title: str, path: Path,
+            palette: Optional[dict] = None) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 6.5))
     size = max(0.5, min(12.0, 4000 / max(len(coords), 1)))
     if values is None:
@@ -52,14 +72,15 @@ def scatter(coords: np.ndarray, values: Optional[pd.Series], title: str, path: P
         fig.colorbar(points, ax=ax, label=values.name)
     else:
         categories = values.astype(str).fillna("?")
-        names = sorted(categories.unique(), key=lambda v: (len(v), v))
-        cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-        for i, name in enumerate(names):
+        names = _class_order(categories.unique())
+        colours = palette if palette and set(names) <= set(palette) else palette_for(names)
+        for name in names:
             members = (categories == name).to_numpy()
-            ax.scatter(coords[members, 0], coords[members, 1], s=size, color=cmap(i % cmap.N), linewidths=0,
+            ax.scatter(coords[members, 0], coords[members, 1], s=size, color=colours[name], linewidths=0,
                        label=name if len(names) <= MAX_LEGEND else None)
         if len(names) <= MAX_LEGEND:
-            ax.legend(title=values.name, markerscale=max(1.0, 6 / size), fontsize=7, loc="best", frameon=False)
+            ax.legend(title=values.name.replace("_", " "), markerscale=max(1.0, 6 / size), fontsize=9, loc="center left",
+                      bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=10)
@@ -67,30 +88,43 @@ def scatter(coords: np.ndarray, values: Optional[pd.Series], title: str, path: P
     save_figure(fig, path.with_suffix(".svg"))
 
 
-def thumbnails(coords: np.ndarray, images: np.ndarray, positions: np.ndarray, path: Path, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(10, 10))
-    ax.scatter(coords[:, 0], coords[:, 1], s=1, c="#c0c0c0", linewidths=0)
+THUMBNAIL_FIGURE_INCHES, THUMBNAIL_DPI = 10, 130
+
+
+def thumbnails(coords: np.ndarray, images: np.ndarray, cells: np.ndarray, grid: int, path: Path, title: str) -> None:
+    """Each image in its own cell of a ``grid`` x ``grid`` lattice over the map (the cell of its point),
+    sized to the cell, so no two overlap; the map's points stay visible beneath."""
+    fig, ax = plt.subplots(figsize=(THUMBNAIL_FIGURE_INCHES, THUMBNAIL_FIGURE_INCHES))
+    low, span = coords.min(0), np.ptp(coords, axis=0) + 1e-9
+    unit = (coords - low) / span * grid
+    ax.scatter(unit[:, 0], unit[:, 1], s=1, c="#c0c0c0", linewidths=0)
     shown = to_display(images)
-    zoom = 0.9 * 28 / max(shown.shape[1:3])
-    for image, pos in zip(shown, positions):
+    cell_pixels = THUMBNAIL_FIGURE_INCHES * THUMBNAIL_DPI * ax.get_position().width / grid
+    # OffsetImage draws an image pixel as zoom * dpi / 72 screen pixels.
+    zoom = 0.9 * cell_pixels / (max(shown.shape[1:3]) * THUMBNAIL_DPI / 72)
+    for image, (column, row) in zip(shown, cells):
         box = OffsetImage(image, cmap="gray" if image.ndim == 2 else None, zoom=zoom)
-        ax.add_artist(AnnotationBbox(box, coords[pos], frameon=False, pad=0))
+        ax.add_artist(AnnotationBbox(box, (column + 0.5, row + 0.5), frameon=False, pad=0))
+    ax.set_xlim(0, grid)
+    ax.set_ylim(0, grid)
+    ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title, fontsize=10)
-    save_figure(fig, path, dpi=130)
+    ax.set_title(title, fontsize=11)
+    save_figure(fig, path, dpi=THUMBNAIL_DPI)
 
 
-def spread_out(coords: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Up to ``n`` positions whose points do not overlap much: one per cell of a coarse grid."""
-    cells = max(2, int(np.sqrt(n) * 1.4))
+def spread_out(coords: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Up to ``n`` positions, one per occupied cell of a coarse grid over the map: (positions, their
+    cells as (column, row), the grid's size)."""
+    grid = max(2, int(np.sqrt(n) * 1.4))
     span = np.ptp(coords, axis=0) + 1e-9
-    cell = np.floor((coords - coords.min(0)) / span * (cells - 1e-6)).astype(int)
-    keys = cell[:, 0] * cells + cell[:, 1]
+    cell = np.minimum(np.floor((coords - coords.min(0)) / span * grid).astype(int), grid - 1)
+    keys = cell[:, 0] * grid + cell[:, 1]
     order = np.random.default_rng(seed).permutation(len(coords))
     _, first = np.unique(keys[order], return_index=True)
-    chosen = order[first]
-    return chosen[:n]
+    chosen = order[first][:n]
+    return chosen, cell[chosen], grid
 
 
 @writes_output_set
@@ -126,12 +160,14 @@ def run_umap(
     if not colour_by:
         scatter(coords, None, f"UMAP of {len(coords)} latents", out / "umap")
         written += ["umap.png", "umap.svg"]
+    palette = class_palette(columns)
     for name in colour_by:
-        scatter(coords, columns[name].rename(name), f"UMAP of {len(coords)} latents, coloured by {name}", out / f"umap_{name}")
+        scatter(coords, columns[name].rename(name), f"UMAP of {len(coords)} latents, coloured by "
+                f"{name.replace('_', ' ')}", out / f"umap_{name}", palette if name in CLASS_COLUMNS else None)
         written += [f"umap_{name}.png", f"umap_{name}.svg"]
     if inputs.dataset is not None and n_thumbnails > 0:
-        chosen = spread_out(coords, n_thumbnails, seed)
-        thumbnails(coords, images_for(inputs, chosen), chosen, out / "umap_thumbnails.png",
+        chosen, cells, grid = spread_out(coords, n_thumbnails, seed)
+        thumbnails(coords, images_for(inputs, chosen), cells, grid, out / "umap_thumbnails.png",
                    f"UMAP of {len(coords)} latents with example images")
         written.append("umap_thumbnails.png")
     return {"n_samples": int(len(coords)), "files": written}

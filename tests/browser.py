@@ -16,9 +16,11 @@ def chromium_path():
     return None
 
 
-def open_page(path):
+def open_page(path, screenshot=None, width=1280):
     """Returns (image states, console errors, failed requests, title). Skips when no browser is installed,
-    unless VAETOOLS_REQUIRE_BROWSER=1 (set by .ci/run, which installs one)."""
+    unless VAETOOLS_REQUIRE_BROWSER=1 (set by .ci/run, which installs one). With ``screenshot``, also
+    saves a full-page PNG there and records the page's layout in ``open_page.layout``: the widest
+    element's right edge and the viewport width (a wider element means horizontal scrolling)."""
     executable = chromium_path()
     try:
         from playwright.sync_api import sync_playwright
@@ -34,7 +36,7 @@ def open_page(path):
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
         try:
-            page = browser.new_page()
+            page = browser.new_page(viewport={"width": width, "height": 900})
             page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
             page.on("pageerror", lambda exc: errors.append(str(exc)))
             page.on("requestfailed", lambda request: failed.append(request.url))
@@ -43,6 +45,12 @@ def open_page(path):
             external = page.evaluate(
                 "Array.from(document.querySelectorAll('[src],[href]')).map(e => e.getAttribute('src') || e.getAttribute('href'))")
             title = page.title()
+            if screenshot is not None:
+                open_page.layout = page.evaluate(
+                    "({widest: Math.max(...Array.from(document.querySelectorAll('body *'))"
+                    ".map(e => e.getBoundingClientRect().right)), viewport: window.innerWidth, "
+                    "scroll: document.documentElement.scrollWidth})")
+                page.screenshot(path=str(screenshot), full_page=True)
         finally:
             browser.close()
     return images, errors, failed, external, title

@@ -121,6 +121,33 @@ def test_report_is_self_contained_escaped_and_renders_in_chromium(setup, tmp_pat
     assert all(ref.startswith("data:") for ref in external)
 
 
+def test_planted_outliers_check_the_score_without_labelled_anomalies(setup, tmp_path):
+    from vae_tools.anomaly.planted import planted_outliers
+
+    images = np.random.default_rng(0).random((5, 1, 12, 12), dtype=np.float32)
+    outliers, kinds = planted_outliers(images, 4, seed=1)
+    assert list(kinds) == ["inverted", "noise", "inverted", "noise"] and outliers.shape == (4, 1, 12, 12)
+    assert any(np.allclose(outliers[0], 1 - image) for image in images)
+
+    out = tmp_path / "p"
+    printed = run_cli("anomalies", "--model", setup / "run", "--data", setup / "normal.npz", "--plant", "10",
+                      "--percentile", "95", "--out", out, "--quiet").output
+    assert "planted outliers:" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    table = pd.read_csv(out / "anomalies.csv")
+    assert metrics["n_images"] == 60 and len(table) == 70 and table["planted"].sum() == 10
+    assert table.loc[~table["planted"], "is_anomaly"].sum() == 3  # the threshold comes from the data alone
+    planted = metrics["planted"]
+    assert planted["n"] == 10 and planted["auroc_against_the_data"] > 0.9 and planted["flagged"] >= 8
+    assert set(table.loc[table["planted"], "id"].str.slice(0, 8)) == {"planted-"}
+    report = (out / "report.html").read_text()
+    assert "planted outliers (a check)" in report and "below the threshold" in report
+    labelled = run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--plant", "4",
+                       "--normal-labels", "bar", "--out", tmp_path / "l", "--quiet")
+    truth = json.loads((tmp_path / "l" / "metrics.json").read_text())["truth"]
+    assert truth["n_true_anomalies"] == 6 + 4 and labelled.exit_code == 0
+
+
 def test_no_anomalies_in_the_truth_and_data_without_labels(setup, tmp_path):
     run_cli("anomalies", "--model", setup / "run", "--data", setup / "normal.npz", "--out", tmp_path / "plain",
             "--percentile", "95", "--quiet")

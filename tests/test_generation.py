@@ -230,6 +230,40 @@ def test_every_command_on_a_folder_of_colour_images(rgb_run, tmp_path):
     assert Image.open(tmp_path / "a" / "attribute.png").mode in ("RGB", "RGBA")
 
 
+def write_source(kind, folder, images, labels):
+    """The same images as each kind of data source; returns the --data value."""
+    import pandas as pd
+
+    from conftest import write_idx
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "npy":
+        np.save(folder / "x.npy", images)
+        return folder / "x.npy"
+    if kind == "idx":
+        write_idx(folder / "train-labels-idx1-ubyte", labels.astype(np.uint8))
+        return write_idx(folder / "train-images-idx3-ubyte", images)
+    frame = pd.DataFrame(images.reshape(len(images), -1), columns=[f"pixel{i}" for i in range(images[0].size)])
+    frame.insert(0, "label", labels)
+    frame.to_csv(folder / "pixels.csv", index=False)
+    return folder / "pixels.csv"
+
+
+@pytest.mark.parametrize("kind", ["npy", "idx", "csv"])
+def test_reconstruct_interpolate_and_attribute_read_every_kind_of_source(grey_run, tmp_path, kind):
+    images, labels = make_images(n=60, size=12, seed=1)
+    data = write_source(kind, tmp_path / "source", images, labels)
+    run = grey_run / "run"
+    invoke("reconstruct", "--model", run, "--data", data, "--out", tmp_path / "r", "--images", "4")
+    saved = np.load(tmp_path / "r" / "reconstructions.npz")
+    assert np.array_equal(saved["x"][0], images[4])  # the image itself, read from this kind of source
+    invoke("interpolate", "--model", run, "--data", data, "--out", tmp_path / "i", "--pairs", "1", "--steps", "3")
+    if kind != "npy":  # an .npy holds no labels
+        invoke("attribute", "--model", run, "--data", data, "--out", tmp_path / "a", "--from", "1", "--to", "0",
+               "--n", "2")
+        assert len(json.loads((tmp_path / "a" / "summary.json").read_text())["ids"]) == 2
+
+
 @pytest.mark.parametrize("args, message", [
     (["interpolate", "--between", "0", "nope"], "no image has the id 'nope'"),
     (["reconstruct", "--images", "999"], "no image has the id '999'"),

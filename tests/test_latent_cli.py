@@ -161,3 +161,18 @@ def test_umap_unknown_colour_column_is_a_clear_error(trained, tmp_path):
     result = run_cli("umap", "--embeddings", trained / "emb.parquet", "--color-by", "nope", "--out", tmp_path / "u", ok=False)
     assert result.exit_code == 1 and "no column 'nope' to colour by" in result.output
     assert not (tmp_path / "u" / "umap.csv").exists()
+
+
+def test_umap_thumbnails_sit_in_distinct_cells_and_classes_keep_their_colour_across_maps():
+    import pandas as pd
+
+    from pipelines.umap_step import class_palette, spread_out
+
+    coords = np.random.default_rng(0).normal(size=(2000, 2)) ** 3  # dense middle, sparse tails
+    chosen, cells, grid = spread_out(coords, 50, seed=0)
+    assert len(chosen) <= 50 and len({tuple(c) for c in cells}) == len(chosen)  # one image per cell: no overlap
+    assert cells.min() >= 0 and cells.max() < grid
+    # A class missing from the predictions keeps the colour it has on the true-label map.
+    columns = pd.DataFrame({"label": [0, 1, 2, 3], "predicted_label": [0, 0, 2, 3], "cluster": [5, 5, 6, 6]})
+    palette = class_palette(columns)
+    assert set(palette) == {"0", "1", "2", "3"} and len(set(palette.values())) == 4

@@ -147,7 +147,24 @@ def test_demo_runs_every_step_and_its_index_opens_with_every_link_present(tmp_pa
     for figure in ("label accuracy on the unlabelled", "anomalies", "denoising PSNR", "clustering",
                    "New images drawn by the model", "Interpolation between pairs of images"):
         assert figure in text
-    images, errors, failed, _, title = open_page(index)
+    # Each figure says what it measures and against what; nothing names this machine's folders.
+    for sentence in ("always guessing the commonest label would get", "a plain method on the same labels",
+                     "NMI", "(0: unrelated to the labels, 1: the labels exactly)", "synthetic outliers",
+                     "every 3 dB halves the squared error", "best validation loss", "Confusion matrix"):
+        assert sentence in text, sentence
+    assert str(tmp_path) not in text and "/work/" not in text
+    for section in ("train", "label-propagate", "cluster", "umap", "anomalies", "denoise", "sample", "interpolate"):
+        assert f'<section id="{section}">' in text and f'href="#{section}"' in text
+    assert text.count("<figure>") >= 10
+    planted = json.loads((tmp_path / "demo" / "anomalies" / "metrics.json").read_text())["planted"]
+    assert planted["n"] == 20 and planted["flagged"] >= 15 and planted["auroc_against_the_data"] > 0.95
+    screenshot = tmp_path / "index.png"
+    images, errors, failed, _, title = open_page(index, screenshot=screenshot)
+    layout = open_page.layout
+    assert layout["scroll"] <= layout["viewport"] and layout["widest"] <= layout["viewport"] + 1, layout
+    from PIL import Image
+
+    assert Image.open(screenshot).size[0] == 1280
     assert title == "vaetools run: demo"
     assert images and all(complete and width > 0 for _, complete, width in images)
     assert errors == [] and failed == []

@@ -34,6 +34,11 @@ def plot_history(frame: pd.DataFrame, target: Path) -> None:
         ax.set_xlabel("epoch")
         ax.set_ylabel("nats per image")
         ax.grid(alpha=0.3)
+    monitored = frame["val_loss"] if frame["val_loss"].notna().any() else frame["train_loss"]
+    best = frame["epoch"][monitored.idxmin()]
+    for ax in axes:  # the epoch whose weights the run folder keeps
+        ax.axvline(best, color="#888", linestyle=":", linewidth=1)
+    axes[0].plot([], [], color="#888", linestyle=":", label=f"best epoch ({best})")
     axes[0].legend()
     fig.tight_layout()
     with atomic_path(target) as tmp:
