@@ -60,3 +60,19 @@ def test_bad_arrays_are_refused_clearly():
         VAEEmbedder(**FAST).fit(np.zeros((0, 8, 8)))
     with pytest.raises(DataError, match="NaN"):
         VAEEmbedder(**FAST).fit(np.full((4, 8, 8), np.nan))
+
+
+def test_pixels_on_a_scale_of_their_own_are_refused_until_their_range_is_given():
+    from vae_tools.sklearn_api import as_dataset
+
+    digits_like = np.random.default_rng(0).integers(0, 17, size=(10, 8, 8)).astype(np.float64)  # 0-16
+    with pytest.raises(DataError, match=r"neither \[0, 1\] nor \[0, 255\].*pixel_range=\(0, 16\)"):
+        VAEEmbedder(**FAST).fit(digits_like)
+    data = as_dataset(digits_like, pixel_range=(0, 16))
+    np.testing.assert_allclose(data.batch(np.arange(10))[:, 0].numpy(), digits_like / 16, atol=1e-6)
+    assert as_dataset(digits_like * 10).batch(np.array([0]))[0].max() <= 1  # 0-160: an 8-bit scale, /255
+    assert as_dataset(digits_like.astype(np.uint8)).reader.scale == 255  # 8-bit integers stay 8-bit
+    with pytest.raises(DataError, match="pixel_range must be"):
+        as_dataset(digits_like, pixel_range=(0, -1))
+    fitted = VAEEmbedder(**FAST, pixel_range=(0, 16)).fit(digits_like)
+    assert fitted.transform(digits_like).shape == (10, FAST.get("latent_dim", 16))

@@ -23,7 +23,8 @@ class VAEEmbedder(TransformerMixin, BaseEstimator):
     """Fit a VAE on images and map them to the means of their latent posteriors.
 
     ``X`` may be an array of images ((N, H, W), (N, H, W, C), (N, C, H, W), or (N, H*W) for square
-    images, uint8 or floats in [0, 1] / [0, 255]) or anything :func:`load_dataset` accepts.
+    images, uint8 or floats in [0, 1] / [0, 255]) or anything :func:`load_dataset` accepts. Pixels on
+    another scale need ``pixel_range=(0, high)`` (scikit-learn's digits: ``(0, 16)``).
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class VAEEmbedder(TransformerMixin, BaseEstimator):
         device: str = "auto",
         random_state: int = 0,
         verbose: bool = False,
+        pixel_range: Optional[tuple] = None,
     ):
         self.model = model
         self.latent_dim = latent_dim
@@ -61,6 +63,7 @@ class VAEEmbedder(TransformerMixin, BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.pixel_range = pixel_range
 
     def _train_config(self) -> TrainConfig:
         return TrainConfig(
@@ -71,7 +74,7 @@ class VAEEmbedder(TransformerMixin, BaseEstimator):
         )
 
     def fit(self, X, y=None, out_dir: Optional[str | Path] = None) -> "VAEEmbedder":
-        data = as_dataset(X)
+        data = as_dataset(X, pixel_range=self.pixel_range)
         result = train(data, self._train_config(), out_dir=out_dir, progress=self.verbose)
         self.module_ = result.model
         self.history_ = result.history
@@ -116,10 +119,10 @@ class VAEEmbedder(TransformerMixin, BaseEstimator):
 
     def _dataset_for_model(self, X) -> ImageDataset:
         channels, height, width = self.image_shape_
-        return as_dataset(X, image_size=(height, width), channels=channels)
+        return as_dataset(X, image_size=(height, width), channels=channels, pixel_range=self.pixel_range)
 
 
-def as_dataset(X, image_size=None, channels=None) -> ImageDataset:
+def as_dataset(X, image_size=None, channels=None, pixel_range=None) -> ImageDataset:
     if isinstance(X, ImageDataset):
         if image_size is None or (X.shape[0] == channels and tuple(X.image_size) == tuple(image_size)):
             return X
@@ -129,7 +132,7 @@ def as_dataset(X, image_size=None, channels=None) -> ImageDataset:
     array = np.asarray(X)
     if array.ndim < 2 or len(array) == 0:
         raise DataError(f"expected an array of images, got shape {array.shape}")
-    reader = ArrayReader(array, "array")
+    reader = ArrayReader(array, "array", pixel_range)
     return ImageDataset(reader, [str(i) for i in range(len(array))], None, channels, image_size)
 
 

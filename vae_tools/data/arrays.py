@@ -21,11 +21,11 @@ _SCAN_CHUNK_BYTES = 64 << 20
 class ArrayReader:
     """Reads (N, H, W), (N, H, W, C), (N, C, H, W) or flat square (N, H*W) arrays."""
 
-    def __init__(self, array: np.ndarray, name: str):
+    def __init__(self, array: np.ndarray, name: str, pixel_range: Optional[tuple] = None):
         self.name = name
         self.array = array
         self.layout, self.shape = infer_layout(array, name)
-        self.scale = infer_scale(array, name)
+        self.scale = infer_scale(array, name) if pixel_range is None else given_scale(pixel_range, name)
 
     def __len__(self) -> int:
         return self.array.shape[0]
@@ -82,6 +82,20 @@ def infer_layout(array: np.ndarray, name: str) -> tuple[str, tuple[int, int, int
     raise DataError(f"{name}: expected images of shape (N, H, W), (N, H, W, C) or (N, C, H, W), got {shape}")
 
 
+UNLIKELY_8BIT_MAX = 32.0  # a float image set whose brightest pixel is below this is not on a 0-255 scale
+
+
+def given_scale(pixel_range, name: str) -> float:
+    """The scale for an explicit ``pixel_range=(0, high)``."""
+    try:
+        low, high = (float(v) for v in pixel_range)
+    except (TypeError, ValueError):
+        raise DataError(f"{name}: pixel_range must be two numbers (0, high), got {pixel_range!r}") from None
+    if low != 0 or not math.isfinite(high) or high <= 0:
+        raise DataError(f"{name}: pixel_range must be (0, high) with high > 0, got {pixel_range!r}")
+    return high
+
+
 def infer_scale(array: np.ndarray, name: str) -> float:
     """The value that maps the array's pixels to [0, 1]; rejects NaN, inf and values that are not pixels."""
     if array.dtype == np.uint8:
@@ -107,6 +121,11 @@ def infer_scale(array: np.ndarray, name: str) -> float:
         )
     if high <= 1.0:
         return 1.0
+    if np.issubdtype(array.dtype, np.floating) and high < UNLIKELY_8BIT_MAX:
+        # Floats that stop at 16 (scikit-learn's digits) or 10 are on a scale of their own: dividing by
+        # 255 would train on nearly black images without a word.
+        raise DataError(f"{name}: pixel values range from {low:.4g} to {high:.4g}, which is neither [0, 1] nor "
+                        f"[0, 255]; rescale them (x / {high:.4g}), or in Python pass pixel_range=(0, {high:.4g})")
     if high <= 255.0:
         return 255.0
     if np.issubdtype(array.dtype, np.integer) and high <= 65535:
