@@ -113,7 +113,9 @@ def test_report_is_self_contained_escaped_and_renders_in_chromium(setup, tmp_pat
     text = (out / "report.html").read_text()
     assert "odd &lt;b&gt;" in text and "odd <b>" not in text
     assert "http://" not in text and "https://" not in text
-    images, errors, failed, external, title = open_page(out / "report.html")
+    images, errors, failed, external, title = open_page(out / "report.html", screenshot=tmp_path / "report.png")
+    layout = open_page.layout
+    assert layout["scroll"] <= layout["viewport"] and layout["widest"] <= layout["viewport"] + 1, layout
     assert title == "vaetools anomaly report"
     assert len(images) == 1 + 5 * 3  # histogram + image/reconstruction/difference per anomaly
     assert all(complete and width > 0 for _, complete, width in images), images
