@@ -1,10 +1,12 @@
 """Sample quality on MNIST: Fréchet distance of generated images to the test set.
 
-The feature space needs no download: a small convolutional classifier trained here, once, on the
-60,000 MNIST training images (its test accuracy is recorded); an image's features are the 128
-activations before its last layer. The Fréchet distance (as in FID, Heusel et al. 2017) compares the
-mean and covariance of those features over 10,000 generated images with those of the 10,000 test
-images; lower is better, and 10,000 real training images give the floor.
+The feature space needs no download: a small convolutional classifier trained here, once, on a
+random 50,000 of the MNIST training images (its test accuracy is recorded); an image's features are
+the 128 activations before its last layer. The Fréchet distance (as in FID, Heusel et al. 2017)
+compares the mean and covariance of those features over 10,000 generated images with those of the
+10,000 test images; lower is better. The other 10,000 training images, which the classifier never
+saw, give the floor: what real images score. (Subsets must be random: the MNIST files are ordered by
+writer, and two consecutive blocks of 5,000 real images differ by more than most samplers do.)
 
 Scored, per seed, with the same epochs over the training images:
 - vaetools' default model, codes from the prior N(0, I) (``vaetools sample --sampler prior``);
@@ -135,12 +137,15 @@ def main() -> None:
     x_test = torch.from_numpy(mnist["x_test"][:, None].astype(np.float32) / 255)
 
     started = time.perf_counter()
-    net = train_features(x_train, torch.from_numpy(mnist["y_train"].astype(np.int64)))
+    order = np.random.default_rng(0).permutation(len(x_train))
+    fit, held_out = torch.from_numpy(order[N_GENERATED:]), torch.from_numpy(order[:N_GENERATED])
+    net = train_features(x_train[fit], torch.from_numpy(mnist["y_train"].astype(np.int64))[fit])
     with torch.no_grad():
         accuracy = float((net(x_test).argmax(1).numpy() == mnist["y_test"]).mean())
     test_features = features(net, x_test)
-    floor = frechet_distance(features(net, x_train[:N_GENERATED]), test_features)
-    print(f"feature classifier: test accuracy {accuracy:.4f}; real train vs test: {floor:.3f}", flush=True)
+    floor = frechet_distance(features(net, x_train[held_out]), test_features)
+    print(f"feature classifier: test accuracy {accuracy:.4f}; 10,000 unseen real training images vs test: "
+          f"{floor:.3f}", flush=True)
 
     dataset = ImageDataset(ArrayReader(mnist["x_train"], "mnist train"), [str(i) for i in range(len(x_train))],
                            None, 1, (28, 28))
@@ -168,8 +173,8 @@ def main() -> None:
     result = {
         "benchmark": "Fréchet distance to the MNIST test set in a classifier's feature space (lower is better)",
         "feature_classifier": {"layers": "conv32-pool-conv64-pool-fc128 (features)-fc10", "epochs": 2,
-                               "test_accuracy": accuracy},
-        "real_train_vs_test": floor, "n_generated": N_GENERATED, "epochs": args.epochs, "seeds": args.seeds,
+                               "trained_on": "a random 50,000 of the training images", "test_accuracy": accuracy},
+        "real_held_out_train_vs_test": floor, "n_generated": N_GENERATED, "epochs": args.epochs, "seeds": args.seeds,
         "fid": {name: spread(values) for name, values in scores.items()},
         "gmm_beats_prior_every_seed": all(g < p for g, p in zip(scores["vaetools_gmm"], scores["vaetools_prior"])),
         "per_seed": details,
@@ -178,7 +183,8 @@ def main() -> None:
         "seconds": time.perf_counter() - started,
     }
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: result[k] for k in ("real_train_vs_test", "fid", "gmm_beats_prior_every_seed")}, indent=2))
+    print(json.dumps({k: result[k] for k in ("real_held_out_train_vs_test", "fid", "gmm_beats_prior_every_seed")},
+                     indent=2))
 
 
 if __name__ == "__main__":

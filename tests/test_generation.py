@@ -37,9 +37,7 @@ def strokes_model():
     dataset = as_dataset(images)
     config = load_config(None, dict(epochs=30, batch_size=32, latent_dim=8, hidden_dim=64, widths=[16, 32], seed=0,
                                     device="cpu"))
-    torch_rng = torch.get_rng_state()
     model = train(dataset, config, progress=False).model
-    torch.set_rng_state(torch_rng)
     return model, dataset, images, labels
 
 

@@ -98,3 +98,62 @@ def test_denoising_model_corrupts_only_its_training_input():
     assert (model.training_input(x) == 0).any()
     assert model.config()["noise"] == "mask:0.5"
     assert torch.equal(get_model("conv", image_shape=(1, 8, 8)).training_input(x), x)
+
+
+def test_a_new_model_is_one_class_and_its_registration(tmp_path):
+    """What docs/architecture.md promises: subclass BaseVAE, register it, and every step can use it."""
+    import numpy as np
+    from torch import nn
+
+    from conftest import make_images
+    from vae_tools.config import load_config
+    from vae_tools.embedding import embed
+    from vae_tools.generation import sample
+    from vae_tools.models import BaseVAE, register_model
+    from vae_tools.models.registry import _MODELS
+    from vae_tools.run_folder import load_run
+    from vae_tools.sklearn_api import as_dataset
+    from vae_tools.training import train
+
+    class TinyMLPVAE(BaseVAE):
+        def __init__(self, image_shape=(1, 12, 12), latent_dim=2, hidden_dim=32):
+            super().__init__()
+            self.image_shape, self.latent_dim, self.hidden_dim = tuple(image_shape), latent_dim, hidden_dim
+            self.likelihood = "bernoulli"
+            pixels = int(np.prod(image_shape))
+            self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(pixels, hidden_dim), nn.ReLU(),
+                                         nn.Linear(hidden_dim, 2 * latent_dim))
+            self.decoder = nn.Sequential(nn.Linear(latent_dim, hidden_dim), nn.ReLU(), nn.Linear(hidden_dim, pixels))
+
+        def encode(self, x):
+            return self.encoder(x).chunk(2, dim=1)
+
+        def decode(self, z):
+            return self.decoder(z).view(-1, *self.image_shape)
+
+        def reconstruction_nll(self, decoded, target):
+            return bernoulli_nll(decoded, target)
+
+        def mean_image(self, decoded):
+            return F.sigmoid(decoded)
+
+        def config(self):
+            return {"image_shape": list(self.image_shape), "latent_dim": self.latent_dim, "hidden_dim": self.hidden_dim}
+
+    register_model("test-tiny-mlp")(TinyMLPVAE)
+    try:
+        images, _ = make_images(n=64, size=12)
+        dataset = as_dataset(images)
+        config = load_config(None, {"model": "test-tiny-mlp", "latent_dim": 3, "hidden_dim": 16, "epochs": 2,
+                                    "batch_size": 16, "device": "cpu"})
+        result = train(dataset, config, out_dir=tmp_path / "run", progress=False)
+        model, stored = load_run(tmp_path / "run")
+        assert isinstance(model, TinyMLPVAE) and stored["model"]["params"]["hidden_dim"] == 16
+        for name, value in result.model.state_dict().items():
+            assert torch.equal(value.cpu(), model.state_dict()[name])
+        assert embed(model, dataset)[["mu_0", "mu_1", "mu_2"]].shape == (64, 3)
+        assert sample(model, 5).images.shape == (5, 1, 12, 12)
+    finally:
+        _MODELS.pop("test-tiny-mlp", None)
+    with pytest.raises(TypeError, match="not a subclass"):
+        register_model("test-not-a-vae")(nn.Linear)

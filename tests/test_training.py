@@ -152,3 +152,17 @@ def test_a_truncated_image_is_named_and_leaves_no_run_behind(image_folder, tmp_p
     with pytest.raises(VaeToolsError, match="img_001.png"):
         train(load_dataset(image_folder), small_config(epochs=1), out_dir=tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_training_leaves_the_callers_random_numbers_alone(images_and_labels):
+    from vae_tools.config import load_config
+    from vae_tools.sklearn_api import as_dataset
+    from vae_tools.training import train
+
+    images, _ = images_and_labels
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    train(as_dataset(images), load_config(None, {"epochs": 1, "latent_dim": 2, "hidden_dim": 8, "widths": [4],
+                                                 "batch_size": 16, "device": "cpu", "seed": 7}), progress=False)
+    assert torch.equal(torch.rand(3), expected)  # train seeded itself (seed 7) on a fork of the global state

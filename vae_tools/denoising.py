@@ -6,17 +6,17 @@ from typing import Optional
 
 import numpy as np
 import torch
-from torch import nn
 
 from vae_tools.data import ImageDataset
 from vae_tools.data.arrays import ArrayReader
 from vae_tools.errors import DataError
+from vae_tools.models.base import BaseVAE
 from vae_tools.models.noise import corrupt, parse_noise
 from vae_tools.progress import progress as progress_of
 
 
 @torch.no_grad()
-def denoise(model: nn.Module, images, batch_size: int = 512, device: torch.device | str = "cpu",
+def denoise(model: BaseVAE, images, batch_size: int = 512, device: torch.device | str = "cpu",
             add_noise: Optional[str] = None, seed: int = 0, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Returns (inputs, denoised), both float32 (N, C, H, W) in [0, 1]. ``images`` is an
     ImageDataset or an array in any layout ``--data`` accepts, scaled the same way (uint8 / 255,

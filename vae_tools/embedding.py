@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
+from vae_tools.models.base import BaseVAE
 from vae_tools.models.losses import kl_to_standard_normal
 from vae_tools.training import distributed
 from vae_tools.progress import progress as progress_of
@@ -16,7 +16,7 @@ from vae_tools.progress import progress as progress_of
 
 @torch.inference_mode()
 def embed(
-    model: nn.Module,
+    model: BaseVAE,
     dataset: ImageDataset,
     batch_size: int = 512,
     device: torch.device | str = "cpu",

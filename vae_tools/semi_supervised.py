@@ -11,7 +11,6 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 from sklearn.base import clone
-from torch import nn
 
 from vae_tools.data import ImageDataset
 from vae_tools.embedding import embed, latent_matrix
@@ -24,6 +23,7 @@ from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.validation import (cross_validated_accuracy, held_back_correct, held_back_split,
                                          held_back_true_probability,
                                          without_labels)
+from vae_tools.models.base import BaseVAE
 from vae_tools.training.label_fine_tune import fine_tune_on_labels
 
 
@@ -31,7 +31,7 @@ from vae_tools.training.label_fine_tune import fine_tune_on_labels
 @dataclass
 class PropagationResult:
     propagator: LabelPropagator  # fitted on ``space`` with every given label
-    model: nn.Module  # the fine-tuned VAE of the last accepted round (the input model when none was)
+    model: BaseVAE  # the fine-tuned VAE of the last accepted round (the input model when none was)
     latents: np.ndarray
     space: np.ndarray  # the coordinates the neighbour graph was built on
     features: str  # the feature set used
@@ -46,7 +46,7 @@ def dataset_pixels(dataset: ImageDataset, batch_size: int = 4096) -> np.ndarray:
 
 
 def propagate_labels(
-    model: Optional[nn.Module],
+    model: Optional[BaseVAE],
     dataset: Optional[ImageDataset],
     y_partial,
     propagator: Optional[LabelPropagator] = None,

@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
+from vae_tools.models.base import BaseVAE
 from vae_tools.models.losses import kl_to_standard_normal
 
 SCORES = ("complexity", "iwae", "elbo", "recon", "kl", "latent")
@@ -44,10 +44,10 @@ def neighbourhood_prediction(x: torch.Tensor) -> torch.Tensor:
     return ((sums + 0.5) / (counts + 1)).reshape(x.shape[0], channels, *x.shape[2:])
 
 
-def background_nll(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def background_nll(model: BaseVAE, x: torch.Tensor) -> torch.Tensor:
     """-log p(x) under the generic neighbourhood model, with the VAE's pixel likelihood (nats)."""
     mean = neighbourhood_prediction(x)
-    decoded = torch.logit(mean) if getattr(model, "likelihood", "bernoulli") == "bernoulli" else mean
+    decoded = torch.logit(mean) if model.likelihood == "bernoulli" else mean
     return model.reconstruction_nll(decoded, x).float()
 
 
@@ -56,7 +56,7 @@ def _gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
 
 
 @torch.no_grad()
-def score_parts(model: nn.Module, dataset: ImageDataset, samples: int = 16, batch_size: int = 256,
+def score_parts(model: BaseVAE, dataset: ImageDataset, samples: int = 16, batch_size: int = 256,
                 device: torch.device | str = "cpu", seed: int = 0, progress: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
     """Every likelihood-based score for every image (columns elbo, iwae, recon, kl, complexity,
     plus the background NLL) and the posterior means, in one pass."""
@@ -105,7 +105,7 @@ def latent_density_score(latents: np.ndarray, reference: np.ndarray | None = Non
     return -mixture.score_samples(latents)
 
 
-def all_scores(model: nn.Module, dataset: ImageDataset, samples: int = 16, batch_size: int = 256,
+def all_scores(model: BaseVAE, dataset: ImageDataset, samples: int = 16, batch_size: int = 256,
                device: torch.device | str = "cpu", seed: int = 0, progress: bool = False,
                reference_latents: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """:func:`score_parts` plus the ``latent`` score (mixture fitted to ``reference_latents``, or to

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import numpy as np
@@ -21,16 +22,32 @@ def check_neighbors(n_samples: int, n_neighbors: int) -> None:
                         f"use at most {n_samples - 1} neighbours or more samples")
 
 
+@contextlib.contextmanager
+def faiss_threads(n: int):
+    """faiss's OpenMP thread count set for a block and given back after (the count is process-wide)."""
+    import faiss
+
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
+
+
 def nearest_neighbors(x: np.ndarray, n_neighbors: int, method: str = "auto", batch_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
     """Indices and Euclidean distances of each row's ``n_neighbors`` nearest other rows, shape (n, k),
     nearest first. ``method``: exact, approximate or auto (exact up to EXACT_LIMIT rows)."""
+    with faiss_threads(os.cpu_count() or 1):
+        return _nearest_neighbors(np.ascontiguousarray(x, dtype=np.float32), n_neighbors, method, batch_size)
+
+
+def _nearest_neighbors(x: np.ndarray, n_neighbors: int, method: str, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     import faiss
 
-    x = np.ascontiguousarray(x, dtype=np.float32)
     check_neighbors(len(x), n_neighbors)
     if method == "auto":
         method = "exact" if len(x) <= EXACT_LIMIT else "approximate"
-    faiss.omp_set_num_threads(os.cpu_count() or 1)
     if method == "exact":
         index = faiss.IndexFlatL2(x.shape[1])
     elif method == "approximate":

@@ -3,7 +3,8 @@
 from vae_tools.lazy import lazy_exports
 from vae_tools.models.registry import get_model, get_model_class, list_models, register_model
 
-_EXPORTS = {"ConvVAE": "vae_tools.models.conv_vae", "VAEOutput": "vae_tools.models.conv_vae",
+_EXPORTS = {"BaseVAE": "vae_tools.models.base", "ConvVAE": "vae_tools.models.conv_vae",
+            "VAEOutput": "vae_tools.models.base",
             "DenoisingVAE": "vae_tools.models.denoising", "corrupt": "vae_tools.models.noise",
             "parse_noise": "vae_tools.models.noise"}
 __getattr__ = lazy_exports(__name__, _EXPORTS)

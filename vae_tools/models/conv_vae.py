@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
@@ -11,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae_tools.errors import ConfigError
-from vae_tools.models.losses import bernoulli_nll, gaussian_nll, kl_to_standard_normal
+from vae_tools.models.base import BaseVAE, VAEOutput  # noqa: F401  (VAEOutput: re-exported)
+from vae_tools.models.losses import bernoulli_nll, gaussian_nll
 from vae_tools.models.registry import register_model
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -22,13 +22,6 @@ ACTIVATIONS = {
 }
 
 
-@dataclass
-class VAEOutput:
-    decoded: torch.Tensor  # logits (bernoulli) or means (gaussian), same shape as the input
-    mu: torch.Tensor
-    logvar: torch.Tensor
-
-
 def default_widths(height: int, width: int) -> list[int]:
     """Enough stride-2 stages to bring the smaller side down to 4-7 pixels (at least one), widths doubling from 32."""
     stages = max(1, min(5, math.floor(math.log2(max(8, min(height, width)) / 4))))
@@ -36,7 +29,7 @@ def default_widths(height: int, width: int) -> list[int]:
 
 
 @register_model("conv")
-class ConvVAE(nn.Module):
+class ConvVAE(BaseVAE):
     """A VAE with a convolutional encoder and decoder.
 
     Images are zero-padded to a multiple of ``2 ** len(widths)`` and the reconstruction is cropped
@@ -106,10 +99,6 @@ class ConvVAE(nn.Module):
             "activation": self.activation,
         }
 
-    def training_input(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """What the encoder sees during training for the clean batch ``x``."""
-        return x
-
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         height, width = x.shape[2:]
         pad_h, pad_w = self._padded[0] - height, self._padded[1] - width
@@ -123,24 +112,10 @@ class ConvVAE(nn.Module):
         _, height, width = self.image_shape
         return out[:, :, :height, :width]
 
-    @staticmethod
-    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-
-    def forward(self, x: torch.Tensor, sample: bool = True) -> VAEOutput:
-        mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar) if sample else mu
-        return VAEOutput(self.decode(z), mu, logvar)
-
     def reconstruction_nll(self, decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.likelihood == "bernoulli":
             return bernoulli_nll(decoded, target)
         return gaussian_nll(decoded, self.log_sigma, target)
-
-    def loss_terms(self, x_in: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-sample reconstruction NLL and KL (nats) for one reparameterised sample."""
-        out = self(x_in)
-        return self.reconstruction_nll(out.decoded, target), kl_to_standard_normal(out.mu.float(), out.logvar.float())
 
     def mean_image(self, decoded: torch.Tensor) -> torch.Tensor:
         """Turn decoder output into an image in [0, 1]."""
@@ -148,7 +123,3 @@ class ConvVAE(nn.Module):
             return torch.sigmoid(decoded)
         return decoded.clamp(0.0, 1.0)
 
-    @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        mu, _ = self.encode(x)
-        return self.mean_image(self.decode(mu))

@@ -18,6 +18,10 @@ _MODELS: dict[str, type[nn.Module]] = {}
 
 def register_model(name: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
     def add(cls: type[nn.Module]) -> type[nn.Module]:
+        from vae_tools.models.base import BaseVAE
+
+        if not (isinstance(cls, type) and issubclass(cls, BaseVAE)):
+            raise TypeError(f"model {name!r}: {cls!r} is not a subclass of vae_tools.models.base.BaseVAE")
         if name in _MODELS:
             raise ValueError(f"model {name!r} is already registered")
         _MODELS[name] = cls

@@ -13,9 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae_tools.data import ImageDataset
+from vae_tools.models.base import BaseVAE
 from vae_tools.models.losses import kl_to_standard_normal
 from vae_tools.training.schedule import learning_rate
 from vae_tools.training.trainer import IN_MEMORY_LIMIT_BYTES
+from vae_tools.training.seeding import keeps_global_rng
 from vae_tools.progress import progress as progress_of
 
 
@@ -33,8 +35,9 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return picked.permute(0, 3, 1, 2).contiguous()  # advanced indexing put channels last
 
 
+@keeps_global_rng
 def fine_tune_on_labels(
-    model: nn.Module,
+    model: BaseVAE,
     dataset: ImageDataset,
     targets: np.ndarray,
     weights: np.ndarray,

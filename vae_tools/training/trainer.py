@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -21,11 +22,13 @@ from vae_tools.config import DEFAULT_EPOCHS, TrainConfig
 from vae_tools.data import ImageDataset
 from vae_tools.device import resolve_device
 from vae_tools.errors import ConfigError, RunFolderError, VaeToolsError
-from vae_tools.models import get_model
+from vae_tools.models import get_model_class
 from vae_tools.generation.summary import save_latent_summary, summarise_latents
+from vae_tools.models.base import BaseVAE
 from vae_tools.training import distributed
 from vae_tools.training.curves import save_history
 from vae_tools.training.schedule import kl_weight, learning_rate
+from vae_tools.training.seeding import keeps_global_rng
 from vae_tools.progress import progress as progress_of
 
 IN_MEMORY_LIMIT_BYTES = 4 << 30
@@ -37,20 +40,19 @@ class TrainingInterrupted(VaeToolsError):
 
 @dataclass
 class TrainResult:
-    model: nn.Module
+    model: BaseVAE
     history: list = field(default_factory=list)
     best_epoch: int = 0
     stopped_early: bool = False
     run_dir: Optional[Path] = None
 
 
-def build_model(config: TrainConfig, image_shape: tuple[int, int, int]) -> nn.Module:
-    params = dict(image_shape=image_shape, latent_dim=config.latent_dim, widths=config.widths,
-                  hidden_dim=config.hidden_dim, likelihood=config.likelihood,
-                  activation=config.activation)
-    if config.model == "denoising":
-        params["noise"] = config.noise
-    return get_model(config.model, **params)
+def build_model(config: TrainConfig, image_shape: tuple[int, int, int]) -> BaseVAE:
+    """The registered model ``config.model``, given every option of ``config`` its constructor takes."""
+    model_class = get_model_class(config.model)
+    accepted = inspect.signature(model_class.__init__).parameters
+    params = {name: getattr(config, name) for name in accepted if name in TrainConfig.__dataclass_fields__}
+    return model_class(image_shape=image_shape, **params)
 
 
 def check_new_run_dir(run_dir: Path) -> None:
@@ -79,7 +81,7 @@ class BatchObjective(nn.Module):
     """A model's per-batch loss terms as a forward pass: DDP synchronises gradients only for work
     done through the forward of the module it wraps, and torch.compile compiles a forward."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: BaseVAE):
         super().__init__()
         self.model = model
 
@@ -108,6 +110,7 @@ def batch_fetcher(data: ImageDataset, device: torch.device, memory_format):
     return from_host
 
 
+@keeps_global_rng
 def train(
     dataset: ImageDataset,
     config: TrainConfig,
@@ -291,7 +294,7 @@ def improved(value: float, best: float, rel_tol: float = 1e-4) -> bool:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageDataset, config: TrainConfig, device: torch.device, batch_size: int):
+def evaluate(model: BaseVAE, data: ImageDataset, config: TrainConfig, device: torch.device, batch_size: int):
     """Mean (loss, reconstruction NLL, KL) per image; denoising inputs use a fixed noise seed. Under
     torch.distributed each process scores its own block and the sums are added up, so every process
     gets the same numbers."""

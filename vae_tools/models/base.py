@@ -1,0 +1,79 @@
+"""What every vaetools model is: the contract the trainer, the anomaly scores, embedding, denoising
+and generation rely on, and nothing more (as anomalib keeps a model apart from its loop, and pythae
+gives every model one base class)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from torch import nn
+
+from vae_tools.models.losses import kl_to_standard_normal
+
+
+@dataclass
+class VAEOutput:
+    decoded: torch.Tensor  # what ``decode`` returns: logits (bernoulli) or means (gaussian), the input's shape
+    mu: torch.Tensor
+    logvar: torch.Tensor
+
+
+class BaseVAE(nn.Module, ABC):
+    """A VAE with a diagonal Gaussian posterior and a standard normal prior.
+
+    A subclass sets ``image_shape`` (C, H, W), ``latent_dim`` and ``likelihood`` in its constructor,
+    implements the five abstract methods, and is registered by name with ``@register_model``. The
+    constructor's keyword arguments are exactly what ``config()`` returns, so a run folder can rebuild it.
+    """
+
+    registry_name: str  # set by @register_model
+    image_shape: tuple
+    latent_dim: int
+    likelihood: str
+
+    @abstractmethod
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Posterior means and log-variances, each (B, latent_dim), of images (B, C, H, W) in [0, 1]."""
+
+    @abstractmethod
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The pixel distribution's parameters for codes (B, latent_dim): (B, C, H, W)."""
+
+    @abstractmethod
+    def reconstruction_nll(self, decoded: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """-log p(target | z) in nats per image, (B,), for ``decoded = decode(z)``."""
+
+    @abstractmethod
+    def mean_image(self, decoded: torch.Tensor) -> torch.Tensor:
+        """The mean image in [0, 1] of the distribution ``decoded``."""
+
+    @abstractmethod
+    def config(self) -> dict:
+        """The constructor's keyword arguments (stored in a run folder's config.json)."""
+
+    def training_input(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """What the encoder sees during training for the clean batch ``x`` (a denoising model corrupts it)."""
+        return x
+
+    @staticmethod
+    def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+
+    def forward(self, x: torch.Tensor, sample: bool = True) -> VAEOutput:
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar) if sample else mu
+        return VAEOutput(self.decode(z), mu, logvar)
+
+    def loss_terms(self, x_in: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-image reconstruction NLL of ``target`` and KL (nats) for one reparameterised sample given
+        ``x_in``: the per-batch loss the one training loop minimises (ELBO = -(recon + KL))."""
+        out = self(x_in)
+        return self.reconstruction_nll(out.decoded, target), kl_to_standard_normal(out.mu.float(), out.logvar.float())
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        mu, _ = self.encode(x)
+        return self.mean_image(self.decode(mu))
