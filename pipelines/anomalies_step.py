@@ -15,7 +15,8 @@ from pipelines.figures import thumbnail_rows
 from pipelines.latent_inputs import ensure_out_dir
 from pipelines.run_inputs import load_model_and_data
 from pipelines.output_set import writes_output_set
-from vae_tools.anomaly.scores import SCORES, all_scores
+from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
+from vae_tools.anomaly.scores import all_scores
 from vae_tools.anomaly.threshold import choose_threshold
 from vae_tools.atomic import write_json
 from vae_tools.errors import DataError
@@ -89,8 +90,8 @@ def run_anomalies(
     model_dir: str | Path,
     data: str,
     out: str | Path,
-    score: str = "complexity",
-    samples: int = 16,
+    score: str = SCORE,
+    samples: int = SAMPLES,
     contamination: Optional[float] = None,
     percentile: Optional[float] = None,
     threshold: Optional[float] = None,

@@ -15,6 +15,7 @@ from vae_tools.config import parse_set_option
 from vae_tools.data import SOURCE_HELP
 from vae_tools.errors import VaeToolsError
 from vae_tools.models import list_models
+from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
 from vae_tools.latent.defaults import FEATURE_SETS, FEATURES, REDUCE, REDUCTIONS, REFINE_EPOCHS, REFINE_ROUNDS
 
 
@@ -392,13 +393,12 @@ def comma_list(ctx, param, value):
               help="A run folder from `vaetools train`, trained on normal images.")
 @data_option
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
-@click.option("--score", type=click.Choice(["complexity", "iwae", "elbo", "recon", "kl", "latent"]),
-              default="complexity", show_default=True,
+@click.option("--score", type=click.Choice(SCORES), default=SCORE, show_default=True,
               help="complexity: importance-weighted -log p(x) minus the image's -log-likelihood under a generic "
                    "background model that predicts each pixel from its neighbours (robust to simple images); "
                    "iwae: importance-weighted -log p(x); elbo: negative ELBO; recon / kl: its two terms; "
                    "latent: low density of the latent code.")
-@click.option("--samples", type=click.IntRange(min=1), default=16, show_default=True,
+@click.option("--samples", type=click.IntRange(min=1), default=SAMPLES, show_default=True,
               help="Monte Carlo samples of z per image (elbo, iwae, complexity).")
 @click.option("--contamination", type=FINITE, default=None,
               help="Expected share of anomalies (e.g. 0.01): flag that share of the highest scores.")

@@ -1,7 +1,10 @@
 """Anomaly scores from a VAE's likelihood, thresholds, and a detector estimator."""
 
-from vae_tools.anomaly.detector import VAEAnomalyDetector
-from vae_tools.anomaly.scores import SCORES, all_scores, score_parts
-from vae_tools.anomaly.threshold import Threshold, choose_threshold
+from vae_tools.anomaly.defaults import SCORES
+from vae_tools.lazy import lazy_exports
 
-__all__ = ["SCORES", "Threshold", "VAEAnomalyDetector", "all_scores", "choose_threshold", "score_parts"]
+_EXPORTS = {"VAEAnomalyDetector": "vae_tools.anomaly.detector", "all_scores": "vae_tools.anomaly.scores",
+            "score_parts": "vae_tools.anomaly.scores", "Threshold": "vae_tools.anomaly.threshold",
+            "choose_threshold": "vae_tools.anomaly.threshold"}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted([*_EXPORTS, "SCORES"])

@@ -8,7 +8,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from vae_tools.anomaly.scores import SCORES, all_scores
+from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
+from vae_tools.anomaly.scores import all_scores
 from vae_tools.anomaly.threshold import choose_threshold
 from vae_tools.errors import DataError
 from vae_tools.sklearn_api import VAEEmbedder, as_dataset
@@ -23,7 +24,7 @@ class VAEAnomalyDetector(BaseEstimator):
     ``threshold``, or by default median + 3.5 robust standard deviations.
     """
 
-    def __init__(self, score: str = "complexity", samples: int = 16, contamination: Optional[float] = None,
+    def __init__(self, score: str = SCORE, samples: int = SAMPLES, contamination: Optional[float] = None,
                  percentile: Optional[float] = None, threshold: Optional[float] = None, latent_dim: int = 16,
                  epochs: Optional[int] = None, batch_size: int = 128, lr: float = 2e-3, likelihood: str = "bernoulli",
                  device: str = "auto", random_state: int = 0, verbose: bool = False):

@@ -24,12 +24,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from vae_tools.anomaly.defaults import SAMPLES, SCORES  # noqa: F401  (SCORES: re-exported)
 from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
 from vae_tools.models.base import BaseVAE
 from vae_tools.models.losses import kl_to_standard_normal
 
-SCORES = ("complexity", "iwae", "elbo", "recon", "kl", "latent")
 LOG_2PI = math.log(2 * math.pi)
 
 
@@ -56,7 +56,7 @@ def _gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
 
 
 @torch.no_grad()
-def score_parts(model: BaseVAE, dataset: ImageDataset, samples: int = 16, batch_size: int = 256,
+def score_parts(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, batch_size: int = 256,
                 device: torch.device | str = "cpu", seed: int = 0, progress: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
     """Every likelihood-based score for every image (columns elbo, iwae, recon, kl, complexity,
     plus the background NLL) and the posterior means, in one pass."""
@@ -105,7 +105,7 @@ def latent_density_score(latents: np.ndarray, reference: np.ndarray | None = Non
     return -mixture.score_samples(latents)
 
 
-def all_scores(model: BaseVAE, dataset: ImageDataset, samples: int = 16, batch_size: int = 256,
+def all_scores(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, batch_size: int = 256,
                device: torch.device | str = "cpu", seed: int = 0, progress: bool = False,
                reference_latents: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """:func:`score_parts` plus the ``latent`` score (mixture fitted to ``reference_latents``, or to
