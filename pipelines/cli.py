@@ -684,7 +684,8 @@ def chain(data, out, force, quiet, steps):
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def demo(out, force, quiet):
     """Every step on the built-in digits set (offline): train, embed, label-propagate, cluster,
-    umap, anomalies, denoise; ends by printing where the index page is."""
+    umap, anomalies (with 20 planted outliers as a check), denoise, sample, reconstruct,
+    interpolate, traverse; ends by printing where the index page is."""
     from pipelines.runner import load_pipeline, run_pipeline
 
     spec = load_pipeline(pipeline_file("demo"), out=out)
