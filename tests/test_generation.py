@@ -295,5 +295,16 @@ def test_generative_steps_in_a_chain_reach_the_index_page(grey_run, tmp_path):
                  "reconstructions/reconstructions.png"):
         assert (run / name).exists()
     page = (run / "index.html").read_text()
-    assert page.count("data:image/png;base64,") >= 2 and "What the model generates" in page
+    assert page.count("data:image/png;base64,") >= 4 and "New images drawn by the model" in page
     assert 'href="samples/images"' in page and "sample_00000.png" not in page
+
+
+def test_traverse_of_a_two_dimensional_latent_space_draws_the_manifold_grid(grey_run, tmp_path):
+    options = tiny_training(2)
+    options[options.index("--latent-dim") + 1] = "2"
+    invoke("train", "--data", grey_run / "bars.npz", "--out", tmp_path / "run2", *options)
+    invoke("traverse", "--model", tmp_path / "run2", "--out", tmp_path / "t", "--steps", "5")
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert "manifold.png" in summary["files"] and summary["latent_dim"] == 2
+    grid = Image.open(tmp_path / "t" / "manifold.png")
+    assert grid.size[0] == grid.size[1] and grid.size[0] >= 15 * 12  # 15 x 15 decoded images

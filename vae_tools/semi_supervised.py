@@ -27,7 +27,6 @@ from vae_tools.models.base import BaseVAE
 from vae_tools.training.label_fine_tune import fine_tune_on_labels
 
 
-
 @dataclass
 class PropagationResult:
     propagator: LabelPropagator  # fitted on ``space`` with every given label

@@ -20,7 +20,6 @@ from vae_tools.data.source_help import SOURCE_HELP  # noqa: F401  (re-exported)
 from vae_tools.errors import DataError
 
 
-
 def load_dataset(
     source: str | os.PathLike,
     image_size: Optional[tuple[int, int] | int] = None,
