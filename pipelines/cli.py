@@ -243,11 +243,11 @@ def latent_source_options(func):
 @main.command("label-propagate")
 @latent_source_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
-@click.option("--labeled", type=FINITE, default=None, metavar="FRACTION",
+@click.option("--labelled", "--labeled", "labeled", type=FINITE, default=None, metavar="FRACTION",
               help="Evaluation mode: keep this random fraction of the data's labels (e.g. 0.02) and predict the rest.")
 @click.option("--labels", "labels_file", type=click.Path(dir_okay=False), default=None,
               help="Real use: a CSV/Parquet table of id,label for the samples you have labelled.")
-@click.option("--stratify", is_flag=True, help="With --labeled: keep the same fraction of every class.")
+@click.option("--stratify", is_flag=True, help="With --labelled: keep the same fraction of every class.")
 @click.option("--method", type=click.Choice(["spreading", "centroids", "knn"]), default="spreading", show_default=True,
               help="spreading: label spreading over the neighbour graph; centroids: k-means seeded by the "
                    "labelled points; knn: nearest labelled neighbours.")
@@ -326,7 +326,7 @@ def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters,
 @main.command()
 @latent_source_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
-@click.option("--color-by", "colour_by", multiple=True, metavar="COLUMN",
+@click.option("--colour-by", "--color-by", "colour_by", multiple=True, metavar="COLUMN",
               help="Also colour by this column (repeatable): a column of a --join table such as "
                    "predicted_label, cluster, or neg_elbo. The true label is always drawn when known.")
 @click.option("--join", multiple=True, type=click.Path(dir_okay=False), metavar="TABLE",
@@ -641,7 +641,7 @@ def run(pipeline, set_options, out, force, quiet):
         steps:
           - train: {epochs: 60}
           - embed
-          - label-propagate: {labeled: 0.05}
+          - label-propagate: {labelled: 0.05}
           - umap
 
     Options are the sub-commands' own (see `vaetools STEP --help`); the run folder supplies
@@ -667,7 +667,7 @@ def chain(data, out, force, quiet, steps):
 
     \b
         vaetools chain --data digits train --epochs 30 embed \\
-            label-propagate --labeled 0.02 umap anomalies
+            label-propagate --labelled 0.02 umap anomalies
 
     The same run folder layout, skipping and resuming as `vaetools run`.
     """

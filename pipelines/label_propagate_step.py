@@ -75,9 +75,9 @@ def run_label_propagate(
     """Writes predictions.csv, metrics.json, confusion.png (truth known) and suggestions.csv/.png
     (``suggest`` > 0) into ``out``; returns the metrics."""
     if (labeled is None) == (labels_file is None):
-        raise VaeToolsError("give exactly one of --labeled FRACTION (hide the rest of the known labels) or --labels FILE")
+        raise VaeToolsError("give exactly one of --labelled FRACTION (hide the rest of the known labels) or --labels FILE")
     if labeled is not None and not 0 < labeled < 1:
-        raise DataError(f"--labeled must lie strictly between 0 and 1, got {labeled}")
+        raise DataError(f"--labelled must lie strictly between 0 and 1, got {labeled}")
     if refine_rounds is None:
         refine_rounds = REFINE_ROUNDS if model_dir is not None and data is not None else 0
     inputs = load_latent_inputs(embeddings, model_dir, data, split, device, progress, need_model=refine_rounds > 0)

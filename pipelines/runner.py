@@ -28,7 +28,7 @@ STATE_FILE = "pipeline_state.json"
 @dataclass
 class StepSpec:
     name: str
-    args: list  # command-line style options for the step, e.g. ["--labeled", "0.02"]
+    args: list  # command-line style options for the step, e.g. ["--labelled", "0.02"]
     line: Optional[int] = None  # where it was written in the pipeline file
 
 

@@ -25,7 +25,7 @@ def _joins(run: Path) -> list:
     args = []
     for table, column in (("labels/predictions.csv", "predicted_label"), ("clusters/clusters.csv", "cluster")):
         if (run / table).exists():
-            args += ["--join", run / table, "--color-by", column]
+            args += ["--join", run / table, "--colour-by", column]
     return args
 
 

@@ -92,13 +92,13 @@ def test_label_file_with_string_labels(trained, tmp_path):
 
 
 @pytest.mark.parametrize("extra, message", [
-    (["--labeled", "1.5"], "--labeled must lie strictly between 0 and 1"),
-    (["--labeled", "0"], "--labeled must lie strictly between 0 and 1"),
+    (["--labelled", "1.5"], "--labelled must lie strictly between 0 and 1"),
+    (["--labeled", "0"], "--labelled must lie strictly between 0 and 1"),
     (["--labeled", "0.01"], "got no labelled sample"),
     (["--labeled", "0.5", "--neighbors", "500"], "120 samples are too few for 500 neighbours"),
     (["--labels", "{tmp}/unknown.csv"], "unknown.csv: 2 id(s) are not in the data: ghost1, ghost2"),
     (["--labels", "{tmp}/nolabel.csv"], "nolabel.csv: needs the columns id and label"),
-    ([], "give exactly one of --labeled"),
+    ([], "give exactly one of --labelled"),
 ])
 def test_label_propagate_errors(trained, tmp_path, extra, message):
     pd.DataFrame({"id": ["0", "ghost1", "ghost2"], "label": [0, 1, 1]}).to_csv(tmp_path / "unknown.csv", index=False)
