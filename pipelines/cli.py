@@ -140,8 +140,9 @@ def main():
 @main.command()
 @data_option
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to create (or continue with --resume).")
-@click.option("--model", "model_name", type=click.Choice(list_models()), default=None,
-              help="Model family: conv, or denoising (trained on corrupted inputs).  [default: conv]")
+@click.option("--architecture", "--model", "model_name", type=click.Choice(list_models()), default=None,
+              help="Which network: conv, or denoising (trained on corrupted inputs). Elsewhere --model names a "
+                   "trained run folder; here the older spelling --model still works.  [default: conv]")
 @click.option("--config", default=None, metavar="PRESET|FILE",
               help="A YAML file, or a preset in configs/ (conv, denoising, laptop).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum epochs (early stopping may end sooner).  [default: enough for 3000 steps, at least 30]")

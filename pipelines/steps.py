@@ -53,6 +53,6 @@ LAYOUT = {
 }
 
 def reserved_options(step: str) -> set:
-    """Options the runner supplies for ``step``; a pipeline may not set them (train's --model picks
-    the model family, so it stays the user's)."""
+    """Options the runner supplies for ``step``; a pipeline may not set them (train's --model, the
+    older spelling of --architecture, picks the network, so it stays the user's)."""
     return {"data", "out", "embeddings"} | (set() if step == "train" else {"model"})
