@@ -12,6 +12,7 @@ from conftest import make_images
 from vae_tools.config import TrainConfig
 from vae_tools.data import ImageDataset
 from vae_tools.data.arrays import ArrayReader
+from vae_tools.errors import DataError
 from vae_tools.latent.labels import hide_labels
 from vae_tools.latent.validation import cross_validated_accuracy, held_back_split, without_labels
 from vae_tools.training import train
@@ -154,3 +155,26 @@ def test_only_more_correct_held_back_labels_make_a_round_better():
     assert fewer.correct == 3 and before.beats(fewer) and not fewer.beats(before)
     unseen = SimpleNamespace(classes_=np.array([0]), transduction_=np.zeros(5, int), label_distributions_=np.ones((5, 1)))
     assert list(held_back_true_probability(unseen, y, held)) == [1.0, 0.0, 0.0, 1.0]
+
+
+def test_self_training_as_a_scikit_learn_meta_estimator(bars):
+    from sklearn.base import clone
+
+    from vae_tools import SelfTrainingPropagator
+    from vae_tools.latent import LabelPropagator
+
+    dataset, labels, given, trained, _ = bars
+    images = dataset.batch(np.arange(len(dataset))).numpy()
+    estimator = SelfTrainingPropagator(trained, LabelPropagator(n_neighbors=8), features="latents", refine_rounds=0)
+    assert clone(estimator).get_params()["features"] == "latents"
+    with pytest.raises(TypeError):
+        SelfTrainingPropagator(trained, None, "latents")  # options are keyword-only, as in scikit-learn
+    fitted = estimator.fit(images, given)
+    assert fitted is estimator and fitted.transduction_.shape == (160,)
+    assert fitted.label_distributions_.shape == (160, 2) and list(fitted.classes_) == [0, 1]
+    hidden = given == -1
+    assert np.mean(fitted.transduction_[hidden] == labels[hidden]) > 0.9
+    assert fitted.n_iter_ == 0 and len(fitted.rounds_) == 1 and fitted.termination_condition_ == "refinement is off"
+    assert fitted.model_ is trained and fitted.features_ == "latents"
+    with pytest.raises(DataError, match="holds 3 labels for 160 images"):
+        estimator.fit(images, given[:3])

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import NamedTuple, Optional
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, clone
 
 from vae_tools.data import ImageDataset
 from vae_tools.embedding import embed, latent_matrix
+from vae_tools.errors import DataError
 from vae_tools.latent.defaults import (CV_FOLDS, FEATURES, HELD_BACK_FRACTION, MIN_HELD_BACK, PREFERRED_FEATURES,
                                        REFINE_EPOCHS, REFINE_ROUNDS)
 from vae_tools.latent.features import (candidate_names, effective_reduce, feature_matrix, graph_space,
@@ -23,7 +24,7 @@ from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.validation import (cross_validated_accuracy, held_back_correct, held_back_split,
                                          held_back_true_probability,
                                          without_labels)
-from vae_tools.models.base import BaseVAE
+from vae_tools.models.base import BaseVAE, as_module
 from vae_tools.training.label_fine_tune import fine_tune_on_labels
 
 
@@ -178,3 +179,55 @@ def _round_info(index, started, score, held, accepted, on_space, space, y, hidde
         info["accuracy_unlabelled"] = float(np.mean(predicted.astype(str) == np.asarray(y_true)[hidden].astype(str)))
     info["seconds"] = round(time.perf_counter() - started, 2)
     return info
+
+
+class SelfTrainingPropagator(BaseEstimator):
+    """Label propagation over a trained VAE's latent space with guarded self-training, as a
+    meta-estimator in the manner of scikit-learn's ``SelfTrainingClassifier``: ``fit(X, y)`` with
+    ``y = -1`` (or None) for the unlabelled images, then read ``transduction_``.
+
+    ``model``: a trained VAE module or a fitted ``VAEEmbedder``; ``propagator``: the
+    :class:`LabelPropagator` whose settings propagation uses (a default one when None). Each of
+    ``refine_rounds`` fine-tunes a copy of the VAE on the current labels and is kept only if it
+    predicts more held-back labels correctly (see :func:`propagate_labels`).
+
+    Attributes: ``transduction_``, ``label_distributions_``, ``classes_``, ``features_`` (the
+    feature set chosen by cross-validation), ``rounds_`` (one dict per round, accepted or not),
+    ``n_iter_`` (refinement rounds kept), ``termination_condition_`` (why refinement stopped),
+    ``model_`` (the VAE of the last kept round).
+    """
+
+    def __init__(self, model, propagator: Optional[LabelPropagator] = None, *, features: str = FEATURES,
+                 refine_rounds: int = REFINE_ROUNDS, refine_epochs: int = REFINE_EPOCHS, label_weight: float = 100.0,
+                 device: str = "cpu", random_state: int = 0, verbose: bool = False):
+        self.model = model
+        self.propagator = propagator
+        self.features = features
+        self.refine_rounds = refine_rounds
+        self.refine_epochs = refine_epochs
+        self.label_weight = label_weight
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def fit(self, X, y) -> "SelfTrainingPropagator":
+        from vae_tools.sklearn_api import as_dataset
+
+        module = as_module(self.model)
+        dataset = as_dataset(X, image_size=tuple(module.image_shape[1:]), channels=module.image_shape[0])
+        if len(y) != len(dataset):
+            raise DataError(f"y holds {len(y)} labels for {len(dataset)} images")
+        result = propagate_labels(module, dataset, y, self.propagator, features=self.features,
+                                  refine_rounds=self.refine_rounds, refine_epochs=self.refine_epochs,
+                                  label_weight=self.label_weight, device=self.device, seed=self.random_state,
+                                  progress=self.verbose)
+        fitted = result.propagator
+        self.transduction_ = fitted.transduction_
+        self.label_distributions_ = fitted.label_distributions_
+        self.classes_ = fitted.classes_
+        self.features_ = result.features
+        self.rounds_ = result.rounds
+        self.n_iter_ = sum(r["accepted"] for r in result.rounds[1:])
+        self.termination_condition_ = result.refinement_note or "all rounds kept"
+        self.model_ = result.model
+        return self

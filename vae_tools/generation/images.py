@@ -15,6 +15,7 @@ from torch import nn
 from vae_tools.data import ImageDataset
 from vae_tools.data.arrays import ArrayReader
 from vae_tools.errors import DataError
+from vae_tools.models.base import as_module
 from vae_tools.generation.latent_paths import attribute_vector, interpolation_codes, traversal_codes
 from vae_tools.generation.samplers import GaussianMixtureSampler, PriorSampler
 
@@ -22,13 +23,7 @@ BATCH = 512
 
 
 def _module(model) -> nn.Module:
-    """A torch model, or an estimator holding one (VAEEmbedder, VAEAnomalyDetector)."""
-    if isinstance(model, nn.Module):
-        return model
-    for holder in (model, getattr(model, "embedder_", None)):
-        if isinstance(getattr(holder, "module_", None), nn.Module):
-            return holder.module_
-    raise TypeError(f"expected a trained VAE module or a fitted vaetools estimator, got {type(model).__name__}")
+    return as_module(model)
 
 
 def _device(model: nn.Module) -> torch.device:
