@@ -166,3 +166,18 @@ def test_training_leaves_the_callers_random_numbers_alone(images_and_labels):
     train(as_dataset(images), load_config(None, {"epochs": 1, "latent_dim": 2, "hidden_dim": 8, "widths": [4],
                                                  "batch_size": 16, "device": "cpu", "seed": 7}), progress=False)
     assert torch.equal(torch.rand(3), expected)  # train seeded itself (seed 7) on a fork of the global state
+
+
+def test_loss_curves_mark_the_epoch_whose_weights_are_kept():
+    import pandas as pd
+
+    from vae_tools.training.curves import history_figure
+
+    frame = pd.DataFrame({"epoch": [1, 2, 3, 4], "train_loss": [9, 7, 6, 5], "val_loss": [9.5, 7.2, 7.5, 7.9],
+                          "train_recon": [8, 6, 5, 4], "val_recon": [8, 6, 6, 7], "train_kl": [1, 1, 1, 1],
+                          "val_kl": [1, 1, 1, 1]})
+    figure = history_figure(frame)
+    for ax in figure.axes:
+        marks = [line for line in ax.lines if list(line.get_xdata()) == [2, 2]]
+        assert len(marks) == 1  # epoch 2 has the lowest validation loss
+    assert "best epoch (2)" in [t.get_text() for t in figure.axes[0].get_legend().get_texts()]

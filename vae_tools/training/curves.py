@@ -21,6 +21,13 @@ def save_history(history: list[dict], run_dir: Path, plot: bool = True) -> None:
 
 
 def plot_history(frame: pd.DataFrame, target: Path) -> None:
+    fig = history_figure(frame)
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+
+
+def history_figure(frame: pd.DataFrame):
+    """The loss, reconstruction and KL per epoch, train and validation, the kept epoch marked."""
     # A Figure of its own, not pyplot: no backend is switched and no global figure state is touched.
     from matplotlib.figure import Figure
 
@@ -41,5 +48,4 @@ def plot_history(frame: pd.DataFrame, target: Path) -> None:
     axes[0].plot([], [], color="#888", linestyle=":", label=f"best epoch ({best})")
     axes[0].legend()
     fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+    return fig
