@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from vae_tools import __version__
-from vae_tools.config import parse_set_option
+from vae_tools.config import DEFAULT_EPOCHS, TrainConfig, parse_set_option
 from vae_tools.data import SOURCE_HELP
 from vae_tools.errors import VaeToolsError
 from vae_tools.models import list_models
@@ -118,6 +118,13 @@ def parse_image_size(value):
     return parts * 2 if len(parts) == 1 else parts
 
 
+TRAINING = TrainConfig()  # the training defaults --help shows (the options stay unset so a --config preset applies)
+
+
+def shown_default(name: str) -> str:
+    return f"  [default: {getattr(TRAINING, name)}]"
+
+
 data_option = click.option("--data", "data", required=True, metavar="SOURCE", help=f"The images: {SOURCE_HELP}.")
 split_option = click.option("--split", type=click.Choice(["all", "train", "test"]), default="all", show_default=True,
                             help="Which part of a source with a train/test split to use.")
@@ -142,24 +149,31 @@ def main():
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to create (or continue with --resume).")
 @click.option("--architecture", "--model", "model_name", type=click.Choice(list_models()), default=None,
               help="Which network: conv, or denoising (trained on corrupted inputs). Elsewhere --model names a "
-                   "trained run folder; here the older spelling --model still works.  [default: conv]")
+                   "trained run folder; here the older spelling --model still works." + shown_default("model"))
 @click.option("--config", default=None, metavar="PRESET|FILE",
               help="A YAML file, or a preset in configs/ (conv, denoising, laptop).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Maximum epochs (early stopping may end sooner).  [default: enough for 3000 steps, at least 30]")
-@click.option("--latent-dim", type=click.IntRange(min=1), default=None, help="Size of the latent space.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=None)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Peak learning rate.")
-@click.option("--beta", type=click.FloatRange(min=0), default=None, help="Weight of the KL term (beta-VAE).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Maximum epochs (early stopping may end sooner).  [default: enough for "
+                   f"{TRAINING.min_steps} steps, at least {DEFAULT_EPOCHS}]")
+@click.option("--latent-dim", type=click.IntRange(min=1), default=None,
+              help="Size of the latent space." + shown_default("latent_dim"))
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per step." + shown_default("batch_size"))
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Peak learning rate." + shown_default("lr"))
+@click.option("--beta", type=click.FloatRange(min=0), default=None,
+              help="Weight of the KL term (beta-VAE)." + shown_default("beta"))
 @click.option("--likelihood", type=click.Choice(["bernoulli", "gaussian"]), default=None,
-              help="Pixel model: bernoulli (BCE) for near-binary images, gaussian (MSE) for photos.")
+              help="Pixel model: bernoulli (BCE) for near-binary images, gaussian (MSE) for photos."
+                   + shown_default("likelihood"))
 @click.option("--noise", default=None, metavar="SPEC",
-              help="Corruption for --model denoising: gaussian:0.5, salt-pepper:0.2, mask:0.5 (pixels), block:0.3 (patches) or a comma-separated mix.")
+              help="Corruption for --architecture denoising: gaussian:0.5, salt-pepper:0.2, mask:0.5 (pixels), "
+                   "block:0.3 (patches) or a comma-separated mix." + shown_default("noise"))
 @click.option("--image-size", default=None, metavar="N|HxW", help="Resize every image to this size.")
 @click.option("--channels", type=click.Choice(["1", "3"]), default=None, help="Convert images to 1 (grey) or 3 (RGB) channels.")
 @split_option
 @device_option
 @workers_option
-@click.option("--seed", type=int, default=None, help="Random seed (split, initialisation, batches).  [default: 0]")
+@click.option("--seed", type=int, default=None, help="Random seed (split, initialisation, batches)." + shown_default("seed"))
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last completed epoch.")
 @click.option("--set", "set_options", multiple=True, metavar="KEY=VALUE", help="Any other configuration option; repeatable.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

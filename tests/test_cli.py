@@ -125,3 +125,41 @@ def test_help_explains_sources_and_options():
     result = run_cli("train", "--help")
     assert "--resume" in result.output and "built-in" in result.output and "digits" in result.output
     assert "train" in run_cli("--help").output
+
+
+def test_each_training_default_is_declared_once_and_every_surface_agrees():
+    """TrainConfig (via vae_tools.models.defaults) is the one source: the models, the estimators, the
+    conv preset and `vaetools train --help` must all say the same."""
+    import inspect
+
+    import yaml
+
+    from vae_tools.anomaly import VAEAnomalyDetector
+    from vae_tools.config import TrainConfig, presets_dir
+    from vae_tools.models import get_model_class
+    from vae_tools.sklearn_api import VAEEmbedder
+
+    training = TrainConfig()
+
+    def defaults(callable_):
+        return {name: p.default for name, p in inspect.signature(callable_).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
+    renamed = {"random_state": "seed"}
+    surfaces = {"conv model": defaults(get_model_class("conv").__init__),
+                "denoising model": defaults(get_model_class("denoising").__init__),
+                "VAEEmbedder": defaults(VAEEmbedder.__init__), "VAEAnomalyDetector": defaults(VAEAnomalyDetector.__init__),
+                "configs/conv.yaml": yaml.safe_load((presets_dir() / "conv.yaml").read_text())}
+    compared = 0
+    for surface, values in surfaces.items():
+        for name, value in values.items():
+            field = renamed.get(name, name)
+            if field in TrainConfig.__dataclass_fields__ and field != "image_shape":
+                assert value == getattr(training, field), f"{surface}: {name} = {value!r}, TrainConfig: {getattr(training, field)!r}"
+                compared += 1
+    assert compared >= 30
+    help_text = " ".join(run_cli("train", "--help").output.split())
+    for option, field in (("--latent-dim", "latent_dim"), ("--lr", "lr"), ("--beta", "beta"), ("--seed", "seed"),
+                          ("--batch-size", "batch_size"), ("--likelihood", "likelihood"), ("--noise", "noise")):
+        shown = help_text.split(option + " ", 1)[1].split("[default: ", 1)[1].split("]", 1)[0]
+        assert shown == str(getattr(training, field)), option

@@ -12,6 +12,7 @@ from typing import Any, Optional
 import yaml
 
 from vae_tools.errors import ConfigError
+from vae_tools.models.defaults import ACTIVATION, HIDDEN_DIM, LATENT_DIM, LIKELIHOOD, NOISE
 
 
 DEFAULT_EPOCHS = 30
@@ -21,12 +22,12 @@ DEFAULT_EPOCHS = 30
 class TrainConfig:
     # model
     model: str = "conv"
-    latent_dim: int = 16
+    latent_dim: int = LATENT_DIM
     widths: Optional[list] = None
-    hidden_dim: int = 256
-    likelihood: str = "bernoulli"
-    activation: str = "leaky_relu"
-    noise: str = "gaussian:0.5"
+    hidden_dim: int = HIDDEN_DIM
+    likelihood: str = LIKELIHOOD
+    activation: str = ACTIVATION
+    noise: str = NOISE
     # objective
     beta: float = 1.0
     kl_warmup_epochs: int = 0

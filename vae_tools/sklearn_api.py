@@ -19,6 +19,9 @@ from vae_tools.run_folder import load_run
 from vae_tools.training import train
 
 
+TRAINING = TrainConfig()  # the defaults every training parameter below takes
+
+
 class VAEEmbedder(TransformerMixin, BaseEstimator):
     """Fit a VAE on images and map them to the means of their latent posteriors.
 
@@ -29,21 +32,21 @@ class VAEEmbedder(TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        model: str = "conv",
-        latent_dim: int = 16,
-        epochs: Optional[int] = None,
-        batch_size: int = 128,
-        lr: float = 2e-3,
-        beta: float = 1.0,
-        likelihood: str = "bernoulli",
-        activation: str = "leaky_relu",
-        noise: str = "gaussian:0.5",
-        widths: Optional[Sequence[int]] = None,
-        hidden_dim: int = 256,
-        val_fraction: float = 0.1,
-        patience: int = 8,
-        device: str = "auto",
-        random_state: int = 0,
+        model: str = TRAINING.model,
+        latent_dim: int = TRAINING.latent_dim,
+        epochs: Optional[int] = TRAINING.epochs,
+        batch_size: int = TRAINING.batch_size,
+        lr: float = TRAINING.lr,
+        beta: float = TRAINING.beta,
+        likelihood: str = TRAINING.likelihood,
+        activation: str = TRAINING.activation,
+        noise: str = TRAINING.noise,
+        widths: Optional[Sequence[int]] = TRAINING.widths,
+        hidden_dim: int = TRAINING.hidden_dim,
+        val_fraction: float = TRAINING.val_fraction,
+        patience: int = TRAINING.patience,
+        device: str = TRAINING.device,
+        random_state: int = TRAINING.seed,
         verbose: bool = False,
         pixel_range: Optional[tuple] = None,
     ):

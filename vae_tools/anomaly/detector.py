@@ -12,7 +12,7 @@ from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
 from vae_tools.anomaly.scores import all_scores
 from vae_tools.anomaly.threshold import choose_threshold
 from vae_tools.errors import DataError
-from vae_tools.sklearn_api import VAEEmbedder, as_dataset
+from vae_tools.sklearn_api import TRAINING, VAEEmbedder, as_dataset
 
 
 class VAEAnomalyDetector(BaseEstimator):
@@ -25,9 +25,10 @@ class VAEAnomalyDetector(BaseEstimator):
     """
 
     def __init__(self, score: str = SCORE, samples: int = SAMPLES, contamination: Optional[float] = None,
-                 percentile: Optional[float] = None, threshold: Optional[float] = None, latent_dim: int = 16,
-                 epochs: Optional[int] = None, batch_size: int = 128, lr: float = 2e-3, likelihood: str = "bernoulli",
-                 device: str = "auto", random_state: int = 0, verbose: bool = False):
+                 percentile: Optional[float] = None, threshold: Optional[float] = None, latent_dim: int = TRAINING.latent_dim,
+                 epochs: Optional[int] = TRAINING.epochs, batch_size: int = TRAINING.batch_size, lr: float = TRAINING.lr,
+                 likelihood: str = TRAINING.likelihood, device: str = TRAINING.device,
+                 random_state: int = TRAINING.seed, verbose: bool = False):
         self.score = score
         self.samples = samples
         self.contamination = contamination

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vae_tools.errors import ConfigError
+from vae_tools.models.defaults import ACTIVATION, HIDDEN_DIM, LATENT_DIM, LIKELIHOOD
 from vae_tools.models.base import BaseVAE, VAEOutput  # noqa: F401  (VAEOutput: re-exported)
 from vae_tools.models.losses import bernoulli_nll, gaussian_nll
 from vae_tools.models.registry import register_model
@@ -39,11 +40,11 @@ class ConvVAE(BaseVAE):
     def __init__(
         self,
         image_shape: Sequence[int] = (1, 28, 28),
-        latent_dim: int = 16,
+        latent_dim: int = LATENT_DIM,
         widths: Optional[Sequence[int]] = None,
-        hidden_dim: int = 256,
-        likelihood: str = "bernoulli",
-        activation: str = "leaky_relu",
+        hidden_dim: int = HIDDEN_DIM,
+        likelihood: str = LIKELIHOOD,
+        activation: str = ACTIVATION,
     ):
         super().__init__()
         channels, height, width = (int(v) for v in image_shape)

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 import torch
 
 from vae_tools.models.conv_vae import ConvVAE
+from vae_tools.models.defaults import ACTIVATION, HIDDEN_DIM, LATENT_DIM, LIKELIHOOD, NOISE
 from vae_tools.models.noise import corrupt, parse_noise
 from vae_tools.models.registry import register_model
 
@@ -16,12 +17,12 @@ class DenoisingVAE(ConvVAE):
     def __init__(
         self,
         image_shape: Sequence[int] = (1, 28, 28),
-        latent_dim: int = 16,
+        latent_dim: int = LATENT_DIM,
         widths: Optional[Sequence[int]] = None,
-        hidden_dim: int = 256,
-        likelihood: str = "bernoulli",
-        activation: str = "leaky_relu",
-        noise: str = "gaussian:0.5",
+        hidden_dim: int = HIDDEN_DIM,
+        likelihood: str = LIKELIHOOD,
+        activation: str = ACTIVATION,
+        noise: str = NOISE,
     ):
         super().__init__(image_shape, latent_dim, widths, hidden_dim, likelihood, activation)
         self.noise = noise
