@@ -199,3 +199,21 @@ def test_detector_api():
     assert scores[20:].min() > np.median(scores[:20])
     assert detector.predict(odd).tolist() == [1] * 5
     assert detector.get_params()["score"] == "complexity"
+
+
+def test_the_step_and_a_prefit_detector_are_one_scoring_path(setup, tmp_path):
+    from vae_tools.anomaly import VAEAnomalyDetector, ground_truth, truth_metrics
+
+    run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--samples", "4", "--seed", "3",
+            "--out", tmp_path / "a", "--quiet")
+    table = pd.read_csv(tmp_path / "a" / "anomalies.csv", dtype={"id": str}).set_index("id")
+    model, _ = load_run(setup / "run")
+    data = load_dataset(setup / "mixed.npz")
+    detector = VAEAnomalyDetector(model=model, samples=4, random_state=3).fit(data)
+    assert detector.module_ is model  # prefit: nothing was trained
+    np.testing.assert_allclose(detector.decision_scores_, table.loc[data.ids.astype(str), "score"], rtol=1e-6)
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert detector.threshold_ == pytest.approx(metrics["threshold"]["value"])
+    truth = ground_truth(data.labels, normal_labels=["bar"])
+    found = truth_metrics(truth, detector.decision_scores_, detector.labels_.astype(bool))
+    assert found["n_true_anomalies"] == 6 and found["auroc"] > 0.9

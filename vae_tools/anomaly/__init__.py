@@ -5,6 +5,7 @@ from vae_tools.lazy import lazy_exports
 
 _EXPORTS = {"VAEAnomalyDetector": "vae_tools.anomaly.detector", "all_scores": "vae_tools.anomaly.scores",
             "score_parts": "vae_tools.anomaly.scores", "Threshold": "vae_tools.anomaly.threshold",
-            "choose_threshold": "vae_tools.anomaly.threshold"}
+            "choose_threshold": "vae_tools.anomaly.threshold", "ground_truth": "vae_tools.anomaly.evaluation",
+            "truth_metrics": "vae_tools.anomaly.evaluation", "planted_outliers": "vae_tools.anomaly.planted"}
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 __all__ = sorted([*_EXPORTS, "SCORES"])

@@ -12,6 +12,7 @@ from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
 from vae_tools.anomaly.scores import all_scores
 from vae_tools.anomaly.threshold import choose_threshold
 from vae_tools.errors import DataError
+from vae_tools.models.base import as_module
 from vae_tools.sklearn_api import TRAINING, VAEEmbedder, as_dataset
 
 
@@ -22,13 +23,17 @@ class VAEAnomalyDetector(BaseEstimator):
     returns 1 for anomalies and 0 for normal images. The threshold is set on the training scores:
     ``contamination`` (expected share of anomalies among them), ``percentile``, a fixed
     ``threshold``, or by default median + 3.5 robust standard deviations.
+
+    ``model``: a VAE trained already (a module, or a fitted ``VAEEmbedder``); ``fit`` then only scores
+    ``X`` and sets the threshold, as scikit-learn's ``cv="prefit"`` does. Without it, ``fit`` trains one.
+    ``score_parts_`` holds every score of the fitted images.
     """
 
     def __init__(self, score: str = SCORE, samples: int = SAMPLES, contamination: Optional[float] = None,
                  percentile: Optional[float] = None, threshold: Optional[float] = None, latent_dim: int = TRAINING.latent_dim,
                  epochs: Optional[int] = TRAINING.epochs, batch_size: int = TRAINING.batch_size, lr: float = TRAINING.lr,
                  likelihood: str = TRAINING.likelihood, device: str = TRAINING.device,
-                 random_state: int = TRAINING.seed, verbose: bool = False):
+                 random_state: int = TRAINING.seed, verbose: bool = False, model=None, scoring_batch_size: int = 256):
         self.score = score
         self.samples = samples
         self.contamination = contamination
@@ -42,15 +47,20 @@ class VAEAnomalyDetector(BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
+        self.model = model
+        self.scoring_batch_size = scoring_batch_size
 
     def fit(self, X, y=None) -> "VAEAnomalyDetector":
         if self.score not in SCORES:
             raise DataError(f"unknown score {self.score!r}: use one of {', '.join(SCORES)}")
-        self.embedder_ = VAEEmbedder(latent_dim=self.latent_dim, epochs=self.epochs, batch_size=self.batch_size,
-                                     lr=self.lr, likelihood=self.likelihood, device=self.device,
-                                     random_state=self.random_state, verbose=self.verbose).fit(X)
-        data = as_dataset(X)
-        parts, self.train_latents_ = self._parts(data, reference=None)
+        if self.model is None:
+            self.module_ = VAEEmbedder(latent_dim=self.latent_dim, epochs=self.epochs, batch_size=self.batch_size,
+                                       lr=self.lr, likelihood=self.likelihood, device=self.device,
+                                       random_state=self.random_state, verbose=self.verbose).fit(X).module_
+        else:
+            self.module_ = as_module(self.model)
+        parts, self.train_latents_ = self._parts(self._dataset(X), reference=None)
+        self.score_parts_ = parts
         self.decision_scores_ = parts[self.score].to_numpy()
         self.threshold_info_ = choose_threshold(self.decision_scores_, self.contamination, self.percentile,
                                                 self.threshold)
@@ -58,15 +68,20 @@ class VAEAnomalyDetector(BaseEstimator):
         self.labels_ = (self.decision_scores_ > self.threshold_).astype(int)
         return self
 
+    def _dataset(self, X):
+        channels, height, width = self.module_.image_shape
+        return as_dataset(X, image_size=(height, width), channels=channels)
+
     def _parts(self, data, reference):
-        module = self.embedder_.module_
-        return all_scores(module, data, samples=self.samples, device=next(module.parameters()).device,
-                          seed=self.random_state, progress=self.verbose, reference_latents=reference)
+        module = self.module_
+        return all_scores(module, data, samples=self.samples, batch_size=self.scoring_batch_size,
+                          device=next(module.parameters()).device, seed=self.random_state, progress=self.verbose,
+                          reference_latents=reference)
 
     def score_parts(self, X):
         """Every score for ``X`` as a table (elbo, iwae, recon, kl, latent, complexity, background)."""
         check_is_fitted(self, "threshold_")
-        return self._parts(as_dataset(X), reference=self.train_latents_)[0]
+        return self._parts(self._dataset(X), reference=self.train_latents_)[0]
 
     def decision_function(self, X) -> np.ndarray:
         return self.score_parts(X)[self.score].to_numpy()

@@ -83,7 +83,6 @@ def as_module(model) -> BaseVAE:
     """A VAE module, given it or a fitted estimator that holds one (VAEEmbedder, VAEAnomalyDetector)."""
     if isinstance(model, nn.Module):
         return model
-    for holder in (model, getattr(model, "embedder_", None)):
-        if isinstance(getattr(holder, "module_", None), nn.Module):
-            return holder.module_
+    if isinstance(getattr(model, "module_", None), nn.Module):
+        return model.module_
     raise TypeError(f"expected a trained VAE module or a fitted vaetools estimator, got {type(model).__name__}")
