@@ -90,7 +90,7 @@ def run_anomalies(
         raise DataError(f"{data}: holds {len(dataset)} image; anomaly scores rank images against each other, "
                         "so give at least 2")
     truth = ground_truth(dataset.labels, normal_labels, anomaly_labels, data)
-    detector = VAEAnomalyDetector(model=model, score=score, samples=samples, contamination=contamination,
+    detector = VAEAnomalyDetector(vae=model, score=score, samples=samples, contamination=contamination,
                                   percentile=percentile, threshold=threshold, scoring_batch_size=batch_size,
                                   random_state=seed, verbose=progress).fit(dataset)
     parts, cut = detector.score_parts_, detector.threshold_info_

@@ -209,7 +209,7 @@ def test_the_step_and_a_prefit_detector_are_one_scoring_path(setup, tmp_path):
     table = pd.read_csv(tmp_path / "a" / "anomalies.csv", dtype={"id": str}).set_index("id")
     model, _ = load_run(setup / "run")
     data = load_dataset(setup / "mixed.npz")
-    detector = VAEAnomalyDetector(model=model, samples=4, random_state=3).fit(data)
+    detector = VAEAnomalyDetector(vae=model, samples=4, random_state=3).fit(data)
     assert detector.module_ is model  # prefit: nothing was trained
     np.testing.assert_allclose(detector.decision_scores_, table.loc[data.ids.astype(str), "score"], rtol=1e-6)
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())

@@ -186,7 +186,7 @@ class SelfTrainingPropagator(BaseEstimator):
     meta-estimator in the manner of scikit-learn's ``SelfTrainingClassifier``: ``fit(X, y)`` with
     ``y = -1`` (or None) for the unlabelled images, then read ``transduction_``.
 
-    ``model``: a trained VAE module or a fitted ``VAEEmbedder``; ``propagator``: the
+    ``vae``: a trained VAE module or a fitted ``VAEEmbedder``; ``propagator``: the
     :class:`LabelPropagator` whose settings propagation uses (a default one when None). Each of
     ``refine_rounds`` fine-tunes a copy of the VAE on the current labels and is kept only if it
     predicts more held-back labels correctly (see :func:`propagate_labels`).
@@ -197,10 +197,10 @@ class SelfTrainingPropagator(BaseEstimator):
     ``model_`` (the VAE of the last kept round).
     """
 
-    def __init__(self, model, propagator: Optional[LabelPropagator] = None, *, features: str = FEATURES,
+    def __init__(self, vae, propagator: Optional[LabelPropagator] = None, *, features: str = FEATURES,
                  refine_rounds: int = REFINE_ROUNDS, refine_epochs: int = REFINE_EPOCHS, label_weight: float = 100.0,
                  device: str = "cpu", random_state: int = 0, verbose: bool = False):
-        self.model = model
+        self.vae = vae
         self.propagator = propagator
         self.features = features
         self.refine_rounds = refine_rounds
@@ -213,7 +213,7 @@ class SelfTrainingPropagator(BaseEstimator):
     def fit(self, X, y) -> "SelfTrainingPropagator":
         from vae_tools.sklearn_api import as_dataset
 
-        module = as_module(self.model)
+        module = as_module(self.vae)
         dataset = as_dataset(X, image_size=tuple(module.image_shape[1:]), channels=module.image_shape[0])
         if len(y) != len(dataset):
             raise DataError(f"y holds {len(y)} labels for {len(dataset)} images")

@@ -24,7 +24,7 @@ class VAEAnomalyDetector(BaseEstimator):
     ``contamination`` (expected share of anomalies among them), ``percentile``, a fixed
     ``threshold``, or by default median + 3.5 robust standard deviations.
 
-    ``model``: a VAE trained already (a module, or a fitted ``VAEEmbedder``); ``fit`` then only scores
+    ``vae``: a VAE trained already (a module, or a fitted ``VAEEmbedder``); ``fit`` then only scores
     ``X`` and sets the threshold, as scikit-learn's ``cv="prefit"`` does. Without it, ``fit`` trains one.
     ``score_parts_`` holds every score of the fitted images.
     """
@@ -33,7 +33,7 @@ class VAEAnomalyDetector(BaseEstimator):
                  percentile: Optional[float] = None, threshold: Optional[float] = None, latent_dim: int = TRAINING.latent_dim,
                  epochs: Optional[int] = TRAINING.epochs, batch_size: int = TRAINING.batch_size, lr: float = TRAINING.lr,
                  likelihood: str = TRAINING.likelihood, device: str = TRAINING.device,
-                 random_state: int = TRAINING.seed, verbose: bool = False, model=None, scoring_batch_size: int = 256):
+                 random_state: int = TRAINING.seed, verbose: bool = False, vae=None, scoring_batch_size: int = 256):
         self.score = score
         self.samples = samples
         self.contamination = contamination
@@ -47,18 +47,18 @@ class VAEAnomalyDetector(BaseEstimator):
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
-        self.model = model
+        self.vae = vae
         self.scoring_batch_size = scoring_batch_size
 
     def fit(self, X, y=None) -> "VAEAnomalyDetector":
         if self.score not in SCORES:
             raise DataError(f"unknown score {self.score!r}: use one of {', '.join(SCORES)}")
-        if self.model is None:
+        if self.vae is None:
             self.module_ = VAEEmbedder(latent_dim=self.latent_dim, epochs=self.epochs, batch_size=self.batch_size,
                                        lr=self.lr, likelihood=self.likelihood, device=self.device,
                                        random_state=self.random_state, verbose=self.verbose).fit(X).module_
         else:
-            self.module_ = as_module(self.model)
+            self.module_ = as_module(self.vae)
         parts, self.train_latents_ = self._parts(self._dataset(X), reference=None)
         self.score_parts_ = parts
         self.decision_scores_ = parts[self.score].to_numpy()

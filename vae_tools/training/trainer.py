@@ -50,9 +50,22 @@ class TrainResult:
 def build_model(config: TrainConfig, image_shape: tuple[int, int, int]) -> BaseVAE:
     """The registered model ``config.model``, given every option of ``config`` its constructor takes."""
     model_class = get_model_class(config.model)
-    accepted = inspect.signature(model_class.__init__).parameters
-    params = {name: getattr(config, name) for name in accepted if name in TrainConfig.__dataclass_fields__}
+    params = {name: getattr(config, name) for name in constructor_parameters(model_class)
+              if name in TrainConfig.__dataclass_fields__}
     return model_class(image_shape=image_shape, **params)
+
+
+def constructor_parameters(model_class: type) -> set:
+    """The keyword arguments ``model_class`` takes, following ``**kwargs`` up to the base classes."""
+    names = set()
+    for cls in model_class.__mro__:
+        if "__init__" not in vars(cls):
+            continue
+        parameters = inspect.signature(cls.__init__).parameters.values()
+        names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in parameters):
+            break
+    return names - {"self"}
 
 
 def check_new_run_dir(run_dir: Path) -> None:
