@@ -613,9 +613,9 @@ def attribute(model_dir, data, out, source, target, ids, n, steps, strength, spl
 
 
 def step_commands() -> dict:
-    from pipelines.steps import STEP_ORDER
+    from pipelines.steps import LAYOUT
 
-    return {name: main.commands[name] for name in STEP_ORDER}
+    return {name: layout.command or main.commands[name] for name, layout in LAYOUT.items()}
 
 
 def pipeline_file(name_or_path: str) -> Path:

@@ -257,8 +257,13 @@ def _embedded(path: Path, alt: str, width: str) -> str:
     return f'<img alt="{html.escape(alt)}" style="max-width:min(100%,{width})" src="data:image/png;base64,{data}">'
 
 
+def _section_of(run: Path, name: str) -> Section:
+    build = (LAYOUT[name].section if name in LAYOUT else None) or SECTIONS.get(name)
+    return build(run) if build else Section(name)
+
+
 def _section_html(run: Path, name: str) -> str:
-    section = SECTIONS[name](run) if name in SECTIONS else Section(name)
+    section = _section_of(run, name)
     parts = [f'<section id="{html.escape(name)}"><h2>{html.escape(section.title)}</h2>']
     parts += [f"<p>{html.escape(text)}</p>" for text in section.sentences]
     for path, caption, width in section.figures:
@@ -280,8 +285,7 @@ def _shown(value) -> str:
 def write_index(run: Path, state: dict, pipeline) -> Path:
     order = [n for n in state.get("order", []) if state["steps"].get(n, {}).get("status") == "done"]
     figures = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in key_figures(run))
-    nav = " ".join(f'<a href="#{html.escape(n)}">{html.escape(SECTIONS[n](run).title if n in SECTIONS else n)}</a>'
-                   for n in order)
+    nav = " ".join(f'<a href="#{html.escape(n)}">{html.escape(_section_of(run, n).title)}</a>' for n in order)
     rows = []
     for name in state.get("order", []):
         info = state["steps"].get(name, {})

@@ -17,7 +17,7 @@ import click
 import yaml
 
 from pipelines.run_lock import run_folder_lock
-from pipelines.steps import LAYOUT, STEP_ORDER, reserved_options
+from pipelines.steps import LAYOUT, reserved_options, step_names
 from vae_tools import __version__
 from vae_tools.atomic import write_json
 from vae_tools.errors import ConfigError, VaeToolsError
@@ -115,7 +115,7 @@ def load_pipeline(path: str | Path, overrides: list = (), out: Optional[str] = N
             raise ConfigError(f"{where}: each step is a name, or a name with its options (e.g. 'cluster: {{method: gmm}}')")
         (name, options), = entry.items()
         if name not in LAYOUT:
-            raise ConfigError(f"{where}: unknown step {name!r}; use {', '.join(STEP_ORDER)}")
+            raise ConfigError(f"{where}: unknown step {name!r}; use {', '.join(step_names())}")
         if options is not None and not isinstance(options, dict):
             raise ConfigError(f"{where}: the options of {name} must be a mapping")
         steps.append(StepSpec(name, option_args(name, options, where), line))
@@ -150,11 +150,11 @@ def split_chain(args: list) -> list:
         if arg in LAYOUT:
             steps.append(StepSpec(arg, []))
         elif not steps:
-            raise ConfigError(f"{arg!r}: expected a step name first ({', '.join(STEP_ORDER)})")
+            raise ConfigError(f"{arg!r}: expected a step name first ({', '.join(step_names())})")
         else:
             steps[-1].args.append(arg)
     if not steps:
-        raise ConfigError(f"name at least one step: {', '.join(STEP_ORDER)}")
+        raise ConfigError(f"name at least one step: {', '.join(step_names())}")
     return steps
 
 
@@ -185,7 +185,7 @@ def check_pipeline(pipeline: Pipeline, commands: dict) -> None:
             extra = re.match(r"Got unexpected extra arguments? \((.*)\)", exc.format_message())
             if extra:
                 raise ConfigError(f"{where}: {extra.group(1)!r} is not a step or an option of {step.name} "
-                                  f"(steps: {', '.join(STEP_ORDER)})") from None
+                                  f"(steps: {', '.join(step_names())})") from None
             raise ConfigError(f"{where}: step {step.name}: {exc.format_message()}") from None
 
 

@@ -1,17 +1,14 @@
 """The steps a pipeline can chain, and where each one reads and writes inside a run folder.
 
-Every step is the `vaetools` sub-command of the same name; the runner fills in the run-folder paths
-(--model, --data, --embeddings, --out) so a pipeline names only the options that differ."""
+A built-in step is the `vaetools` sub-command of the same name; a step from elsewhere brings its own
+command through ``register_step``. The runner fills in the run-folder paths (--model, --data,
+--embeddings, --out) so a pipeline names only the options that differ."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-STEP_ORDER = ("train", "embed", "label-propagate", "cluster", "umap", "anomalies", "denoise", "sample", "reconstruct",
-              "interpolate", "traverse")
-
+from typing import Callable, Optional
 
 @dataclass(frozen=True)
 class StepLayout:
@@ -19,6 +16,8 @@ class StepLayout:
     # (run_folder, data) -> the arguments the runner supplies
     arguments: Callable[[Path, str], list]
     needs: tuple = ()  # steps whose outputs this one reads
+    command: Optional[object] = None  # its click.Command; None: the vaetools sub-command of the same name
+    section: Optional[Callable] = None  # run folder -> its index-page Section (pipelines/index_page.py)
 
 
 def _joins(run: Path) -> list:
@@ -51,6 +50,22 @@ LAYOUT = {
     "traverse": StepLayout("traverse", lambda run, data: ["--model", run / "model", "--out", run / "traverse"],
                            ("train",)),
 }
+
+def step_names() -> tuple:
+    """Every step a pipeline may name, built-in ones first, in the order they usually run."""
+    return tuple(LAYOUT)
+
+
+def register_step(name: str, layout: StepLayout) -> None:
+    """Add a step from outside vaetools: its click command, where it writes in the run folder, what
+    the runner supplies, and (optionally) its index-page section. The command must take the options
+    ``layout.arguments`` supplies, and ``--quiet``."""
+    if name in LAYOUT:
+        raise ValueError(f"step {name!r} is already registered")
+    if layout.command is None:
+        raise ValueError(f"step {name!r}: give its click command (StepLayout.command)")
+    LAYOUT[name] = layout
+
 
 def reserved_options(step: str) -> set:
     """Options the runner supplies for ``step``; a pipeline may not set them (train's --model, the

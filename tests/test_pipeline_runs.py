@@ -168,3 +168,41 @@ def test_demo_runs_every_step_and_its_index_opens_with_every_link_present(tmp_pa
     assert title == "vaetools run: demo"
     assert images and all(complete and width > 0 for _, complete, width in images)
     assert errors == [] and failed == []
+
+
+def test_a_new_step_is_one_module_and_its_registration(tmp_path, data):
+    """What docs/architecture.md promises: a click command plus register_step, and `vaetools run`
+    runs it, skips it when unchanged and shows its section on the index page."""
+    import click
+
+    from pipelines.index_page import Section
+    from pipelines.steps import LAYOUT, StepLayout, register_step
+    from vae_tools.atomic import write_json
+    from vae_tools.data import load_dataset
+
+    @click.command("count-images")
+    @click.option("--data", required=True)
+    @click.option("--out", required=True)
+    @click.option("--at-least", type=int, default=0)
+    @click.option("--quiet", is_flag=True)
+    def count_images(data, out, at_least, quiet):
+        n = len(load_dataset(data))
+        write_json(Path(out) / "count.json", {"n": n, "enough": n >= at_least})
+
+    register_step("count-images", StepLayout(
+        "counts", lambda run, source: ["--data", source, "--out", run / "counts"], command=count_images,
+        section=lambda run: Section("How many images", [f"{json.loads((run / 'counts' / 'count.json').read_text())['n']} images"])))
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_step("count-images", LAYOUT["count-images"])
+        pipeline = tmp_path / "p.yaml"
+        pipeline.write_text(f"data: {data}\nsteps:\n  - count-images: {{at_least: 50}}\n")
+        run = tmp_path / "run"
+        run_cli("run", pipeline, "--out", run, "--quiet")
+        assert json.loads((run / "counts" / "count.json").read_text()) == {"n": 80, "enough": True}
+        page = (run / "index.html").read_text()
+        assert '<section id="count-images"><h2>How many images</h2><p>80 images</p>' in page
+        assert "unchanged" in run_cli("run", pipeline, "--out", run, "--quiet").output
+    finally:
+        LAYOUT.pop("count-images", None)
+    assert "unknown step 'count-images'" in run_cli("run", pipeline, "--out", run, ok=False).output
