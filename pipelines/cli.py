@@ -216,7 +216,7 @@ def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, bet
 @main.command()
 @click.option("--model", "model_dir", required=True, type=click.Path(), help="A run folder written by `vaetools train`.")
 @data_option
-@click.option("--out", required=True, type=click.Path(dir_okay=False),
+@click.option("--out", required=True, type=click.Path(),
               help="Table to write: .parquet, .csv or .npz (chosen by extension).")
 @split_option
 @click.option("--logvar", is_flag=True, help="Also write the posterior log-variances logvar_*.")
@@ -224,26 +224,30 @@ def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, bet
 @click.option("--elbo-samples", type=click.IntRange(min=1), default=1, show_default=True,
               help="Monte Carlo samples of z for --elbo.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=512, show_default=True)
+@click.option("--partitioned", is_flag=True,
+              help="Write --out NAME.parquet as a folder of parts, one per process (part-00000.parquet, ...): under "
+                   "torchrun no process then holds the whole table. pandas.read_parquet reads the folder as one table.")
 @device_option
 @workers_option
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def embed(model_dir, data, out, split, logvar, elbo, elbo_samples, batch_size, device, workers, quiet):
+def embed(model_dir, data, out, split, logvar, elbo, elbo_samples, batch_size, partitioned, device, workers, quiet):
     """Encode SOURCE with a trained VAE: one row per sample with id, label and mu_0..mu_{d-1}."""
     from pipelines.embed_step import run_embed
 
     with process_group(device) as writes_outputs:
-        frame = run_embed(model_dir, data, out, split=split, logvar=logvar, elbo=elbo, elbo_samples=elbo_samples,
-                          batch_size=batch_size, device=device or "auto", progress=not quiet, write=writes_outputs,
-                          workers=workers or 0)
+        rows = run_embed(model_dir, data, out, split=split, logvar=logvar, elbo=elbo, elbo_samples=elbo_samples,
+                         batch_size=batch_size, device=device or "auto", progress=not quiet, write=writes_outputs,
+                         workers=workers or 0, partitioned=partitioned)
     if writes_outputs:
-        click.echo(f"wrote {len(frame)} rows to {out}")
+        click.echo(f"wrote {rows} rows to {out}" + (" (one part per process)" if partitioned else ""))
 
 
 def latent_source_options(func):
     """--embeddings, or --model with --data: where a latent-space step gets its latents."""
     options = [
-        click.option("--embeddings", type=click.Path(dir_okay=False), default=None,
-                     help="An embeddings table from `vaetools embed` (.parquet, .csv or .npz)."),
+        click.option("--embeddings", type=click.Path(), default=None,
+                     help="An embeddings table from `vaetools embed` (.parquet, .csv, .npz, or a partitioned "
+                          ".parquet folder)."),
         click.option("--model", "model_dir", type=click.Path(), default=None,
                      help="A run folder from `vaetools train`; with --data the images are encoded now."),
         click.option("--data", "data", default=None, metavar="SOURCE",

@@ -19,6 +19,7 @@ from conftest import make_images
 from vae_tools.config import TrainConfig
 from vae_tools.data import load_dataset
 from vae_tools.embedding import embed, latent_matrix
+from vae_tools.tables import read_table
 from vae_tools.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +91,17 @@ def test_ddp_embed_command_writes_each_id_once_in_order(bars):
     assert np.abs(two[mu].to_numpy() - one[mu].to_numpy()).max() < 1e-5
     assert np.array_equal(two["label"], one["label"])
     assert two["kl"].to_numpy() == pytest.approx(one["kl"].to_numpy(), abs=1e-4)
+
+    # Partitioned: each process writes its own contiguous part; read back, the folder is the same table.
+    parted = torchrun("-m", "pipelines.cli", "embed", "--model", "one", "--data", "bars.npz", "--out", "parts.parquet",
+                      "--partitioned", "--device", "cpu", "--quiet", cwd=bars)
+    assert "wrote 400 rows to parts.parquet (one part per process)" in parted.stdout
+    assert sorted(p.name for p in (bars / "parts.parquet").iterdir()) == ["_SUCCESS", "part-00000.parquet",
+                                                                         "part-00001.parquet"]
+    for table in (pd.read_parquet(bars / "parts.parquet"), read_table(bars / "parts.parquet")):
+        assert list(table["id"]) == list(one["id"])
+        assert np.abs(table[mu].to_numpy() - one[mu].to_numpy()).max() < 1e-5
+    assert len(pd.read_parquet(bars / "parts.parquet" / "part-00000.parquet")) == 200
 
 
 def descendants(pid: int) -> list[int]:

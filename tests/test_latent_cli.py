@@ -176,3 +176,24 @@ def test_umap_thumbnails_sit_in_distinct_cells_and_classes_keep_their_colour_acr
     columns = pd.DataFrame({"label": [0, 1, 2, 3], "predicted_label": [0, 0, 2, 3], "cluster": [5, 5, 6, 6]})
     palette = class_palette(columns)
     assert set(palette) == {"0", "1", "2", "3"} and len(set(palette.values())) == 4
+
+
+def test_a_partitioned_embeddings_folder_is_one_table_for_every_latent_step(trained, tmp_path):
+    out = tmp_path / "emb.parquet"
+    printed = run_cli("embed", "--model", trained / "run", "--data", trained / "bars.npz", "--out", out,
+                      "--partitioned", "--quiet").output
+    assert "(one part per process)" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-00000.parquet"]
+    whole = pd.read_parquet(trained / "emb.parquet") if (trained / "emb.parquet").is_file() else None
+    table = pd.read_parquet(out)
+    assert table["id"].is_unique and (whole is None or list(table["id"]) == list(whole["id"]))
+    (out / "part-00007.parquet").write_bytes((out / "part-00000.parquet").read_bytes())  # left by a wider run
+    run_cli("embed", "--model", trained / "run", "--data", trained / "bars.npz", "--out", out, "--partitioned", "--quiet")
+    assert not (out / "part-00007.parquet").exists()
+    run_cli("cluster", "--embeddings", out, "--out", tmp_path / "c", "--clusters", "2", "--reduce", "none", "--quiet")
+    assert len(pd.read_csv(tmp_path / "c" / "clusters.csv")) == len(table)
+    (out / "_SUCCESS").unlink()
+    result = run_cli("cluster", "--embeddings", out, "--out", tmp_path / "c2", "--quiet", ok=False)
+    assert result.exit_code == 1 and "was not finished" in result.output
+    assert "name it NAME.parquet" in run_cli("embed", "--model", trained / "run", "--data", trained / "bars.npz",
+                                             "--out", tmp_path / "emb.csv", "--partitioned", ok=False).output

@@ -25,13 +25,15 @@ def embed(
     elbo_samples: int = 1,
     progress: bool = False,
     workers: int = 0,
+    gather: bool = True,
 ) -> pd.DataFrame:
     """Columns: id, label (when known), mu_0..mu_{d-1}; with ``logvar`` logvar_*; with ``elbo`` the
     negative ELBO per sample (nats, averaged over ``elbo_samples`` draws of z) and its two terms.
 
-    Inside a torch.distributed process group each process encodes one contiguous block of rows and
-    every process gets the whole table back, rows in the dataset's order. ``workers``: DataLoader
-    processes decoding image files ahead of the model."""
+    Inside a torch.distributed process group each process encodes one contiguous block of rows; with
+    ``gather`` every process gets the whole table back, rows in the dataset's order, and without it
+    each keeps its own block (for a partitioned output that no process holds whole). ``workers``:
+    DataLoader processes decoding image files ahead of the model."""
     if tuple(dataset.shape) != tuple(model.image_shape):
         raise DataError(f"{dataset.name}: images are {dataset.shape} but the model expects {tuple(model.image_shape)}")
     device = distributed.local_device(torch.device(device))
@@ -39,8 +41,12 @@ def embed(
     start, stop = distributed.contiguous_share(len(dataset))
     block = _encode_rows(model, dataset, np.arange(start, stop), batch_size, device, elbo, elbo_samples,
                          progress and distributed.is_main_process(), workers)
-    block = distributed.gather_rows(block, len(dataset)).numpy()
-    d = model.latent_dim
+    if gather:
+        start, stop, block = 0, len(dataset), distributed.gather_rows(block, len(dataset))
+    return _table(dataset.subset(np.arange(start, stop)), block.numpy(), model.latent_dim, logvar, elbo)
+
+
+def _table(dataset: ImageDataset, block: np.ndarray, d: int, logvar: bool, elbo: bool) -> pd.DataFrame:
     frame = pd.DataFrame({"id": dataset.ids.astype(str)})
     if dataset.has_labels:
         frame["label"] = dataset.labels

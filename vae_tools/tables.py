@@ -48,13 +48,45 @@ def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     return path
 
 
+PART_NAME = "part-{:05d}.parquet"
+DONE_MARKER = "_SUCCESS"  # Spark's name; pyarrow and pandas skip files that start with "_"
+
+
+def write_part(frame: pd.DataFrame, folder: str | Path, part: int) -> Path:
+    """One part of a partitioned Parquet table (a folder NAME.parquet of part-NNNNN.parquet files)."""
+    target = Path(folder) / PART_NAME.format(part)
+    with atomic_path(target) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return target
+
+
+def finish_parts(folder: str | Path, n_parts: int, n_rows: int) -> None:
+    """After every part is written: drop parts an earlier, wider run left, then mark the table done."""
+    folder = Path(folder)
+    for stale in folder.glob("part-*.parquet"):
+        if stale.name not in {PART_NAME.format(k) for k in range(n_parts)}:
+            stale.unlink()
+    with atomic_path(folder / DONE_MARKER) as tmp:
+        tmp.write_text(f'{{"parts": {n_parts}, "rows": {n_rows}}}\n')
+
+
+def _read_parts(folder: Path) -> pd.DataFrame:
+    if not (folder / DONE_MARKER).exists():
+        raise VaeToolsError(f"{folder}: a partitioned table that was not finished (no {DONE_MARKER}); write it again")
+    parts = sorted(folder.glob("part-*.parquet"))  # zero-padded names: sorted is the rows' order
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+
 def read_table(path: str | Path, text_columns: tuple = ("id",)) -> pd.DataFrame:
-    """A CSV, Parquet or npz table; in a CSV the ``text_columns`` stay text (a label "1" is not read as 1.0)."""
+    """A CSV, Parquet or npz table, or a partitioned Parquet folder; in a CSV the ``text_columns``
+    stay text (a label "1" is not read as 1.0)."""
     path = Path(path)
     if not path.exists():
         raise VaeToolsError(f"{path}: no such file")
     suffix = path.suffix.lower()
     try:
+        if path.is_dir():
+            return _read_parts(path)
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix == ".csv":
