@@ -483,4 +483,4 @@ def test_unwritable_or_impossible_outputs_are_refused_up_front(run, tmp_path):
     folder = tmp_path / "a_folder.csv"
     folder.mkdir()
     result = invoke("embed", "--model", run / "run", "--data", run / "bars.npz", "--out", folder, ok=False)
-    assert result.exit_code == 2 and "is a directory" in result.output
+    assert result.exit_code == 1 and "is a folder, expected a file name" in result.output
