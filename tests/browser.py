@@ -51,6 +51,13 @@ def open_page(path, screenshot=None, width=1280):
                     ".map(e => e.getBoundingClientRect().right)), viewport: window.innerWidth, "
                     "scroll: document.documentElement.scrollWidth})")
                 page.screenshot(path=str(screenshot), full_page=True)
+                # Printed on A4 (794 CSS pixels wide at 96 dpi): nothing may stick out of the page.
+                page.emulate_media(media="print")
+                page.set_viewport_size({"width": 794, "height": 1123})
+                open_page.print_layout = page.evaluate(
+                    "({widest: Math.max(...Array.from(document.querySelectorAll('body *'))"
+                    ".filter(e => getComputedStyle(e).display !== 'none')"
+                    ".map(e => e.getBoundingClientRect().right)), viewport: window.innerWidth})")
         finally:
             browser.close()
     return images, errors, failed, external, title

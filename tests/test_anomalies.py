@@ -114,8 +114,9 @@ def test_report_is_self_contained_escaped_and_renders_in_chromium(setup, tmp_pat
     assert "odd &lt;b&gt;" in text and "odd <b>" not in text
     assert "http://" not in text and "https://" not in text
     images, errors, failed, external, title = open_page(out / "report.html", screenshot=tmp_path / "report.png")
-    layout = open_page.layout
+    layout, printed = open_page.layout, open_page.print_layout
     assert layout["scroll"] <= layout["viewport"] and layout["widest"] <= layout["viewport"] + 1, layout
+    assert printed["widest"] <= printed["viewport"] + 1, printed  # fits an A4 page when printed
     assert title == "vaetools anomaly report"
     assert len(images) == 1 + 5 * 3  # histogram + image/reconstruction/difference per anomaly
     assert all(complete and width > 0 for _, complete, width in images), images

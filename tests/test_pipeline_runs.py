@@ -162,6 +162,8 @@ def test_demo_runs_every_step_and_its_index_opens_with_every_link_present(tmp_pa
     images, errors, failed, _, title = open_page(index, screenshot=screenshot)
     layout = open_page.layout
     assert layout["scroll"] <= layout["viewport"] and layout["widest"] <= layout["viewport"] + 1, layout
+    printed = open_page.print_layout
+    assert printed["widest"] <= printed["viewport"] + 1, printed  # it prints on A4 without cut-off figures
     from PIL import Image
 
     assert Image.open(screenshot).size[0] == 1280
