@@ -82,9 +82,8 @@ def _embed(run: Path) -> Section:
     return section
 
 
-def _labels(run: Path) -> Section:
+def _labels(run: Path, metrics: dict) -> Section:
     section = Section("Label propagation")
-    metrics = _read_json(run / "labels" / "metrics.json") or {}
     if metrics:
         section.sentences.append(f"{metrics['n_labelled']} images had labels; {metrics['n_unlabelled']} were "
                                  f"given one. Features: {metrics['choices']['features']} "
@@ -108,9 +107,8 @@ def _labels(run: Path) -> Section:
     return section
 
 
-def _clusters(run: Path) -> Section:
+def _clusters(run: Path, metrics: dict) -> Section:
     section = Section("Clustering")
-    metrics = _read_json(run / "clusters" / "metrics.json") or {}
     if metrics:
         text = f"{metrics['n_clusters']} clusters by {metrics['method']} over {metrics['n_samples']} images"
         if "accuracy" in metrics:
@@ -139,9 +137,8 @@ def _umap(run: Path) -> Section:
     return section
 
 
-def _anomalies(run: Path) -> Section:
+def _anomalies(run: Path, metrics: dict) -> Section:
     section = Section("Anomalies")
-    metrics = _read_json(run / "anomalies" / "metrics.json") or {}
     if metrics:
         share = metrics["n_anomalies"] / max(1, metrics["n_images"])
         section.sentences.append(
@@ -165,9 +162,8 @@ def _anomalies(run: Path) -> Section:
     return section
 
 
-def _denoise(run: Path) -> Section:
+def _denoise(run: Path, metrics: dict) -> Section:
     section = Section("Denoising")
-    metrics = _read_json(run / "denoise" / "metrics.json") or {}
     if "psnr_db" in metrics:
         psnr, ssim = metrics["psnr_db"], metrics["ssim"]
         section.sentences.append(
@@ -185,9 +181,15 @@ def _generated(name: str, title: str, caption: str, width: str):
     return section
 
 
+def _with_metrics(folder: str, build):
+    """A section builder given the step's metrics.json ({} when it has none)."""
+    return lambda run: build(run, _read_json(run / folder / "metrics.json") or {})
+
+
 SECTIONS = {
-    "train": _train, "embed": _embed, "label-propagate": _labels, "cluster": _clusters, "umap": _umap, "anomalies": _anomalies,
-    "denoise": _denoise,
+    "train": _train, "embed": _embed, "label-propagate": _with_metrics("labels", _labels),
+    "cluster": _with_metrics("clusters", _clusters), "umap": _umap, "anomalies": _with_metrics("anomalies", _anomalies),
+    "denoise": _with_metrics("denoise", _denoise),
     "sample": _generated("samples/samples.png", "New images drawn by the model", "Codes drawn from a Gaussian "
                          "mixture fitted to the training images' latent codes, decoded. Blurry or broken shapes "
                          "mean the model has not learned the data well enough to generate it.", "480px"),
