@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import click
 import numpy as np
@@ -11,7 +12,7 @@ from torch import nn
 
 from vae_tools.data import ImageDataset, load_dataset
 from vae_tools.device import resolve_device
-from vae_tools.errors import DataError
+from vae_tools.errors import DataError, RunFolderError
 from vae_tools.run_folder import load_run, model_folder
 
 
@@ -44,3 +45,22 @@ def positions_of_ids(dataset: ImageDataset, ids, data: str) -> np.ndarray:
 def load_model_only(model_dir: str | Path, device: str = "auto") -> tuple[nn.Module, Path]:
     """The model of a run folder on its device, and the folder that holds it."""
     return load_run(model_dir, resolve_device(device or "auto"))[0], model_folder(model_dir)
+
+
+def model_and_latent_summary(model_dir: str | Path, data: Optional[str], split: str, device: str, seed: int,
+                             needed_for: str, otherwise: str = ""):
+    """The run's model (loaded once) and a summary of its latent codes: measured on ``data`` when
+    given, else the one ``vaetools train`` kept. Returns (model, run folder, summary, whose codes).
+    ``needed_for`` and ``otherwise`` complete the error for a run folder that kept none."""
+    from vae_tools.generation import load_latent_summary, summarise_latents
+
+    if data:
+        model, dataset, _ = load_model_and_data(model_dir, data, split, device)
+        summary = summarise_latents(model, dataset, seed=seed)
+        return model, model_folder(model_dir), summary, f"{summary.n_images} images of {data}"
+    model, run_dir = load_model_only(model_dir, device)
+    summary = load_latent_summary(run_dir, model.latent_dim)
+    if summary is None:
+        raise RunFolderError(f"{run_dir}: has no latent summary (trained by an earlier vaetools){needed_for}; "
+                             f"give --data with the training images{otherwise}")
+    return model, run_dir, summary, f"{summary.n_images} training images"

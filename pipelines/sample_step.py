@@ -11,31 +11,22 @@ import numpy as np
 from pipelines.figures import save_grid
 from pipelines.image_writers import save_images_npz, save_png_folder
 from pipelines.output_set import writes_output_set
-from pipelines.run_inputs import load_model_and_data, load_model_only
+from pipelines.run_inputs import load_model_only, model_and_latent_summary
 from vae_tools.atomic import write_json
-from vae_tools.errors import RunFolderError
-from vae_tools.generation import GaussianMixtureSampler, load_latent_summary, negative_elbo, sample, summarise_latents
+from vae_tools.generation import GaussianMixtureSampler, negative_elbo, sample
 
 SAMPLERS = ("gmm", "prior")
 
 
-def choose_sampler(model, run_dir: Path, sampler: str, data: Optional[str], split: str, device: str, seed: int):
-    """(sampler object or None for the prior, a sentence saying where its codes come from)."""
+def model_and_sampler(model_dir, sampler: str, data: Optional[str], split: str, device: str, seed: int):
+    """(the model, its sampler or None for the prior, a sentence saying where the codes come from)."""
     if sampler == "prior":
-        return None, "the prior N(0, I)"
-    if data:
-        model, dataset, _ = load_model_and_data(run_dir, data, split, device)
-        summary = summarise_latents(model, dataset, seed=seed)
-        where = f"{summary.n_images} images of {data}"
-    else:
-        summary = load_latent_summary(run_dir, model.latent_dim)
-        if summary is None:
-            raise RunFolderError(f"{run_dir}: has no latent summary (trained by an earlier vaetools), which "
-                                 "--sampler gmm fits its mixture to; give --data with the training images, "
-                                 "or use --sampler prior")
-        where = f"{summary.n_images} training images"
+        return load_model_only(model_dir, device)[0], None, "the prior N(0, I)"
+    model, _, summary, whose = model_and_latent_summary(
+        model_dir, data, split, device, seed, needed_for=", which --sampler gmm fits its mixture to",
+        otherwise=", or use --sampler prior")
     mixture: GaussianMixtureSampler = summary.mixture
-    return mixture, f"a {mixture.n_components_}-component Gaussian mixture fitted to the latent codes of {where}"
+    return model, mixture, f"a {mixture.n_components_}-component Gaussian mixture fitted to the latent codes of {whose}"
 
 
 @writes_output_set
@@ -43,8 +34,7 @@ def run_sample(model_dir: str | Path, out: str | Path, n: int = 64, sampler: str
                data: Optional[str] = None, split: str = "all", device: str = "auto", seed: int = 0) -> dict:
     """Writes samples.png (a grid), samples.npz (x: 8-bit images, z: their codes), images/ (one PNG
     each) and summary.json (where the codes came from, the samples' mean negative ELBO)."""
-    model, run_dir = load_model_only(model_dir, device)
-    mixture, origin = choose_sampler(model, run_dir, sampler, data, split, device, seed)
+    model, mixture, origin = model_and_sampler(model_dir, sampler, data, split, device, seed)
     drawn = sample(model, n, sampler=mixture, temperature=temperature, seed=seed)
     out = Path(out)
     save_grid(drawn.images, out / "samples.png", columns=math.ceil(math.sqrt(n)))

@@ -11,25 +11,14 @@ import pandas as pd
 from pipelines.figures import save_grid, thumbnail_rows
 from pipelines.image_writers import save_images_npz
 from pipelines.output_set import writes_output_set
-from pipelines.run_inputs import load_model_and_data, load_model_only
+from pipelines.run_inputs import model_and_latent_summary
 from vae_tools.atomic import write_json
-from vae_tools.errors import DataError, RunFolderError
-from vae_tools.generation import load_latent_summary, manifold_grid, summarise_latents, traverse
+from vae_tools.errors import DataError
+from vae_tools.generation import manifold_grid, traverse
 from vae_tools.generation.summary import ACTIVE_KL
 from vae_tools.tables import write_table
 
 MAX_ROWS = 16  # a taller picture stops being readable; --dims shows any others
-
-
-def dimension_activity(model, run_dir: Path, data: Optional[str], split: str, device: str, seed: int) -> np.ndarray:
-    if data:
-        model, dataset, _ = load_model_and_data(run_dir, data, split, device)
-        return summarise_latents(model, dataset, seed=seed).kl_per_dim
-    summary = load_latent_summary(run_dir, model.latent_dim)
-    if summary is None:
-        raise RunFolderError(f"{run_dir}: has no latent summary (trained by an earlier vaetools) to order the "
-                             "dimensions by; give --data with the training images")
-    return summary.kl_per_dim
 
 
 @writes_output_set
@@ -39,8 +28,9 @@ def run_traverse(model_dir: str | Path, out: str | Path, dims: Optional[Sequence
     """Writes traverse.png (one row per dimension, the most informative first), traverse.npz,
     dimensions.csv (each dimension's KL and whether it is active) and, for a 2-d latent space,
     manifold.png."""
-    model, run_dir = load_model_only(model_dir, device)
-    kl = dimension_activity(model, run_dir, data, split, device, seed)
+    model, run_dir, summary, _ = model_and_latent_summary(model_dir, data, split, device, seed,
+                                                          needed_for=" to order the dimensions by")
+    kl = summary.kl_per_dim
     by_activity = [int(j) for j in np.argsort(-kl, kind="stable")]
     if dims:
         bad = [j for j in dims if not 0 <= j < model.latent_dim]

@@ -39,7 +39,7 @@ def embed(
     device = distributed.local_device(torch.device(device))
     model = model.to(device).eval()
     start, stop = distributed.contiguous_share(len(dataset))
-    block = _encode_rows(model, dataset, np.arange(start, stop), batch_size, device, elbo, elbo_samples,
+    block = encode_rows(model, dataset, np.arange(start, stop), batch_size, device, elbo, elbo_samples,
                          progress and distributed.is_main_process(), workers)
     if gather:
         start, stop, block = 0, len(dataset), distributed.gather_rows(block, len(dataset))
@@ -59,7 +59,8 @@ def _table(dataset: ImageDataset, block: np.ndarray, d: int, logvar: bool, elbo:
     return pd.concat([frame, pd.DataFrame(columns)], axis=1)
 
 
-def _encode_rows(model, dataset, positions, batch_size, device, elbo, elbo_samples, progress, workers) -> torch.Tensor:
+def encode_rows(model, dataset, positions, batch_size, device, elbo=False, elbo_samples=1, progress=False,
+                workers=0) -> torch.Tensor:
     """(rows, 2d + 2) float32 on the CPU: mu, logvar, then reconstruction NLL and KL (zeros without ``elbo``)."""
     d = model.latent_dim
     out = torch.zeros((len(positions), 2 * d + 2), dtype=torch.float32)

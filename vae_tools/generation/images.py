@@ -14,6 +14,7 @@ from torch import nn
 
 from vae_tools.data import ImageDataset
 from vae_tools.data.arrays import ArrayReader
+from vae_tools.embedding import encode_rows
 from vae_tools.errors import DataError
 from vae_tools.models.base import as_module
 from vae_tools.generation.latent_paths import attribute_vector, interpolation_codes, traversal_codes
@@ -55,13 +56,8 @@ def encode(model, images, *, batch_size: int = BATCH) -> tuple[torch.Tensor, tor
     """Posterior means and log-variances (on the CPU) of ``images``."""
     model = _module(model).eval()
     dataset = as_model_images(model, images)
-    images = dataset.batch(np.arange(len(dataset)))
-    mus, logvars = [], []
-    for s in range(0, len(images), batch_size):
-        mu, logvar = model.encode(images[s:s + batch_size].to(_device(model)))
-        mus.append(mu.float().cpu())
-        logvars.append(logvar.float().cpu())
-    return torch.cat(mus), torch.cat(logvars)
+    codes = encode_rows(model, dataset, np.arange(len(dataset)), batch_size, _device(model))
+    return codes[:, :model.latent_dim], codes[:, model.latent_dim:2 * model.latent_dim]
 
 
 def reconstruct(model, images, *, batch_size: int = BATCH) -> np.ndarray:

@@ -14,6 +14,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from vae_tools.atomic import atomic_path
+from vae_tools.embedding import encode_rows
 from vae_tools.errors import DataError, RunFolderError
 from vae_tools.generation.latent_paths import kl_per_dimension
 from vae_tools.generation.samplers import MAX_FIT_SAMPLES, GaussianMixtureSampler
@@ -44,14 +45,8 @@ def summarise_latents(model, dataset, *, max_images: int = MAX_FIT_SAMPLES, batc
     positions = np.arange(len(dataset))
     if len(positions) > max_images:
         positions = np.sort(rng.choice(positions, max_images, replace=False))
-    device = next(model.parameters()).device
-    model.eval()
-    mus, logvars = [], []
-    for start in range(0, len(positions), batch_size):
-        mu, logvar = model.encode(dataset.batch_on(positions[start:start + batch_size], device))
-        mus.append(mu.float().cpu())
-        logvars.append(logvar.float().cpu())
-    mu, logvar = torch.cat(mus), torch.cat(logvars)
+    codes = encode_rows(model.eval(), dataset, positions, batch_size, next(model.parameters()).device)
+    mu, logvar = codes[:, :model.latent_dim], codes[:, model.latent_dim:2 * model.latent_dim]
     mixture = GaussianMixtureSampler(random_state=seed).fit(mu.numpy())
     return LatentSummary(kl_per_dimension(mu, logvar).numpy(), mixture, len(positions))
 

@@ -23,7 +23,6 @@ from vae_tools.data import ImageDataset
 from vae_tools.device import resolve_device
 from vae_tools.errors import ConfigError, RunFolderError, VaeToolsError
 from vae_tools.models import get_model_class
-from vae_tools.generation.summary import save_latent_summary, summarise_latents
 from vae_tools.models.base import BaseVAE
 from vae_tools.training import distributed
 from vae_tools.training.curves import save_history
@@ -226,6 +225,9 @@ def train(
     if run_dir is not None and main:
         save_history(history, run_dir)
         run_folder.load_state_into(model, run_dir / run_folder.WEIGHTS_FILE)
+        # Imported here: generation encodes through vae_tools.embedding, which needs this package.
+        from vae_tools.generation.summary import save_latent_summary, summarise_latents
+
         save_latent_summary(run_dir, summarise_latents(model, train_set, seed=config.seed))
     elif best_weights is not None:
         model.load_state_dict(best_weights)
