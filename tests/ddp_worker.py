@@ -1,5 +1,6 @@
-"""Run by tests/test_distributed.py under ``torchrun``: train and embed through the library in a
-gloo process group, then write what each process ended with, so the test can compare the ranks."""
+"""Run by tests/test_distributed.py under ``torchrun``: train, embed and fine-tune on labels through
+the library in a gloo process group, then write what each process ended with, so the test can
+compare the ranks."""
 
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from vae_tools.config import TrainConfig
 from vae_tools.data import load_dataset
 from vae_tools.embedding import embed, latent_matrix
 from vae_tools.training import distributed, train
+from vae_tools.training.label_fine_tune import fine_tune_on_labels
 
 
 def main(data: str, out: str) -> None:
@@ -24,6 +26,10 @@ def main(data: str, out: str) -> None:
     np.save(folder / f"latents_rank{rank}.npy", latent_matrix(frame))
     (folder / f"ids_rank{rank}.txt").write_text("\n".join(frame["id"]))
     (folder / f"val_loss_rank{rank}.txt").write_text(repr(result.history[-1]["val_loss"]))
+    labelled = load_dataset(data)
+    fine_tune_on_labels(result.model, labelled, labelled.labels, np.ones(len(labelled)), 2, epochs=1, batch_size=32,
+                        progress=False)
+    save_file({k: v.contiguous() for k, v in result.model.state_dict().items()}, str(folder / f"tuned_rank{rank}.safetensors"))
     distributed.stop()
 
 

@@ -12,13 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vae_tools.config import TrainConfig
 from vae_tools.data import ImageDataset
 from vae_tools.models.base import BaseVAE
 from vae_tools.models.losses import kl_to_standard_normal
-from vae_tools.training.schedule import learning_rate
-from vae_tools.training.trainer import IN_MEMORY_LIMIT_BYTES
+from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, memory_format_for
 from vae_tools.training.seeding import keeps_global_rng
-from vae_tools.progress import progress as progress_of
 
 
 def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
@@ -35,6 +34,33 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
     return picked.permute(0, 3, 1, 2).contiguous()  # advanced indexing put channels last
 
 
+class LabelObjective(BatchObjective):
+    """The model's ELBO terms on randomly shifted inputs plus ``label_weight`` x the weighted
+    cross-entropy of a linear head on mu. ``targets`` holds a class index per training row (-1: no
+    target); ``weights`` scales each one. The head is a submodule, so the optimiser and DDP see it."""
+
+    needs_positions = True
+
+    def __init__(self, model: BaseVAE, targets: np.ndarray, weights: np.ndarray, n_classes: int,
+                 label_weight: float, max_shift: int, seed: int):
+        super().__init__(model)
+        self.head = nn.Linear(model.latent_dim, n_classes)
+        targets = np.asarray(targets)
+        self.register_buffer("targets", torch.as_tensor(targets, dtype=torch.long).clamp_min(0), persistent=False)
+        self.register_buffer("weights", torch.as_tensor(np.where(targets >= 0, weights, 0.0), dtype=torch.float32),
+                             persistent=False)
+        self.label_weight, self.max_shift = label_weight, max_shift
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor):
+        model = self.model
+        mu, logvar = model.encode(random_shift(model.training_input(x), self.max_shift, self.generator))
+        recon = model.reconstruction_nll(model.decode(model.reparameterize(mu, logvar)), x)
+        rows = positions.to(x.device, non_blocking=True)
+        ce = F.cross_entropy(self.head(mu.float()), self.targets[rows], reduction="none") * self.weights[rows]
+        return recon, kl_to_standard_normal(mu.float(), logvar.float()), self.label_weight * ce.mean()
+
+
 @keeps_global_rng
 def fine_tune_on_labels(
     model: BaseVAE,
@@ -42,6 +68,7 @@ def fine_tune_on_labels(
     targets: np.ndarray,
     weights: np.ndarray,
     n_classes: int,
+    *,
     epochs: int = 2,
     label_weight: float = 100.0,
     lr: float = 1e-3,
@@ -52,39 +79,19 @@ def fine_tune_on_labels(
     progress: bool = True,
 ) -> nn.Module:
     """Train ``model`` in place on ELBO + ``label_weight`` x weighted cross-entropy of a linear head
-    on mu. ``targets`` holds a class index per sample (-1: no target); ``weights`` scales each one."""
+    on mu (:class:`LabelObjective`), through the same loop as :func:`vae_tools.training.train`, for
+    ``epochs`` full passes under a cosine learning-rate decay. ``targets`` holds a class index per
+    sample (-1: no target); ``weights`` scales each one."""
     device = torch.device(device)
     torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
     dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress)
-    head = nn.Linear(model.latent_dim, n_classes).to(device)
-    model.to(device).train()
-    optimizer = torch.optim.AdamW(list(model.parameters()) + list(head.parameters()), lr=lr)
-    target_t = torch.as_tensor(np.asarray(targets), dtype=torch.long)
-    weight_t = torch.as_tensor(np.where(np.asarray(targets) >= 0, weights, 0.0), dtype=torch.float32)
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, warmup_steps=0, val_fraction=0.0, seed=seed)
+    objective = LabelObjective(model, targets, weights, n_classes, label_weight, max_shift, seed)
+    objective.to(device, memory_format=memory_format_for(device))
+    optimizer = torch.optim.AdamW(objective.parameters(), lr=lr)
     batch_size = min(batch_size, len(dataset))
     steps_per_epoch = max(1, len(dataset) // batch_size)
-    total = steps_per_epoch * epochs
-    rng = np.random.default_rng(seed)
-    for epoch in range(epochs):
-        order = rng.permutation(len(dataset))
-        bar = progress_of(range(steps_per_epoch), desc=f"fine-tune {epoch + 1}/{epochs}", enabled=progress, unit="step")
-        for i in bar:
-            step = epoch * steps_per_epoch + i
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, total, lr, "cosine", warmup_steps=0)
-            positions = order[i * batch_size:(i + 1) * batch_size]
-            x = dataset.batch(positions).to(device)
-            mu, logvar = model.encode(random_shift(model.training_input(x), max_shift, generator))
-            decoded = model.decode(model.reparameterize(mu, logvar))
-            elbo = model.reconstruction_nll(decoded, x) + kl_to_standard_normal(mu, logvar)
-            batch_targets = target_t[positions].to(device)
-            batch_weights = weight_t[positions].to(device)
-            ce = F.cross_entropy(head(mu), batch_targets.clamp_min(0), reduction="none") * batch_weights
-            loss = elbo.mean() + label_weight * ce.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if i % 20 == 0:
-                bar.set_postfix(elbo=f"{elbo.mean().item():.1f}", ce=f"{ce.mean().item():.3f}")
+    loop = EpochLoop(objective, optimizer, config, device, dataset, steps_per_epoch, batch_size, epochs, progress)
+    for epoch in range(1, epochs + 1):
+        loop.run_epoch(epoch)
     return model.eval()

@@ -1,8 +1,8 @@
-"""The training loop: the torch module is built elsewhere; this only fits it to a dataset."""
+"""Fitting a VAE to a dataset: the run around the one loop (vae_tools/training/loop.py) -- the
+validation split, early stopping, the best epoch, checkpoints, resume and the run folder."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import inspect
 import math
@@ -13,7 +13,6 @@ from typing import Optional
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from vae_tools import run_folder
@@ -26,11 +25,8 @@ from vae_tools.models import get_model_class
 from vae_tools.models.base import BaseVAE
 from vae_tools.training import distributed
 from vae_tools.training.curves import save_history
-from vae_tools.training.schedule import kl_weight, learning_rate
+from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, memory_format_for
 from vae_tools.training.seeding import keeps_global_rng
-from vae_tools.progress import progress as progress_of
-
-IN_MEMORY_LIMIT_BYTES = 4 << 30
 
 
 class TrainingInterrupted(VaeToolsError):
@@ -81,47 +77,6 @@ def split_train_val(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if not enabled or device.type != "cuda":
-        return contextlib.nullcontext(), None
-    if torch.cuda.is_bf16_supported():
-        return torch.autocast("cuda", dtype=torch.bfloat16), None
-    return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
-
-
-class BatchObjective(nn.Module):
-    """A model's per-batch loss terms as a forward pass: DDP synchronises gradients only for work
-    done through the forward of the module it wraps, and torch.compile compiles a forward."""
-
-    def __init__(self, model: BaseVAE):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.loss_terms(self.model.training_input(x), x)
-
-
-def batch_fetcher(data: ImageDataset, device: torch.device, memory_format):
-    """(epoch order -> (global batch -> images on ``device``)). On a GPU a set already decoded into
-    host memory is copied to the GPU once when it takes under a quarter of its free memory, and the
-    epoch's order goes with it, so that a step never waits on the host or copies anything."""
-    if device.type == "cuda" and data.in_memory:
-        free, _ = torch.cuda.mem_get_info(device)
-        if data.nbytes() < free // 4:
-            resident = data.batch(np.arange(len(data))).to(device).contiguous(memory_format=memory_format)
-
-            def on_device(order):
-                order = torch.as_tensor(order, device=device)
-                return lambda batch: resident[order[batch]]
-
-            return on_device
-
-    def from_host(order):
-        return lambda batch: data.batch_on(order[batch], device).contiguous(memory_format=memory_format)
-
-    return from_host
-
-
 @keeps_global_rng
 def train(
     dataset: ImageDataset,
@@ -143,9 +98,7 @@ def train(
     progress = progress and main
     device = distributed.local_device(resolve_device(config.device))
     torch.manual_seed(config.seed)
-    # channels_last lets oneDNN / cuDNN pick faster convolution kernels (measured ~10% per step on CPU).
-    memory_format = torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
-    model = build_model(config, dataset.shape).to(device, memory_format=memory_format)
+    model = build_model(config, dataset.shape).to(device, memory_format=memory_format_for(device))
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                   fused=device.type == "cuda")
     run_dir = Path(out_dir) if out_dir is not None else None
@@ -159,80 +112,105 @@ def train(
     batch_size = min(config.batch_size, len(train_set))
     steps_per_epoch = max(1, len(train_set) // batch_size)  # the last partial batch is dropped
     length = training_length(config, steps_per_epoch)
-
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
     if run_dir is not None:
         if resume:
             state.update(run_folder.load_training_state(run_dir, model, optimizer))
             _match_parameter_layout(optimizer)
         if main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            data_info = {"source": dataset.name, "n_samples": len(dataset), "labelled": dataset.has_labels}
-            choices = {"training_length": length, "processes": world}
-            write_json(run_dir / run_folder.CONFIG_FILE,
-                       {**run_folder.run_config(model, config.to_dict(), data_info), "choices": choices})
+            _start_run_folder(run_dir, model, config, dataset, {"training_length": length, "processes": world})
     if progress and config.epochs is None:
         tqdm.write(f"training length: {length['why']}")
-    objective = BatchObjective(model)
-    if config.compile:
-        # CUDA graphs replay a whole step's kernels at once; DDP's gradient hooks need ordinary launches.
-        graphs = device.type == "cuda" and world == 1
-        objective = torch.compile(objective, mode="reduce-overhead" if graphs else None)
-    if world > 1:
-        objective = torch.nn.parallel.DistributedDataParallel(
-            objective, device_ids=[device.index] if device.type == "cuda" else None)
-        torch.manual_seed(config.seed + distributed.rank())  # the same weights, different noise draws
-    loop = _Loop(objective, model, optimizer, config, device, batch_fetcher(train_set, device, memory_format),
-                 steps_per_epoch, batch_size, length["epochs"], progress)
-
-    best_weights, stopped_early, history = None, False, state["history"]
+    loop = EpochLoop(BatchObjective(model), optimizer, config, device, train_set, steps_per_epoch, batch_size,
+                     length["epochs"], progress)
+    epochs = _Epochs(loop, model, optimizer, val_set, batch_size, state, run_dir if main else None, progress)
     try:
-        for epoch in range(state["epoch"] + 1, length["epochs"] + 1):
-            row = loop.run_epoch(epoch, len(train_set))
-            val = evaluate(model, val_set, config, device, batch_size) if val_set is not None else None
-            row.update({"val_loss": val[0] if val else np.nan, "val_recon": val[1] if val else np.nan,
-                        "val_kl": val[2] if val else np.nan, "seconds": time.perf_counter() - row.pop("started")})
-            history.append(row)
-            monitored = row["val_loss"] if val else row["train_loss"]
-            if not np.isfinite(monitored):
-                raise VaeToolsError(f"training diverged at epoch {epoch} (the loss is not finite); try a lower lr")
-            is_best = improved(monitored, state["best_val"])
-            if is_best:
-                state.update(best_val=monitored, best_epoch=epoch, bad_epochs=0)
-                if run_dir is None or not main:
-                    best_weights = copy.deepcopy(model.state_dict())
-            elif epoch > config.kl_warmup_epochs:
-                state["bad_epochs"] += 1
-            state["epoch"] = epoch
-            if progress:
-                val_text = f", val {row['val_loss']:.2f}" if val else ""
-                tqdm.write(f"epoch {epoch}: loss {row['train_loss']:.2f} (recon {row['train_recon']:.2f}, "
-                           f"kl {row['train_kl']:.2f}){val_text}, {row['seconds']:.1f}s")
-            if run_dir is not None and main:
-                run_folder.save_checkpoint(run_dir, model, optimizer, state, is_best)
-            if state["bad_epochs"] >= length["patience"]:
-                stopped_early = True
-                if progress:
-                    tqdm.write(f"early stop: no improvement for {length['patience']} epochs "
-                               f"(best epoch {state['best_epoch']})")
-                break
+        stopped_early = epochs.run(length)
     except KeyboardInterrupt:
         if run_dir is not None and main:
-            save_history(history, run_dir)
+            save_history(state["history"], run_dir)
         kept = f"; {run_dir} keeps every completed epoch" if run_dir is not None else ""
         raise TrainingInterrupted(f"training interrupted after epoch {state['epoch']}{kept}") from None
-
     if run_dir is not None and main:
-        save_history(history, run_dir)
-        run_folder.load_state_into(model, run_dir / run_folder.WEIGHTS_FILE)
-        # Imported here: generation encodes through vae_tools.embedding, which needs this package.
-        from vae_tools.generation.summary import save_latent_summary, summarise_latents
-
-        save_latent_summary(run_dir, summarise_latents(model, train_set, seed=config.seed))
-    elif best_weights is not None:
-        model.load_state_dict(best_weights)
+        _finish_run_folder(run_dir, model, train_set, state["history"], config.seed)
+    elif epochs.best_weights is not None:
+        model.load_state_dict(epochs.best_weights)
     distributed.barrier()
-    return TrainResult(model.eval(), history, state["best_epoch"], stopped_early, run_dir)
+    return TrainResult(model.eval(), state["history"], state["best_epoch"], stopped_early, run_dir)
+
+
+def _start_run_folder(run_dir: Path, model: BaseVAE, config: TrainConfig, dataset: ImageDataset, choices: dict) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data_info = {"source": dataset.name, "n_samples": len(dataset), "labelled": dataset.has_labels}
+    write_json(run_dir / run_folder.CONFIG_FILE,
+               {**run_folder.run_config(model, config.to_dict(), data_info), "choices": choices})
+
+
+def _finish_run_folder(run_dir: Path, model: BaseVAE, train_set: ImageDataset, history: list, seed: int) -> None:
+    """The loss history, the best epoch's weights back in ``model``, and the latent summary."""
+    save_history(history, run_dir)
+    run_folder.load_state_into(model, run_dir / run_folder.WEIGHTS_FILE)
+    # Imported here: generation encodes through vae_tools.embedding, which needs this package.
+    from vae_tools.generation.summary import save_latent_summary, summarise_latents
+
+    save_latent_summary(run_dir, summarise_latents(model, train_set, seed=seed))
+
+
+class _Epochs:
+    """Epoch after epoch until the length or the patience runs out: validate, keep the best, save."""
+
+    def __init__(self, loop: EpochLoop, model: BaseVAE, optimizer, val_set: Optional[ImageDataset], batch_size: int,
+                 state: dict, run_dir: Optional[Path], progress: bool):
+        self.loop, self.model, self.optimizer, self.val_set = loop, model, optimizer, val_set
+        self.batch_size, self.state, self.run_dir, self.progress = batch_size, state, run_dir, progress
+        self.best_weights = None  # kept in memory only when no run folder holds the best epoch
+
+    def run(self, length: dict) -> bool:
+        """Train the remaining epochs; True when early stopping ended the run."""
+        for epoch in range(self.state["epoch"] + 1, length["epochs"] + 1):
+            row = self.train_and_validate(epoch)
+            self.state["history"].append(row)
+            is_best = self.record(row)
+            if self.progress:
+                self.report(row)
+            if self.run_dir is not None:
+                run_folder.save_checkpoint(self.run_dir, self.model, self.optimizer, self.state, is_best)
+            if self.state["bad_epochs"] >= length["patience"]:
+                if self.progress:
+                    tqdm.write(f"early stop: no improvement for {length['patience']} epochs "
+                               f"(best epoch {self.state['best_epoch']})")
+                return True
+        return False
+
+    def train_and_validate(self, epoch: int) -> dict:
+        loop = self.loop
+        row = loop.run_epoch(epoch)
+        val = evaluate(self.model, self.val_set, loop.config, loop.device, self.batch_size) if self.val_set else None
+        row.update({"val_loss": val[0] if val else np.nan, "val_recon": val[1] if val else np.nan,
+                    "val_kl": val[2] if val else np.nan, "seconds": time.perf_counter() - row.pop("started")})
+        return row
+
+    def record(self, row: dict) -> bool:
+        """Update the early-stopping state with epoch ``row``; True when it is the best so far."""
+        state, epoch = self.state, row["epoch"]
+        monitored = row["val_loss"] if self.val_set else row["train_loss"]
+        if not np.isfinite(monitored):
+            raise VaeToolsError(f"training diverged at epoch {epoch} (the loss is not finite); try a lower lr")
+        is_best = improved(monitored, state["best_val"])
+        if is_best:
+            state.update(best_val=monitored, best_epoch=epoch, bad_epochs=0)
+            if self.run_dir is None:
+                self.best_weights = copy.deepcopy(self.model.state_dict())
+        elif epoch > self.loop.config.kl_warmup_epochs:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch
+        return is_best
+
+    @staticmethod
+    def report(row: dict) -> None:
+        val_text = f", val {row['val_loss']:.2f}" if np.isfinite(row["val_loss"]) else ""
+        tqdm.write(f"epoch {row['epoch']}: loss {row['train_loss']:.2f} (recon {row['train_recon']:.2f}, "
+                   f"kl {row['train_kl']:.2f}){val_text}, {row['seconds']:.1f}s")
 
 
 def _match_parameter_layout(optimizer) -> None:
@@ -242,51 +220,6 @@ def _match_parameter_layout(optimizer) -> None:
         for key, value in moments.items():
             if torch.is_tensor(value) and value.shape == param.shape:
                 moments[key] = torch.empty_like(param).copy_(value)
-
-
-class _Loop:
-    """One epoch of optimisation steps. Loss sums stay on the device until the epoch ends: reading
-    them every step would make the host wait for the GPU each time."""
-
-    def __init__(self, objective, model, optimizer, config, device, fetch, steps_per_epoch, batch_size,
-                 max_epochs, progress):
-        self.objective, self.model, self.optimizer, self.config = objective, model, optimizer, config
-        self.device, self.fetch, self.steps, self.batch_size = device, fetch, steps_per_epoch, batch_size
-        self.max_epochs, self.progress = max_epochs, progress
-        self.autocast, self.scaler = _autocast(device, config.amp)
-
-    def run_epoch(self, epoch: int, n_train: int) -> dict:
-        config, started = self.config, time.perf_counter()
-        self.model.train()
-        fetch = self.fetch(np.random.default_rng(config.seed + epoch).permutation(n_train))
-        sums = torch.zeros(3, device=self.device)
-        bar = progress_of(range(self.steps), desc=f"epoch {epoch}/{self.max_epochs}", enabled=self.progress, unit="step")
-        total_steps = self.steps * self.max_epochs
-        for i in bar:
-            step = (epoch - 1) * self.steps + i
-            lr = learning_rate(step, total_steps, config.lr, config.lr_schedule, config.warmup_steps)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            beta = kl_weight(step, self.steps, config.beta, config.kl_warmup_epochs)
-            x = fetch(distributed.my_part_of_batch(slice(i * self.batch_size, (i + 1) * self.batch_size)))
-            with self.autocast:
-                recon, kl = self.objective(x)
-                loss = (recon + beta * kl).mean()
-            self.optimizer.zero_grad(set_to_none=True)
-            if self.scaler is not None:
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-            else:
-                loss.backward()
-                self.optimizer.step()
-            sums += torch.stack((loss.detach(), recon.detach().mean(), kl.detach().mean())).float()
-            if self.progress and i % 10 == 0:
-                means = (sums / (i + 1)).tolist()
-                bar.set_postfix(loss=f"{means[0]:.2f}", recon=f"{means[1]:.2f}", kl=f"{means[2]:.2f}")
-        means = (distributed.sum_across(sums) / (self.steps * distributed.world_size())).tolist()
-        return {"epoch": epoch, "train_loss": means[0], "train_recon": means[1], "train_kl": means[2],
-                "lr": lr, "beta": beta, "started": started}
 
 
 def training_length(config: TrainConfig, steps_per_epoch: int) -> dict:
