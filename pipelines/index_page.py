@@ -293,7 +293,8 @@ def write_index(run: Path, state: dict, pipeline) -> Path:
         info = state["steps"].get(name, {})
         status = info.get("status", "?") + (" (skipped: unchanged)" if info.get("skipped") else "")
         seconds = f"{info['seconds']:.1f}" if "seconds" in info else ""
-        options = " ".join(_shown(a) for a in info.get("args", []))
+        options = " ".join([*(f"{k}: {_shown(v)}" for k, v in info.get("options", {}).items()),
+                            *(_shown(a) for a in info.get("args", []))])
         rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(status)}</td><td class=num>{seconds}</td>"
                     f"<td><code>{html.escape(options)}</code></td></tr>")
     versions = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>"

@@ -28,7 +28,8 @@ STATE_FILE = "pipeline_state.json"
 @dataclass
 class StepSpec:
     name: str
-    args: list  # command-line style options for the step, e.g. ["--labelled", "0.02"]
+    options: dict = field(default_factory=dict)  # typed, by option name: {"labelled": 0.02} (a pipeline file)
+    args: list = field(default_factory=list)  # or as typed after `vaetools chain ... STEP`: ["--labelled", "0.02"]
     line: Optional[int] = None  # where it was written in the pipeline file
 
 
@@ -40,23 +41,16 @@ class Pipeline:
     source: str = "command line"
 
 
-def option_args(step: str, options: dict, where: str) -> list:
-    """YAML options -> command-line arguments (keys may use _ or -; true adds a flag; lists repeat)."""
-    args = []
+def check_option_names(step: str, options: dict, where: str) -> dict:
+    """A pipeline file's options for ``step``, keys written with _ or -, minus unset ones (false, null)."""
+    checked = {}
     for key, value in (options or {}).items():
-        flag = "--" + str(key).replace("_", "-")
-        if str(key).replace("-", "_") in reserved_options(step):
+        name = str(key).replace("-", "_")
+        if name in reserved_options(step):
             raise ConfigError(f"{where}: '{key}' is set by the run folder layout, not per step")
-        if value is True:
-            args.append(flag)
-        elif value is False or value is None:
-            continue
-        elif isinstance(value, list):
-            for item in value:
-                args += [flag, str(item)]
-        else:
-            args += [flag, str(value)]
-    return args
+        if value is not False and value is not None:
+            checked[name] = value
+    return checked
 
 
 def apply_overrides(raw: dict, overrides: list, where: str) -> dict:
@@ -118,7 +112,7 @@ def load_pipeline(path: str | Path, overrides: list = (), out: Optional[str] = N
             raise ConfigError(f"{where}: unknown step {name!r}; use {', '.join(step_names())}")
         if options is not None and not isinstance(options, dict):
             raise ConfigError(f"{where}: the options of {name} must be a mapping")
-        steps.append(StepSpec(name, option_args(name, options, where), line))
+        steps.append(StepSpec(name, check_option_names(name, options, where), line=line))
     name = str(raw.get("name") or path.stem)
     if not out and not raw.get("out"):
         check_run_name(name, str(path))
@@ -148,7 +142,7 @@ def split_chain(args: list) -> list:
     steps = []
     for arg in args:
         if arg in LAYOUT:
-            steps.append(StepSpec(arg, []))
+            steps.append(StepSpec(arg))
         elif not steps:
             raise ConfigError(f"{arg!r}: expected a step name first ({', '.join(step_names())})")
         else:
@@ -159,8 +153,8 @@ def split_chain(args: list) -> list:
 
 
 def fingerprint(step: StepSpec, data: str, upstream: str) -> str:
-    payload = json.dumps({"step": step.name, "args": step.args, "data": data, "upstream": upstream,
-                          "version": __version__})
+    payload = json.dumps({"step": step.name, "options": step.options, "args": step.args, "data": data,
+                          "upstream": upstream, "version": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -171,22 +165,76 @@ def read_state(run: Path) -> dict:
         return {"steps": {}}
 
 
+def step_context(step: StepSpec, command: click.Command, run: Path, data: str, where: str,
+                 quiet: bool = False) -> click.Context:
+    """The step's command with its options parsed and typed: what the run folder supplies and a
+    pipeline file's options go in as values (Click converts and checks each one as it would the
+    same option typed), while the options typed after a step of `vaetools chain` are parsed as the
+    command line they are."""
+    try:
+        typed = typed_after_step(command, step)
+        supplied = LAYOUT[step.name].supplies(run, data)
+        values = parameter_values(command, [supplied, step.options, typed], step.name, where)
+        if quiet and any(p.name == "quiet" for p in command.params):
+            values["quiet"] = True
+        return command.make_context(f"vaetools {step.name}", [], default_map=values)
+    except click.exceptions.Exit:
+        raise ConfigError(f"{where}: step {step.name}: --help is not an option of a pipeline step") from None
+    except click.UsageError as exc:
+        extra = re.match(r"Got unexpected extra arguments? \((.*)\)", exc.format_message())
+        if extra:
+            raise ConfigError(f"{where}: {extra.group(1)!r} is not a step or an option of {step.name} "
+                              f"(steps: {', '.join(step_names())})") from None
+        raise ConfigError(f"{where}: step {step.name}: {exc.format_message()}") from None
+
+
+def _as_typed(value):
+    """Run-folder paths as the text a user would give, so a step sees the same values either way."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return [_as_typed(v) for v in value]
+    return value
+
+
+def typed_after_step(command: click.Command, step: StepSpec) -> dict:
+    """The options typed after a step of `vaetools chain`, by parameter name, still as text."""
+    if not step.args:
+        return {}
+    values, extra, _ = command.make_parser(click.Context(command)).parse_args(list(step.args))
+    if extra:
+        raise click.UsageError(f"Got unexpected extra argument ({' '.join(extra)})")
+    return values
+
+
+def parameter_values(command: click.Command, layers: list, step: str, where: str) -> dict:
+    """Options by name (any spelling, _ or -) -> values by the command's parameter names; later
+    layers win, except that a repeatable option collects the values of every layer."""
+    known = {param.name: param for param in command.params}
+    for param in command.params:
+        for opt in (*param.opts, *param.secondary_opts):
+            known[opt.lstrip("-").replace("-", "_")] = param
+    values = {}
+    for options in layers:
+        for key, value in options.items():
+            value = _as_typed(value)
+            param = known.get(str(key).replace("-", "_"))
+            if param is None:
+                raise ConfigError(f"{where}: {key!r} is not an option of {step} (see `vaetools {step} --help`)")
+            if param.multiple:
+                values[param.name] = [*values.get(param.name, ()), *(value if isinstance(value, (list, tuple)) else [value])]
+            elif isinstance(value, list) and param.nargs == 1:
+                raise ConfigError(f"{where}: {step} takes one value for {key!r}, got a list")
+            else:
+                values[param.name] = value
+    return values
+
+
 def check_pipeline(pipeline: Pipeline, commands: dict) -> None:
     """Parse every step's options before anything runs, so a typo in the last step costs nothing."""
     for step in pipeline.steps:
         where = f"{pipeline.source}:{step.line}" if step.line else pipeline.source
-        command = commands[step.name]
-        full = [str(a) for a in LAYOUT[step.name].arguments(pipeline.out, pipeline.data)] + step.args
-        try:
-            command.make_context(step.name, full, resilient_parsing=False)
-        except click.exceptions.Exit:
-            pass
-        except click.UsageError as exc:
-            extra = re.match(r"Got unexpected extra arguments? \((.*)\)", exc.format_message())
-            if extra:
-                raise ConfigError(f"{where}: {extra.group(1)!r} is not a step or an option of {step.name} "
-                                  f"(steps: {', '.join(step_names())})") from None
-            raise ConfigError(f"{where}: step {step.name}: {exc.format_message()}") from None
+        step_context(step, commands[step.name], pipeline.out, pipeline.data, where)
 
 
 def run_pipeline(pipeline: Pipeline, commands: dict, force: bool = False, quiet: bool = False,
@@ -231,14 +279,14 @@ def _run_steps(pipeline: Pipeline, commands: dict, force: bool, quiet: bool, ech
         echo(f"[{step.name}] running")
         if step.name == "train" and output.exists():
             shutil.rmtree(output)  # the options changed (or --force): train afresh
-        args = [str(a) for a in LAYOUT[step.name].arguments(run, pipeline.data)] + step.args
-        if quiet and "--quiet" not in args:
-            args.append("--quiet")
+        command = commands[step.name]
         started = time.perf_counter()
-        state["steps"][step.name] = {"fingerprint": key, "status": "running", "args": step.args}
+        state["steps"][step.name] = {"fingerprint": key, "status": "running", "options": step.options,
+                                     "args": step.args}
         write_json(run / STATE_FILE, state)
         try:
-            commands[step.name].main(args, prog_name=f"vaetools {step.name}", standalone_mode=False)
+            with step_context(step, command, run, pipeline.data, pipeline.source, quiet) as ctx:
+                command.invoke(ctx)
         except (VaeToolsError, click.ClickException) as exc:
             message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
             state["steps"][step.name].update(status="failed", error=message,

@@ -1,8 +1,8 @@
 """The steps a pipeline can chain, and where each one reads and writes inside a run folder.
 
 A built-in step is the `vaetools` sub-command of the same name; a step from elsewhere brings its own
-command through ``register_step``. The runner fills in the run-folder paths (--model, --data,
---embeddings, --out) so a pipeline names only the options that differ."""
+command through ``register_step``. The runner fills in the run-folder paths (model, data,
+embeddings, out) as typed option values, so a pipeline names only the options that differ."""
 
 from __future__ import annotations
 
@@ -13,43 +13,41 @@ from typing import Callable, Optional
 @dataclass(frozen=True)
 class StepLayout:
     output: str  # file or folder inside the run folder
-    # (run_folder, data) -> the arguments the runner supplies
-    arguments: Callable[[Path, str], list]
+    # (run_folder, data) -> the options the runner supplies, by option name: {"data": data, "out": run / "x"}
+    supplies: Callable[[Path, str], dict]
     needs: tuple = ()  # steps whose outputs this one reads
     command: Optional[object] = None  # its click.Command; None: the vaetools sub-command of the same name
     section: Optional[Callable] = None  # run folder -> its index-page Section (pipelines/index_page.py)
 
 
-def _joins(run: Path) -> list:
-    args = []
-    for table, column in (("labels/predictions.csv", "predicted_label"), ("clusters/clusters.csv", "cluster")):
-        if (run / table).exists():
-            args += ["--join", run / table, "--colour-by", column]
-    return args
+def _joins(run: Path) -> dict:
+    tables = [(run / table, column) for table, column in
+              (("labels/predictions.csv", "predicted_label"), ("clusters/clusters.csv", "cluster")) if (run / table).exists()]
+    return {"join": [t for t, _ in tables], "colour_by": [c for _, c in tables]}
+
+
+def _from_model(output: str):
+    """The options of a step that reads the trained model and the data and writes ``output``."""
+    return lambda run, data: {"model": run / "model", "data": data, "out": run / output}
 
 
 LAYOUT = {
-    "train": StepLayout("model", lambda run, data: ["--data", data, "--out", run / "model"]),
-    "embed": StepLayout("embeddings.parquet", lambda run, data: [
-        "--model", run / "model", "--data", data, "--out", run / "embeddings.parquet", "--elbo"], ("train",)),
-    "label-propagate": StepLayout("labels", lambda run, data: [
-        "--model", run / "model", "--data", data, "--out", run / "labels"], ("train",)),
-    "cluster": StepLayout("clusters", lambda run, data: [
-        "--embeddings", run / "embeddings.parquet", "--data", data, "--out", run / "clusters"], ("embed",)),
-    "umap": StepLayout("umap", lambda run, data: [
-        "--embeddings", run / "embeddings.parquet", "--data", data, "--out", run / "umap", *_joins(run)], ("embed",)),
-    "anomalies": StepLayout("anomalies", lambda run, data: [
-        "--model", run / "model", "--data", data, "--out", run / "anomalies"], ("train",)),
-    "denoise": StepLayout("denoise", lambda run, data: [
-        "--model", run / "model", "--data", data, "--out", run / "denoise"], ("train",)),
-    "sample": StepLayout("samples", lambda run, data: ["--model", run / "model", "--out", run / "samples"], ("train",)),
-    "reconstruct": StepLayout("reconstructions", lambda run, data: [
-        "--model", run / "model", "--data", data, "--out", run / "reconstructions"], ("train",)),
-    "interpolate": StepLayout("interpolations", lambda run, data: [
-        "--model", run / "model", "--data", data, "--out", run / "interpolations"], ("train",)),
-    "traverse": StepLayout("traverse", lambda run, data: ["--model", run / "model", "--out", run / "traverse"],
-                           ("train",)),
+    "train": StepLayout("model", lambda run, data: {"data": data, "out": run / "model"}),
+    "embed": StepLayout("embeddings.parquet", lambda run, data: {**_from_model("embeddings.parquet")(run, data),
+                                                                 "elbo": True}, ("train",)),
+    "label-propagate": StepLayout("labels", _from_model("labels"), ("train",)),
+    "cluster": StepLayout("clusters", lambda run, data: {
+        "embeddings": run / "embeddings.parquet", "data": data, "out": run / "clusters"}, ("embed",)),
+    "umap": StepLayout("umap", lambda run, data: {
+        "embeddings": run / "embeddings.parquet", "data": data, "out": run / "umap", **_joins(run)}, ("embed",)),
+    "anomalies": StepLayout("anomalies", _from_model("anomalies"), ("train",)),
+    "denoise": StepLayout("denoise", _from_model("denoise"), ("train",)),
+    "sample": StepLayout("samples", lambda run, data: {"model": run / "model", "out": run / "samples"}, ("train",)),
+    "reconstruct": StepLayout("reconstructions", _from_model("reconstructions"), ("train",)),
+    "interpolate": StepLayout("interpolations", _from_model("interpolations"), ("train",)),
+    "traverse": StepLayout("traverse", lambda run, data: {"model": run / "model", "out": run / "traverse"}, ("train",)),
 }
+
 
 def step_names() -> tuple:
     """Every step a pipeline may name, built-in ones first, in the order they usually run."""
@@ -59,7 +57,7 @@ def step_names() -> tuple:
 def register_step(name: str, layout: StepLayout) -> None:
     """Add a step from outside vaetools: its click command, where it writes in the run folder, what
     the runner supplies, and (optionally) its index-page section. The command must take the options
-    ``layout.arguments`` supplies, and ``--quiet``."""
+    ``layout.supplies`` names, and ``--quiet``."""
     if name in LAYOUT:
         raise ValueError(f"step {name!r} is already registered")
     if layout.command is None:

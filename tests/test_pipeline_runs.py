@@ -67,7 +67,7 @@ def test_run_skips_unchanged_steps_force_reruns_and_set_overrides(tmp_path, data
     retrained = run_cli("run", pipeline, "--out", run, "--quiet", "--set", "train.epochs=2", "--set", "cluster.clusters=3")
     assert set(statuses(retrained.output).values()) == {"running"}  # a changed step reruns everything after it
     state = json.loads((run / "pipeline_state.json").read_text())
-    assert state["steps"]["train"]["args"][:2] == ["--epochs", "2"]
+    assert state["steps"]["train"]["options"]["epochs"] == 2  # typed, as the pipeline file gives it
     assert all(state["steps"][s]["status"] == "done" for s in state["order"])
 
 
@@ -90,7 +90,7 @@ def test_a_failed_step_keeps_earlier_outputs_and_a_rerun_continues_there(tmp_pat
 
 @pytest.mark.parametrize("body, message", [
     ("data: {data}\nsteps:\n  - train\n  - embedd\n", "p.yaml:4: unknown step 'embedd'"),
-    ("data: {data}\nsteps:\n  - train\n  - cluster: {{colour: red}}\n", "p.yaml:4: step cluster: No such option '--colour'"),
+    ("data: {data}\nsteps:\n  - train\n  - cluster: {{colour: red}}\n", "p.yaml:4: 'colour' is not an option of cluster"),
     ("data: {data}\nsteps:\n  - train\n  - cluster: {{method: kmean}}\n", "p.yaml:4: step cluster: Invalid value for '--method'"),
     ("data: {data}\nsteps:\n  - train: {{epochs: -3}}\n", "p.yaml:3: step train: Invalid value for '--epochs'"),
     ("data: {data}\nsteps:\n  - embed: {{out: x.csv}}\n", "p.yaml:3: 'out' is set by the run folder layout"),
@@ -192,7 +192,7 @@ def test_a_new_step_is_one_module_and_its_registration(tmp_path, data):
         write_json(Path(out) / "count.json", {"n": n, "enough": n >= at_least})
 
     register_step("count-images", StepLayout(
-        "counts", lambda run, source: ["--data", source, "--out", run / "counts"], command=count_images,
+        "counts", lambda run, source: {"data": source, "out": run / "counts"}, command=count_images,
         section=lambda run: Section("How many images", [f"{json.loads((run / 'counts' / 'count.json').read_text())['n']} images"])))
     try:
         with pytest.raises(ValueError, match="already registered"):
@@ -208,3 +208,28 @@ def test_a_new_step_is_one_module_and_its_registration(tmp_path, data):
     finally:
         LAYOUT.pop("count-images", None)
     assert "unknown step 'count-images'" in run_cli("run", pipeline, "--out", run, ok=False).output
+
+
+def test_the_runner_gives_a_step_typed_values_not_a_command_line(tmp_path):
+    """A pipeline file's options reach the step as the values Click would make of them; a chain's
+    typed options are parsed by the step's own parser; a repeatable option gathers both the run
+    folder's values and the user's."""
+    from pipelines.cli import step_commands
+    from pipelines.runner import StepSpec, step_context
+    from vae_tools.errors import ConfigError
+
+    commands = step_commands()
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "predictions.csv").write_text("id,predicted_label\n")
+    ctx = step_context(StepSpec("cluster", {"clusters": "3", "reduce": "none"}), commands["cluster"], tmp_path,
+                       "digits", "p.yaml:2")
+    assert ctx.params["n_clusters"] == 3 and ctx.params["reduce"] == "none"
+    assert ctx.params["embeddings"] == str(tmp_path / "embeddings.parquet")
+    ctx = step_context(StepSpec("umap", args=["--colour-by", "neg_elbo", "--neighbors", "7"]), commands["umap"],
+                       tmp_path, "digits", "chain", quiet=True)
+    assert ctx.params["colour_by"] == ("predicted_label", "neg_elbo") and ctx.params["n_neighbors"] == 7
+    assert ctx.params["quiet"] is True
+    with pytest.raises(ConfigError, match="p.yaml:2: cluster takes one value for 'clusters', got a list"):
+        step_context(StepSpec("cluster", {"clusters": [3, 4]}), commands["cluster"], tmp_path, "digits", "p.yaml:2")
+    with pytest.raises(ConfigError, match="p.yaml:2: step cluster: Invalid value for '--clusters'"):
+        step_context(StepSpec("cluster", {"clusters": "many"}), commands["cluster"], tmp_path, "digits", "p.yaml:2")
