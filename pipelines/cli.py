@@ -162,9 +162,10 @@ def main():
               help="Peak learning rate." + shown_default("lr"))
 @click.option("--beta", type=click.FloatRange(min=0), default=None,
               help="Weight of the KL term (beta-VAE)." + shown_default("beta"))
-@click.option("--likelihood", type=click.Choice(["bernoulli", "gaussian"]), default=None,
-              help="Pixel model: bernoulli (BCE) for near-binary images, gaussian (MSE) for photos."
-                   + shown_default("likelihood"))
+@click.option("--likelihood", type=click.Choice(["auto", "bernoulli", "gaussian"]), default=None,
+              help="Pixel model: bernoulli (BCE) for strokes or shapes on a plain background, gaussian (learned "
+                   "scale) for continuous-tone images such as photos; auto picks by the share of mid-grey pixels "
+                   "and says why." + shown_default("likelihood"))
 @click.option("--noise", default=None, metavar="SPEC",
               help="Corruption for --architecture denoising: gaussian:0.5, salt-pepper:0.2, mask:0.5 (pixels), "
                    "block:0.3 (patches) or a comma-separated mix." + shown_default("noise"))
@@ -206,11 +207,11 @@ def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, bet
     val = best["train_loss"] if math.isnan(best["val_loss"]) else best["val_loss"]
     from vae_tools.run_folder import read_run_config
 
-    length = read_run_config(out).get("choices", {}).get("training_length", {})
     click.echo(f"trained {len(result.history)} epochs; best epoch {result.best_epoch} "
                f"(negative ELBO {val:.2f} nats/image); run folder: {out}")
-    if length.get("why"):
-        click.echo(f"training length: {length['why']}")
+    for name, choice in read_run_config(out).get("choices", {}).items():
+        if isinstance(choice, dict) and choice.get("why") and choice.get("automatic", True):
+            click.echo(f"{name.replace('_', ' ')}: {choice['why']}")
 
 
 @main.command()

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import yaml
 
 from vae_tools.errors import ConfigError
-from vae_tools.models.defaults import ACTIVATION, HIDDEN_DIM, LATENT_DIM, LIKELIHOOD, NOISE
+from vae_tools.models.defaults import ACTIVATION, HIDDEN_DIM, LATENT_DIM, LIKELIHOOD_CHOICE, NOISE
 
 
 DEFAULT_EPOCHS = 30
@@ -25,7 +25,7 @@ class TrainConfig:
     latent_dim: int = LATENT_DIM
     widths: Optional[list] = None
     hidden_dim: int = HIDDEN_DIM
-    likelihood: str = LIKELIHOOD
+    likelihood: str = LIKELIHOOD_CHOICE  # auto: bernoulli or gaussian, from the images' histogram
     activation: str = ACTIVATION
     noise: str = NOISE
     # objective
@@ -67,7 +67,7 @@ class TrainConfig:
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
             (self.patience >= 1, "patience must be at least 1"),
             (self.lr_schedule in ("cosine", "constant"), "lr_schedule must be cosine or constant"),
-            (self.likelihood in ("bernoulli", "gaussian"), "likelihood must be bernoulli or gaussian"),
+            (self.likelihood in ("auto", "bernoulli", "gaussian"), "likelihood must be auto, bernoulli or gaussian"),
             (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
              "device must be auto, cpu, cuda or mps"),
             (self.channels in (None, 1, 3), "channels must be 1 or 3"),

@@ -4,6 +4,7 @@ validation split, early stopping, the best epoch, checkpoints, resume and the ru
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import math
 import time
@@ -19,6 +20,7 @@ from vae_tools import run_folder
 from vae_tools.atomic import write_json
 from vae_tools.config import DEFAULT_EPOCHS, TrainConfig
 from vae_tools.data import ImageDataset
+from vae_tools.data.pixel_histogram import choose_likelihood
 from vae_tools.device import resolve_device
 from vae_tools.errors import ConfigError, RunFolderError, VaeToolsError
 from vae_tools.models import get_model_class
@@ -97,30 +99,36 @@ def train(
         raise ConfigError(f"batch_size {config.batch_size} is smaller than the {world} processes sharing each batch")
     progress = progress and main
     device = distributed.local_device(resolve_device(config.device))
-    torch.manual_seed(config.seed)
-    model = build_model(config, dataset.shape).to(device, memory_format=memory_format_for(device))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                  fused=device.type == "cuda")
     run_dir = Path(out_dir) if out_dir is not None else None
     if run_dir is not None and not resume:
         check_new_run_dir(run_dir)
     # Decode everything before the run folder is touched, so a bad image cannot leave a half-made run.
     dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress, workers=config.workers)
-
     train_pos, val_pos = split_train_val(len(dataset), config.val_fraction, config.seed)
     train_set, val_set = dataset.subset(train_pos), (dataset.subset(val_pos) if len(val_pos) else None)
+    config, choices = with_automatic_choices(config, train_set)
+    torch.manual_seed(config.seed)
+    model = build_model(config, dataset.shape).to(device, memory_format=memory_format_for(device))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                  fused=device.type == "cuda")
     batch_size = min(config.batch_size, len(train_set))
     steps_per_epoch = max(1, len(train_set) // batch_size)  # the last partial batch is dropped
-    length = training_length(config, steps_per_epoch)
+    length = choices["training_length"] = training_length(config, steps_per_epoch)
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
     if run_dir is not None:
         if resume:
             state.update(run_folder.load_training_state(run_dir, model, optimizer))
             _match_parameter_layout(optimizer)
+            # The stored configuration is already decided; keep the reasons given when it was.
+            earlier = {k: v for k, v in run_folder.read_run_config(run_dir).get("choices", {}).items()
+                       if isinstance(v, dict)}
+            choices = {**earlier, **{k: v for k, v in choices.items() if v.get("automatic", True)}}
         if main:
-            _start_run_folder(run_dir, model, config, dataset, {"training_length": length, "processes": world})
-    if progress and config.epochs is None:
-        tqdm.write(f"training length: {length['why']}")
+            _start_run_folder(run_dir, model, config, dataset, {**choices, "processes": world})
+    if progress:
+        for name, choice in choices.items():
+            if choice.get("automatic", True):
+                tqdm.write(f"{name.replace('_', ' ')}: {choice['why']}")
     loop = EpochLoop(BatchObjective(model), optimizer, config, device, train_set, steps_per_epoch, batch_size,
                      length["epochs"], progress)
     epochs = _Epochs(loop, model, optimizer, val_set, batch_size, state, run_dir if main else None, progress)
@@ -137,6 +145,19 @@ def train(
         model.load_state_dict(epochs.best_weights)
     distributed.barrier()
     return TrainResult(model.eval(), state["history"], state["best_epoch"], stopped_early, run_dir)
+
+
+def with_automatic_choices(config: TrainConfig, train_set: ImageDataset) -> tuple[TrainConfig, dict]:
+    """``config`` with its ``auto`` settings decided from the training images, and each decision
+    with its reason (config.json's "choices"; `vaetools train` prints them)."""
+    choices = {}
+    if config.likelihood == "auto":
+        choice = choose_likelihood(train_set, config.seed)
+        config = dataclasses.replace(config, likelihood=choice["value"])
+        choices["likelihood"] = choice
+    else:
+        choices["likelihood"] = {"value": config.likelihood, "automatic": False, "why": "set by the user"}
+    return config, choices
 
 
 def _start_run_folder(run_dir: Path, model: BaseVAE, config: TrainConfig, dataset: ImageDataset, choices: dict) -> None:
@@ -229,7 +250,7 @@ def training_length(config: TrainConfig, steps_per_epoch: int) -> dict:
     and early stopping on the validation loss ends it when it stops improving; patience stretches
     with the epochs so that it covers the same share of the run."""
     if config.epochs is not None:
-        return {"epochs": config.epochs, "patience": config.patience, "why": "epochs set by the user"}
+        return {"epochs": config.epochs, "patience": config.patience, "why": "epochs set by the user", "automatic": False}
     epochs = max(DEFAULT_EPOCHS, math.ceil(config.min_steps / steps_per_epoch))
     patience = math.ceil(config.patience * epochs / DEFAULT_EPOCHS)
     why = (f"up to {epochs} epochs ({steps_per_epoch} steps each; at least {DEFAULT_EPOCHS} epochs and "
