@@ -140,7 +140,7 @@ def examples_style_loop(images: torch.Tensor, batch_size: int, epochs: int, devi
     from vae_tools.models.losses import kl_to_standard_normal
 
     torch.manual_seed(0)
-    model = build_model(TrainConfig(), tuple(images.shape[1:])).to(device)
+    model = build_model(TrainConfig(likelihood="bernoulli"), tuple(images.shape[1:])).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     loader = DataLoader(TensorDataset(images), batch_size=batch_size, shuffle=True)
     seconds = []
@@ -192,7 +192,7 @@ def gpu_training(n: int, epochs: int, batch_sizes: list[int], device: str = "cud
 def gpu_embedding(n: int, batch_size: int, device: str = "cuda") -> dict:
     device = torch.device(device)
     images = synthetic_images(n, seed=2)
-    model = build_model(TrainConfig(), (1, 28, 28)).to(device).eval()
+    model = build_model(TrainConfig(likelihood="bernoulli"), (1, 28, 28)).to(device).eval()
     data = dataset_of(images)
     embed(model, dataset_of(images[:batch_size * 2]), batch_size=batch_size, device=device)  # warm-up
     synchronize(device)

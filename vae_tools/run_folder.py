@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vae_tools import __version__
-from vae_tools.atomic import atomic_path, finite_json, write_json
+from vae_tools.atomic import atomic_path, finite_json
 from vae_tools.errors import RunFolderError
 from vae_tools.models import get_model
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from vae_tools.errors import ConfigError
 from vae_tools.models.defaults import ACTIVATION, HIDDEN_DIM, LATENT_DIM, LIKELIHOOD
-from vae_tools.models.base import BaseVAE, VAEOutput  # noqa: F401  (VAEOutput: re-exported)
+from vae_tools.models.base import BaseVAE
 from vae_tools.models.losses import bernoulli_nll, gaussian_nll
 from vae_tools.models.registry import register_model
 

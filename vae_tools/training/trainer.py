@@ -46,6 +46,9 @@ class TrainResult:
 
 def build_model(config: TrainConfig, image_shape: tuple[int, int, int]) -> BaseVAE:
     """The registered model ``config.model``, given every option of ``config`` its constructor takes."""
+    if config.likelihood == "auto":
+        raise ConfigError("likelihood 'auto' is decided from the images when training; to build a model "
+                          "directly, give bernoulli or gaussian")
     model_class = get_model_class(config.model)
     params = {name: getattr(config, name) for name in constructor_parameters(model_class)
               if name in TrainConfig.__dataclass_fields__}
