@@ -22,7 +22,7 @@ from vae_tools.atomic import write_json
 from vae_tools.errors import DataError
 from vae_tools.tables import write_table
 
-PART_COLUMNS = ("complexity", "iwae", "elbo", "recon", "kl", "latent", "background")
+PART_COLUMNS = ("adjusted", "complexity", "iwae", "elbo", "recon", "kl", "latent", "background")
 
 
 def planted_set(dataset, n: int, seed: int):
@@ -126,7 +126,8 @@ def run_anomalies(
     out = ensure_out_dir(out)
     write_table(table, out / "anomalies.csv")
     write_table(table, out / "anomalies.parquet")
-    metrics = {"score": score, "samples": samples, "n_images": int((~planted).sum()),
+    metrics = {"score": score, "samples": samples, "background_weight": detector.background_weight_,
+               "n_images": int((~planted).sum()),
                "n_anomalies": int(flagged[~planted].sum()),
                "threshold": cut.to_dict(), "model": str(model_dir), "data": str(data)}
     if truth is not None:

@@ -414,8 +414,10 @@ def comma_list(ctx, param, value):
 @data_option
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
 @click.option("--score", type=click.Choice(SCORES), default=SCORE, show_default=True,
-              help="complexity: importance-weighted -log p(x) minus the image's -log-likelihood under a generic "
-                   "background model that predicts each pixel from its neighbours (robust to simple images); "
+              help="adjusted: importance-weighted -log p(x) minus the part of it that the image's complexity "
+                   "explains, weighted by a slope fitted on the data (robust to simple and to complex normal images); "
+                   "complexity: the same with weight 1, where complexity is the image's -log-likelihood under a "
+                   "generic background model that predicts each pixel from its neighbours; "
                    "iwae: importance-weighted -log p(x); elbo: negative ELBO; recon / kl: its two terms; "
                    "latent: low density of the latent code.")
 @click.option("--samples", type=click.IntRange(min=1), default=SAMPLES, show_default=True,

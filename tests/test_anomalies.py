@@ -102,7 +102,7 @@ def test_noise_images_are_found_by_the_default_score(setup, tmp_path):
     run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--normal-labels", "bar",
             "--out", tmp_path / "a", "--quiet")
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
-    assert metrics["score"] == "complexity" and metrics["threshold"]["method"] == "auto"
+    assert metrics["score"] == "adjusted" and metrics["threshold"]["method"] == "auto"
     assert metrics["truth"]["auroc"] > 0.9
 
 
@@ -199,7 +199,7 @@ def test_detector_api():
     scores = detector.decision_function(np.concatenate([images[labels == 0][:20], odd]))
     assert scores[20:].min() > np.median(scores[:20])
     assert detector.predict(odd).tolist() == [1] * 5
-    assert detector.get_params()["score"] == "complexity"
+    assert detector.get_params()["score"] == "adjusted"
 
 
 def test_the_step_and_a_prefit_detector_are_one_scoring_path(setup, tmp_path):
@@ -218,3 +218,35 @@ def test_the_step_and_a_prefit_detector_are_one_scoring_path(setup, tmp_path):
     truth = ground_truth(data.labels, normal_labels=["bar"])
     found = truth_metrics(truth, detector.decision_scores_, detector.labels_.astype(bool))
     assert found["n_true_anomalies"] == 6 and found["auroc"] > 0.9
+
+
+def test_the_complexity_weight_is_the_robust_slope_over_the_reference_images():
+    from vae_tools.anomaly.scores import complexity_weight
+
+    rng = np.random.default_rng(0)
+    background = rng.uniform(10, 50, 400)
+    iwae = 5 + 1.4 * background + rng.normal(0, 1, 400)
+    assert complexity_weight(iwae, background) == pytest.approx(1.4, abs=0.02)
+    iwae[:12] += 200  # a few anomalies among the reference images barely move it
+    assert complexity_weight(iwae, background) == pytest.approx(1.4, abs=0.05)
+    assert complexity_weight(-iwae, background) == 0.0  # never a negative weight
+    assert complexity_weight(iwae, np.full(400, 3.0)) == 1.0  # no spread to fit on: plain subtraction
+    vague = 5 + 1.4 * background + rng.normal(0, 40, 400)
+    assert complexity_weight(vague, background) == 1.0  # an interval that holds 1 is no reason to change
+    # Complex anomalies among the reference images lie outside the typical range and do not set the slope.
+    mixed_background = np.r_[rng.normal(30, 0.3, 90), rng.normal(100, 1, 10)]
+    mixed_iwae = np.r_[rng.normal(40, 5, 90), rng.normal(160, 5, 10)]
+    assert complexity_weight(mixed_iwae, mixed_background) == 1.0
+
+
+def test_the_adjusted_score_uses_the_weight_fitted_on_the_reference_images(setup):
+    model, _ = load_run(setup / "run")
+    normal = load_dataset(setup / "normal.npz")
+    detector = VAEAnomalyDetector(vae=model, samples=4).fit(normal)
+    fitted = detector.score_parts_
+    weight = detector.background_weight_
+    assert weight > 0 and fitted.attrs["background_weight"] == weight
+    np.testing.assert_allclose(fitted["adjusted"], fitted["iwae"] - weight * fitted["background"])
+    new = detector.score_parts(load_dataset(setup / "mixed.npz"))
+    np.testing.assert_allclose(new["adjusted"], new["iwae"] - weight * new["background"])  # not refitted
+    assert new["adjusted"].to_numpy()[-6:].min() > np.median(new["adjusted"].to_numpy()[:-6])

@@ -26,7 +26,8 @@ class VAEAnomalyDetector(BaseEstimator):
 
     ``vae``: a VAE trained already (a module, or a fitted ``VAEEmbedder``); ``fit`` then only scores
     ``X`` and sets the threshold, as scikit-learn's ``cv="prefit"`` does. Without it, ``fit`` trains one.
-    ``score_parts_`` holds every score of the fitted images.
+    ``score_parts_`` holds every score of the fitted images; ``background_weight_`` the weight of the
+    image's complexity in the ``adjusted`` score, fitted on them.
     """
 
     def __init__(self, score: str = SCORE, samples: int = SAMPLES, contamination: Optional[float] = None,
@@ -59,8 +60,9 @@ class VAEAnomalyDetector(BaseEstimator):
                                        random_state=self.random_state, verbose=self.verbose).fit(X).module_
         else:
             self.module_ = as_module(self.vae)
-        parts, self.train_latents_ = self._parts(self._dataset(X), reference=None)
+        parts, self.train_latents_ = self._parts(self._dataset(X), reference=None, weight=None)
         self.score_parts_ = parts
+        self.background_weight_ = parts.attrs["background_weight"]
         self.decision_scores_ = parts[self.score].to_numpy()
         self.threshold_info_ = choose_threshold(self.decision_scores_, self.contamination, self.percentile,
                                                 self.threshold)
@@ -72,16 +74,17 @@ class VAEAnomalyDetector(BaseEstimator):
         channels, height, width = self.module_.image_shape
         return as_dataset(X, image_size=(height, width), channels=channels)
 
-    def _parts(self, data, reference):
+    def _parts(self, data, reference, weight):
         module = self.module_
         return all_scores(module, data, samples=self.samples, batch_size=self.scoring_batch_size,
                           device=next(module.parameters()).device, seed=self.random_state, progress=self.verbose,
-                          reference_latents=reference)
+                          reference_latents=reference, background_weight=weight)
 
     def score_parts(self, X):
-        """Every score for ``X`` as a table (elbo, iwae, recon, kl, latent, complexity, background)."""
+        """Every score for ``X`` as a table (adjusted, complexity, iwae, elbo, recon, kl, latent,
+        background), the reference-based ones against the fitted images."""
         check_is_fitted(self, "threshold_")
-        return self._parts(self._dataset(X), reference=self.train_latents_)[0]
+        return self._parts(self._dataset(X), reference=self.train_latents_, weight=self.background_weight_)[0]
 
     def decision_function(self, X) -> np.ndarray:
         return self.score_parts(X)[self.score].to_numpy()
