@@ -81,8 +81,11 @@ def run_anomalies(
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
+    write: bool = True,
 ) -> dict:
-    """Writes anomalies.csv and .parquet, metrics.json, top_anomalies.png and report.html into ``out``."""
+    """Writes anomalies.csv and .parquet, metrics.json, top_anomalies.png and report.html into ``out``.
+    Under torchrun every process scores its share; only the one with ``write`` writes (the others
+    return an empty dict)."""
     if score not in SCORES:
         raise DataError(f"unknown score {score!r}: use one of {', '.join(SCORES)}")
     model, dataset, torch_device = load_model_and_data(model_dir, data, split, device)
@@ -106,6 +109,8 @@ def run_anomalies(
         labels = None if labels is None else np.concatenate([labels.astype(str), np.full(plant, "planted")]).astype(object)
         truth = None if truth is None else np.concatenate([truth, np.ones(plant, dtype=truth.dtype)])
         images_of = combined_batches(dataset, extra)
+    if not write:
+        return {}
     scores = parts[score].to_numpy()
     flagged = scores > cut.value
     order = np.argsort(-scores, kind="stable")

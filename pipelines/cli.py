@@ -33,7 +33,7 @@ class SafeCommand(click.Command):
         return super().invoke(ctx)
 
 
-DISTRIBUTED_COMMANDS = ("train", "embed")
+DISTRIBUTED_COMMANDS = ("train", "embed", "anomalies", "denoise")
 
 
 @contextlib.contextmanager
@@ -394,9 +394,12 @@ def denoise(model_dir, data, out, reference, add_noise, split, batch_size, n_exa
     """
     from pipelines.denoise_step import run_denoise
 
-    summary = run_denoise(model_dir, data, out, reference=reference, add_noise=add_noise, split=split,
-                          batch_size=batch_size, n_examples=n_examples, device=device or "auto", seed=seed,
-                          progress=not quiet)
+    with process_group(device) as writes_outputs:
+        summary = run_denoise(model_dir, data, out, reference=reference, add_noise=add_noise, split=split,
+                              batch_size=batch_size, n_examples=n_examples, device=device or "auto", seed=seed,
+                              progress=not quiet and writes_outputs, write=writes_outputs)
+    if not writes_outputs:
+        return
     scored = ""
     if "psnr_db" in summary:
         scored = (f"; PSNR {summary['psnr_db']['before']:.2f} -> {summary['psnr_db']['after']:.2f} dB, "
@@ -452,10 +455,14 @@ def anomalies(model_dir, data, out, score, samples, contamination, percentile, t
     """
     from pipelines.anomalies_step import run_anomalies
 
-    metrics = run_anomalies(model_dir, data, out, score=score, samples=samples, contamination=contamination,
-                            percentile=percentile, threshold=threshold, normal_labels=normal_labels,
-                            anomaly_labels=anomaly_labels, top=top, plant=plant, split=split, batch_size=batch_size,
-                            device=device or "auto", seed=seed, progress=not quiet)
+    with process_group(device) as writes_outputs:
+        metrics = run_anomalies(model_dir, data, out, score=score, samples=samples, contamination=contamination,
+                                percentile=percentile, threshold=threshold, normal_labels=normal_labels,
+                                anomaly_labels=anomaly_labels, top=top, plant=plant, split=split,
+                                batch_size=batch_size, device=device or "auto", seed=seed,
+                                progress=not quiet and writes_outputs, write=writes_outputs)
+    if not writes_outputs:
+        return
     truth = metrics.get("truth") or {}
     scored = f"; AUROC {truth['auroc']:.4f}" if truth.get("auroc") is not None else ""
     if plant:

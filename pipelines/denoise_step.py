@@ -45,10 +45,12 @@ def run_denoise(
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
+    write: bool = True,
 ) -> dict:
     """Writes the cleaned images (images/ for a folder, denoised.npy/.npz for arrays), comparison.png,
     and with a clean reference (``reference``, or the data itself under ``add_noise``)
-    metrics.json plus quality_per_image.csv."""
+    metrics.json plus quality_per_image.csv. Under torchrun every process cleans its share; only
+    the one with ``write`` writes (the others return an empty dict)."""
     if reference and add_noise:
         raise DataError("--add-noise corrupts clean data, which then is its own reference; drop --reference")
     if add_noise is not None and not add_noise.strip():
@@ -59,6 +61,8 @@ def run_denoise(
     clean = load_reference(reference, dataset, split) if reference else None
     inputs, cleaned = denoise(model, dataset, batch_size=batch_size, device=torch_device, add_noise=add_noise,
                               seed=seed, progress=progress)
+    if not write:
+        return {}
     if add_noise:
         clean = dataset.batch(np.arange(len(dataset))).numpy()
     out = ensure_out_dir(out)

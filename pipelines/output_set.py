@@ -44,12 +44,17 @@ def _move_into(stage: Path, out: Path) -> None:
 
 
 def writes_output_set(step):
-    """Decorate a step function whose ``out`` parameter is a folder: it writes into a staged folder."""
+    """Decorate a step function whose ``out`` parameter is a folder: it writes into a staged folder.
+    A step that takes ``write`` (False in the processes of a torchrun job that only compute) runs
+    without one."""
     signature = inspect.signature(step)
 
     @functools.wraps(step)
     def staged(*args, **kwargs):
         bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        if not bound.arguments.get("write", True):
+            return step(*bound.args, **bound.kwargs)
         with staged_folder(bound.arguments["out"]) as stage:
             bound.arguments["out"] = stage
             return step(*bound.args, **bound.kwargs)

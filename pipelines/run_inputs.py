@@ -14,12 +14,14 @@ from vae_tools.data import ImageDataset, load_dataset
 from vae_tools.device import resolve_device
 from vae_tools.errors import DataError, RunFolderError
 from vae_tools.run_folder import load_run, model_folder
+from vae_tools.training import distributed
 
 
 def load_model_and_data(model_dir: str | Path, data: str, split: str = "all",
                         device: str = "auto") -> tuple[nn.Module, ImageDataset, torch.device]:
-    """The model on its device, and ``data`` resized/converted the way the model was trained."""
-    torch_device = resolve_device(device or "auto")
+    """The model on its device (under torchrun, this process's GPU), and ``data`` resized/converted
+    the way the model was trained."""
+    torch_device = distributed.local_device(resolve_device(device or "auto"))
     model, config = load_run(model_dir, torch_device)
     prep = config["preprocessing"]
     dataset = load_dataset(data, image_size=tuple(prep["image_size"]), channels=prep["channels"], split=split)

@@ -143,3 +143,36 @@ def test_a_killed_ddp_run_resumes_under_ddp_and_in_one_process(bars):
     history = pd.read_csv(bars / "killed" / "history.csv")
     assert list(history["epoch"]) == list(range(1, killed_at + 4))
     assert json.loads((bars / "killed" / "config.json").read_text())["choices"]["processes"] == 1
+
+
+def test_ddp_anomalies_and_denoise_write_what_one_process_writes(bars):
+    """Each process scores (or cleans) its own block of whole batches; the blocks are gathered in
+    order and only the first process writes, so the files equal a single process's."""
+    subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--data", "bars.npz", "--out", "scorer", *SMALL],
+                   cwd=bars, check=True, capture_output=True)
+    common = ["--model", "scorer", "--data", "bars.npz", "--device", "cpu", "--quiet", "--batch-size", "64"]
+    anomalies = [*common, "--samples", "4", "--plant", "5", "--normal-labels", "0"]
+    subprocess.run([sys.executable, "-m", "pipelines.cli", "anomalies", *anomalies, "--out", "a1"], cwd=bars, check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    done = torchrun("-m", "pipelines.cli", "anomalies", *anomalies, "--out", "a2", cwd=bars)
+    assert done.stdout.count("images flagged") == 1  # one process reports and writes
+    one, two = (pd.read_csv(bars / name / "anomalies.csv", dtype={"id": str}) for name in ("a1", "a2"))
+    assert list(one["id"]) == list(two["id"]) and len(one) == 405
+    assert np.allclose(one["score"], two["score"], rtol=1e-5, atol=1e-4)
+    metrics = [json.loads((bars / name / "metrics.json").read_text()) for name in ("a1", "a2")]
+    assert metrics[0]["n_anomalies"] == metrics[1]["n_anomalies"]
+    assert metrics[0]["truth"]["auroc"] == pytest.approx(metrics[1]["truth"]["auroc"], abs=1e-6)
+
+    denoise = [*common, "--add-noise", "gaussian:0.3", "--seed", "4"]
+    subprocess.run([sys.executable, "-m", "pipelines.cli", "denoise", *denoise, "--out", "d1"], cwd=bars, check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    torchrun("-m", "pipelines.cli", "denoise", *denoise, "--out", "d2", cwd=bars)
+    first, second = (np.load(bars / name / "denoised.npz") for name in ("d1", "d2"))
+    assert first.files == second.files
+    for key in first.files:
+        if first[key].dtype.kind == "f":
+            assert np.allclose(first[key], second[key], atol=1e-5), key
+        else:
+            assert np.array_equal(first[key], second[key]), key
+    assert json.loads((bars / "d1" / "metrics.json").read_text())["psnr_db"] == pytest.approx(
+        json.loads((bars / "d2" / "metrics.json").read_text())["psnr_db"], abs=1e-4)

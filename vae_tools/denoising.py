@@ -13,6 +13,7 @@ from vae_tools.errors import DataError
 from vae_tools.models.base import BaseVAE
 from vae_tools.models.noise import corrupt, parse_noise
 from vae_tools.progress import progress as progress_of
+from vae_tools.training import distributed
 
 
 @torch.no_grad()
@@ -21,7 +22,10 @@ def denoise(model: BaseVAE, images, batch_size: int = 512, device: torch.device 
     """Returns (inputs, denoised), both float32 (N, C, H, W) in [0, 1]. ``images`` is an
     ImageDataset or an array in any layout ``--data`` accepts, scaled the same way (uint8 / 255,
     floats in [0, 1] or [0, 255]); with ``add_noise`` (e.g. "gaussian:0.5") the clean images are
-    corrupted first, reproducibly for a given ``seed``, and ``inputs`` holds the corrupted ones."""
+    corrupted first, reproducibly for a given ``seed``, and ``inputs`` holds the corrupted ones.
+
+    Under torch.distributed each process cleans its own block of whole batches (the corruption of a
+    batch depends only on ``seed`` and its first row) and every process gets all of them, in order."""
     if not isinstance(images, ImageDataset):
         array = np.asarray(images)
         if array.ndim < 2 or len(array) == 0:
@@ -32,15 +36,16 @@ def denoise(model: BaseVAE, images, batch_size: int = 512, device: torch.device 
     if shape != tuple(model.image_shape):
         raise DataError(f"images are {shape} but the model was trained on {tuple(model.image_shape)}")
     noises = parse_noise(add_noise) if add_noise else None
-    generator = torch.Generator().manual_seed(seed)
     model = model.to(device).eval()
-    inputs = np.empty((count, *shape), dtype=np.float32)
-    cleaned = np.empty((count, *shape), dtype=np.float32)
-    for start in progress_of(range(0, count, batch_size), desc="denoising", enabled=progress, unit="batch"):
-        stop = min(start + batch_size, count)
-        x = read(start, stop)
+    start, stop = distributed.batch_share(count, batch_size)
+    inputs, cleaned = [], []
+    for first in progress_of(range(start, stop, batch_size), desc="denoising", enabled=progress, unit="batch"):
+        x = read(first, min(first + batch_size, count))
         if noises is not None:
-            x = corrupt(x, noises, generator)
-        inputs[start:stop] = x.numpy()
-        cleaned[start:stop] = model.reconstruct(x.to(device)).float().clamp(0, 1).cpu().numpy()
-    return inputs, cleaned
+            x = corrupt(x, noises, distributed.batch_generator(seed, first))
+        inputs.append(x)
+        cleaned.append(model.reconstruct(x.to(device)).float().clamp(0, 1).cpu())
+    empty = torch.zeros((0, *shape))
+    inputs = distributed.gather_rows(torch.cat(inputs) if inputs else empty, count, batch_size)
+    cleaned = distributed.gather_rows(torch.cat(cleaned) if cleaned else empty, count, batch_size)
+    return inputs.numpy(), cleaned.numpy()

@@ -35,6 +35,7 @@ from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
 from vae_tools.models.base import BaseVAE
 from vae_tools.models.losses import kl_to_standard_normal
+from vae_tools.training import distributed
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -65,38 +66,57 @@ def _gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
 def score_parts(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, batch_size: int = 256,
                 device: torch.device | str = "cpu", seed: int = 0, progress: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
     """Every likelihood-based score for every image (columns elbo, iwae, recon, kl, complexity,
-    plus the background NLL) and the posterior means, in one pass."""
+    plus the background NLL) and the posterior means, in one pass.
+
+    The draws of z for a batch depend only on ``seed`` and the batch's first row, so that under
+    torch.distributed, where each process scores its own block of whole batches and the blocks are
+    gathered in order, every process gets exactly the table one process would."""
     if tuple(dataset.shape) != tuple(model.image_shape):
         raise DataError(f"{dataset.name}: images are {dataset.shape} but the model expects {tuple(model.image_shape)}")
     if samples < 1:
         raise DataError(f"--samples must be at least 1, got {samples}")
     model = model.to(device).eval()
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    columns = {name: [] for name in ("elbo", "iwae", "recon", "kl", "background")}
-    means = []
-    for _, x in dataset.iter_batches(batch_size, progress=progress, desc="scoring"):
-        x_dev = x.to(device)
-        mu, logvar = model.encode(x_dev)
-        mu, logvar = mu.float(), logvar.float()
-        log_weights, recon = [], torch.zeros(len(x), device=device)
-        for _ in range(samples):
-            eps = torch.randn(mu.shape, generator=generator).to(device)
-            z = mu + eps * (0.5 * logvar).exp()
-            nll = model.reconstruction_nll(model.decode(z), x_dev).float()
-            recon += nll
-            log_prior = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
-            log_weights.append(-nll + log_prior - _gaussian_log_density(z, mu, logvar))
-        kl = kl_to_standard_normal(mu, logvar)
-        iwae = -(torch.logsumexp(torch.stack(log_weights), 0) - math.log(samples))
-        columns["recon"].append((recon / samples).cpu())
-        columns["kl"].append(kl.cpu())
-        columns["elbo"].append((recon / samples + kl).cpu())
-        columns["iwae"].append(iwae.cpu())
-        columns["background"].append(background_nll(model, x_dev).cpu())
-        means.append(mu.cpu())
-    frame = pd.DataFrame({name: torch.cat(parts).numpy().astype(np.float64) for name, parts in columns.items()})
+    start, stop = distributed.batch_share(len(dataset), batch_size)
+    share = dataset.subset(np.arange(start, stop)) if stop > start else None  # a small set may leave a process none
+    columns, means = [], []
+    for first, x in zip(range(start, stop, batch_size), _images_of(share, batch_size, progress)):
+        parts, mu = _batch_scores(model, x.to(device), samples, distributed.batch_generator(seed, first))
+        columns.append(parts)
+        means.append(mu)
+    d = model.latent_dim
+    columns = torch.cat(columns) if columns else torch.zeros(0, len(PARTS), dtype=torch.float64, device=device)
+    means = torch.cat(means) if means else torch.zeros(0, d, device=device)
+    columns = distributed.gather_rows(columns, len(dataset), batch_size).cpu().numpy()
+    means = distributed.gather_rows(means, len(dataset), batch_size).cpu().numpy()
+    frame = pd.DataFrame({name: columns[:, i] for i, name in enumerate(PARTS)})
     frame["complexity"] = frame["iwae"] - frame["background"]
-    return frame, torch.cat(means).numpy()
+    return frame, means
+
+
+PARTS = ("elbo", "iwae", "recon", "kl", "background")
+
+
+def _images_of(share: ImageDataset | None, batch_size: int, progress: bool):
+    return (x for _, x in share.iter_batches(batch_size, progress=progress, desc="scoring")) if share else ()
+
+
+def _batch_scores(model: BaseVAE, x: torch.Tensor, samples: int, generator: torch.Generator):
+    """(batch, len(PARTS)) float64 scores and the posterior means of one batch."""
+    mu, logvar = model.encode(x)
+    mu, logvar = mu.float(), logvar.float()
+    log_weights, recon = [], torch.zeros(len(x), device=x.device)
+    for _ in range(samples):
+        eps = torch.randn(mu.shape, generator=generator).to(x.device)
+        z = mu + eps * (0.5 * logvar).exp()
+        nll = model.reconstruction_nll(model.decode(z), x).float()
+        recon += nll
+        log_prior = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+        log_weights.append(-nll + log_prior - _gaussian_log_density(z, mu, logvar))
+    kl = kl_to_standard_normal(mu, logvar)
+    iwae = -(torch.logsumexp(torch.stack(log_weights), 0) - math.log(samples))
+    recon = recon / samples
+    parts = torch.stack((recon + kl, iwae, recon, kl, background_nll(model, x)), 1)
+    return parts.double(), mu
 
 
 def latent_density_score(latents: np.ndarray, reference: np.ndarray | None = None, n_components: int = 10,

@@ -93,11 +93,30 @@ def contiguous_share(n: int) -> tuple[int, int]:
     return int(bounds[rank()]), int(bounds[rank() + 1])
 
 
-def gather_rows(block: torch.Tensor, n: int) -> torch.Tensor:
-    """Concatenate every process's ``contiguous_share`` block of rows, in rank order, on every process."""
+def _batch_bounds(n: int, batch_size: int) -> np.ndarray:
+    n_batches = -(-n // batch_size)
+    return np.minimum(np.linspace(0, n_batches, world_size() + 1).round().astype(int) * batch_size, n)
+
+
+def batch_share(n: int, batch_size: int) -> tuple[int, int]:
+    """[start, stop) of this process's contiguous block of whole batches of ``n`` rows: the batches
+    are those a single process would make, so per-batch random draws can be the same."""
+    bounds = _batch_bounds(n, batch_size)
+    return int(bounds[rank()]), int(bounds[rank() + 1])
+
+
+def batch_generator(seed: int, first_row: int) -> torch.Generator:
+    """A CPU generator for the batch that starts at row ``first_row``, the same in any process."""
+    state = np.random.SeedSequence([seed, first_row]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state) & 0x7FFF_FFFF_FFFF_FFFF)
+
+
+def gather_rows(block: torch.Tensor, n: int, batch_size: int | None = None) -> torch.Tensor:
+    """Concatenate every process's block of rows (its ``contiguous_share``, or its ``batch_share``
+    when ``batch_size`` is given), in rank order, on every process."""
     if not active():
         return block
-    sizes = np.diff(_share_bounds(n)).tolist()
+    sizes = np.diff(_share_bounds(n) if batch_size is None else _batch_bounds(n, batch_size)).tolist()
     wire = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
     padded = torch.zeros((max(sizes), *block.shape[1:]), dtype=block.dtype, device=wire)
     padded[: len(block)] = block.to(wire)
