@@ -7,9 +7,11 @@ likelihood can never be sure of a mid-grey pixel: its reconstruction term then m
 greyness as much as the fit, so a Gaussian likelihood with a learned scale (sigma-VAE) is used.
 
 The rule: among the pixels that are not background (background: whichever extreme, dark or
-light, is commoner), the share that is mid-grey. Measured on the stroke data sets this project
-develops on -- MNIST 0.49, Kuzushiji-MNIST 0.60, scikit-learn's 8x8 digits 0.73 -- Bernoulli gave
-the better latents on all three, so the switch sits above them, at 0.80."""
+light, is commoner), the share that is mid-grey. The stroke data sets this project develops on
+measure MNIST 0.49, Kuzushiji-MNIST 0.60 and scikit-learn's 8x8 digits 0.73, and keep Bernoulli,
+with which their benchmarks were met; a photograph measures 0.87-1.0. So the switch sits at 0.80.
+On the digits, nearest the switch, both likelihoods do equally well (label propagation at 5% labels
+97.4% Gaussian vs 97.3% Bernoulli, 3 seeds), so the rule costs nothing near its edge."""
 
 from __future__ import annotations
 
