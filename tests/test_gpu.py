@@ -1,5 +1,5 @@
 """On a CUDA GPU (skipped elsewhere): the bf16 training path, torch.compile, the streamed and the
-resident batch paths, and embedding agree with the CPU."""
+resident batch paths, and embedding agree with the CPU; faiss-gpu's neighbours equal the CPU's."""
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from vae_tools.data import ImageDataset
 from vae_tools.data.arrays import ArrayReader
 from vae_tools.embedding import embed, latent_matrix
 from vae_tools.training import train
-from vae_tools.training import trainer
+from vae_tools.training import loop
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -59,7 +59,7 @@ def test_gpu_embedding_matches_the_cpu(bars):
 def test_fetcher_keeps_a_set_that_fits_on_the_gpu(bars):
     bars.load_into_memory(1 << 30)
     order = np.arange(len(bars))[::-1].copy()
-    fetch = trainer.batch_fetcher(bars, torch.device("cuda"), torch.channels_last)(order)
+    fetch = loop.batch_fetcher(bars, torch.device("cuda"), torch.channels_last)(order)
     batch = fetch(slice(2, 5))
     assert batch.is_cuda and torch.allclose(batch.cpu(), bars.batch(order[2:5]))
 
@@ -69,3 +69,18 @@ def test_integer_pixels_become_the_same_floats_on_the_gpu():
     data = ImageDataset(ArrayReader(images, "noise"), np.arange(50).astype(str))
     positions = np.array([7, 3, 49, 0])
     assert torch.equal(data.batch_on(positions, torch.device("cuda")).cpu(), data.batch(positions))
+
+
+def test_faiss_gpu_neighbours_equal_the_exact_cpu_ones(monkeypatch):
+    import faiss
+
+    from vae_tools.latent import neighbors
+
+    if not hasattr(faiss, "get_num_gpus") or faiss.get_num_gpus() == 0:
+        pytest.skip("this faiss build has no GPU support")
+    x = np.random.default_rng(0).normal(size=(5000, 16)).astype(np.float32)
+    on_gpu, gpu_distances = neighbors.nearest_neighbors(x, 10)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 0)
+    on_cpu, cpu_distances = neighbors.nearest_neighbors(x, 10, method="exact")
+    assert (on_gpu == on_cpu).mean() > 0.999
+    assert np.allclose(gpu_distances, cpu_distances, atol=1e-3)

@@ -1,4 +1,5 @@
-"""k-nearest-neighbour search over latent vectors with faiss: exact for moderate sets, HNSW beyond."""
+"""k-nearest-neighbour search over latent vectors with faiss: exact for moderate sets, HNSW beyond;
+exact on every GPU when faiss-gpu is installed."""
 
 from __future__ import annotations
 
@@ -46,10 +47,14 @@ def _nearest_neighbors(x: np.ndarray, n_neighbors: int, method: str, batch_size:
     import faiss
 
     check_neighbors(len(x), n_neighbors)
+    gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0  # faiss-gpu builds only
     if method == "auto":
-        method = "exact" if len(x) <= EXACT_LIMIT else "approximate"
+        # On GPUs exact search stays fast far beyond the CPU's limit (brute force is what they do best).
+        method = "exact" if len(x) <= EXACT_LIMIT or gpus else "approximate"
     if method == "exact":
         index = faiss.IndexFlatL2(x.shape[1])
+        if gpus:
+            index = faiss.index_cpu_to_all_gpus(index)
     elif method == "approximate":
         # faiss seeds HNSW's level draws itself, so the graph depends only on the data and its order.
         index = faiss.IndexHNSWFlat(x.shape[1], 32)
