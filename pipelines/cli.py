@@ -355,15 +355,18 @@ def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters,
 @click.option("--min-dist", type=click.FloatRange(min=0), default=0.1, show_default=True)
 @click.option("--thumbnails", "n_thumbnails", type=click.IntRange(min=0), default=150, show_default=True,
               help="Images drawn at their positions in umap_thumbnails.png (needs --data).")
+@click.option("--backend", type=click.Choice(["umap-learn", "cuml"]), default="umap-learn", show_default=True,
+              help="umap-learn (CPU, reproducible for a seed) or cuml (RAPIDS on an NVIDIA GPU, for millions of points).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def umap(embeddings, model_dir, data, split, device, out, colour_by, join, n_neighbors, min_dist, n_thumbnails, seed, quiet):
+def umap(embeddings, model_dir, data, split, device, out, colour_by, join, n_neighbors, min_dist, n_thumbnails, backend,
+         seed, quiet):
     """A 2-D UMAP of the latents: umap.csv, umap_<column>.png/.svg and umap_thumbnails.png."""
     from pipelines.umap_step import run_umap
 
     summary = run_umap(out, embeddings, model_dir, data, colour_by=colour_by, join=join, n_neighbors=n_neighbors,
                        min_dist=min_dist, n_thumbnails=n_thumbnails, split=split, device=device or "auto",
-                       seed=seed, progress=not quiet)
+                       seed=seed, progress=not quiet, backend=backend)
     click.echo(f"mapped {summary['n_samples']} samples: {', '.join(summary['files'])} in {out}")
 
 

@@ -142,6 +142,7 @@ def run_umap(
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
+    backend: str = "umap-learn",
 ) -> dict:
     """Writes umap.csv (id, x, y and the colour columns), umap_<column>.png/.svg per colour column
     (the true label by default when known) and, with images, umap_thumbnails.png."""
@@ -150,7 +151,7 @@ def run_umap(
                        + [c for c in inputs.frame.columns if c in ("neg_elbo", "recon_nll", "kl")]]
     colour_by = (["label"] if inputs.labels is not None and "label" not in colour_by else []) + list(colour_by)
     columns = colour_columns(base, colour_by, join)
-    coords = umap_2d(inputs.latents, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed)
+    coords = umap_2d(inputs.latents, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed, backend=backend)
     out = ensure_out_dir(out)
     table = pd.DataFrame({"id": inputs.ids, "x": coords[:, 0], "y": coords[:, 1]})
     for name in colour_by:

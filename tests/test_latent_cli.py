@@ -197,3 +197,34 @@ def test_a_partitioned_embeddings_folder_is_one_table_for_every_latent_step(trai
     assert result.exit_code == 1 and "was not finished" in result.output
     assert "name it NAME.parquet" in run_cli("embed", "--model", trained / "run", "--data", trained / "bars.npz",
                                              "--out", tmp_path / "emb.csv", "--partitioned", ok=False).output
+
+
+def test_umap_cuml_backend_is_used_when_installed_and_a_clear_error_when_not(trained, tmp_path, monkeypatch):
+    import sys
+    import types
+
+    if "cuml" not in sys.modules:
+        result = run_cli("umap", "--embeddings", trained / "emb.parquet", "--backend", "cuml", "--out", tmp_path / "u",
+                         ok=False)
+        assert result.exit_code == 1 and "needs RAPIDS cuML" in result.output and result.output.count("\n") == 1
+        assert not (tmp_path / "u" / "umap.csv").exists()
+
+    calls = []
+
+    class FakeUMAP:  # stands in for cuml.manifold.UMAP: what vaetools asks of it, and what it gets back
+        def __init__(self, **kwargs):
+            calls.append(kwargs)
+
+        def fit_transform(self, x):
+            return x[:, :2] * 2.0
+
+    manifold = types.ModuleType("cuml.manifold")
+    manifold.UMAP = FakeUMAP
+    monkeypatch.setitem(sys.modules, "cuml", types.ModuleType("cuml"))
+    monkeypatch.setitem(sys.modules, "cuml.manifold", manifold)
+    run_cli("umap", "--embeddings", trained / "emb.parquet", "--backend", "cuml", "--neighbors", "7",
+            "--out", tmp_path / "c", "--quiet")
+    assert calls == [{"n_components": 2, "n_neighbors": 7, "min_dist": 0.1, "init": "spectral", "random_state": 0}]
+    table = pd.read_csv(tmp_path / "c" / "umap.csv", dtype={"id": str})
+    latents = pd.read_parquet(trained / "emb.parquet")
+    assert np.allclose(table[["x", "y"]].to_numpy(), latents[["mu_0", "mu_1"]].to_numpy() * 2.0, atol=1e-5)

@@ -7,20 +7,38 @@ import numpy as np
 from vae_tools.errors import DataError
 
 
-def umap_embedding(latents: np.ndarray, n_components: int = 2, seed: int = 0, n_neighbors: int = 15,
-                   min_dist: float = 0.0) -> np.ndarray:
-    """UMAP coordinates (n, n_components). Seeded runs are reproducible (and single-threaded, as UMAP requires)."""
-    import umap
+BACKENDS = ("umap-learn", "cuml")
 
+
+def umap_embedding(latents: np.ndarray, n_components: int = 2, seed: int = 0, n_neighbors: int = 15,
+                   min_dist: float = 0.0, backend: str = "umap-learn") -> np.ndarray:
+    """UMAP coordinates (n, n_components). ``backend``: umap-learn (seeded runs are reproducible,
+    and single-threaded, as umap-learn requires) or cuml (RAPIDS, on the GPU: minutes become
+    seconds for millions of points; its results vary a little from run to run)."""
     latents = np.asarray(latents, dtype=np.float32)
     if len(latents) < 3:
         raise DataError(f"a UMAP map needs at least 3 samples, got {len(latents)}")
     n_neighbors = min(n_neighbors, len(latents) - 1)
-    reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
-                        n_jobs=1, init="spectral" if len(latents) > n_components + 2 else "random")
-    return reducer.fit_transform(latents).astype(np.float32)
+    init = "spectral" if len(latents) > n_components + 2 else "random"
+    if backend == "cuml":
+        try:
+            from cuml.manifold import UMAP
+        except ImportError:
+            raise DataError("the cuml backend needs RAPIDS cuML (pip install cuml-cu12, on a machine with an "
+                            "NVIDIA GPU); use the umap-learn backend without it") from None
+        reducer = UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, init=init,
+                       random_state=seed)
+    elif backend == "umap-learn":
+        import umap
+
+        reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
+                            n_jobs=1, init=init)
+    else:
+        raise DataError(f"unknown UMAP backend {backend!r}: use {' or '.join(BACKENDS)}")
+    return np.asarray(reducer.fit_transform(latents), dtype=np.float32)
 
 
-def umap_2d(latents: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0) -> np.ndarray:
+def umap_2d(latents: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0,
+            backend: str = "umap-learn") -> np.ndarray:
     """A 2-D map for pictures (min_dist > 0 keeps points of one class from piling up on each other)."""
-    return umap_embedding(latents, 2, seed, n_neighbors, min_dist)
+    return umap_embedding(latents, 2, seed, n_neighbors, min_dist, backend)
