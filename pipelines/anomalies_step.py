@@ -132,6 +132,8 @@ def run_anomalies(
     write_table(table, out / "anomalies.csv")
     write_table(table, out / "anomalies.parquet")
     metrics = {"score": score, "samples": samples, "background_weight": detector.background_weight_,
+               "choices": {"background_weight": {"value": detector.background_weight_,
+                                                 "why": detector.background_weight_why_}},
                "n_images": int((~planted).sum()),
                "n_anomalies": int(flagged[~planted].sum()),
                "threshold": cut.to_dict(), "model": str(model_dir), "data": str(data)}

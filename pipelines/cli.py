@@ -474,6 +474,9 @@ def anomalies(model_dir, data, out, score, samples, contamination, percentile, t
     click.echo(f"{metrics['n_anomalies']} of {metrics['n_images']} images flagged (threshold "
                f"{metrics['threshold']['value']:.4g}, {metrics['threshold']['method']}){scored}; "
                f"report: {Path(out) / 'report.html'}")
+    if score == "adjusted":
+        click.echo(f"complexity weight {metrics['background_weight']:.2f}: "
+                   f"{metrics['choices']['background_weight']['why']}")
 
 
 model_run_option = click.option("--model", "model_dir", required=True, type=click.Path(),

@@ -99,10 +99,13 @@ def test_every_score_writes_every_output(setup, tmp_path, score):
 
 
 def test_noise_images_are_found_by_the_default_score(setup, tmp_path):
-    run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--normal-labels", "bar",
-            "--out", tmp_path / "a", "--quiet")
+    printed = run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--normal-labels", "bar",
+                      "--out", tmp_path / "a", "--quiet").output
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert f"complexity weight {metrics['background_weight']:.2f}: " in printed
     assert metrics["score"] == "adjusted" and metrics["threshold"]["method"] == "auto"
+    assert metrics["choices"]["background_weight"]["value"] == metrics["background_weight"]
+    assert "95% interval" in metrics["choices"]["background_weight"]["why"]
     assert metrics["truth"]["auroc"] > 0.9
 
 
@@ -226,17 +229,18 @@ def test_the_complexity_weight_is_the_robust_slope_over_the_reference_images():
     rng = np.random.default_rng(0)
     background = rng.uniform(10, 50, 400)
     iwae = 5 + 1.4 * background + rng.normal(0, 1, 400)
-    assert complexity_weight(iwae, background) == pytest.approx(1.4, abs=0.02)
+    fitted = complexity_weight(iwae, background)
+    assert fitted["value"] == pytest.approx(1.4, abs=0.02) and "subtracted 1.40 times" in fitted["why"]
     iwae[:12] += 200  # a few anomalies among the reference images barely move it
-    assert complexity_weight(iwae, background) == pytest.approx(1.4, abs=0.05)
-    assert complexity_weight(-iwae, background) == 0.0  # never a negative weight
-    assert complexity_weight(iwae, np.full(400, 3.0)) == 1.0  # no spread to fit on: plain subtraction
-    vague = 5 + 1.4 * background + rng.normal(0, 40, 400)
-    assert complexity_weight(vague, background) == 1.0  # an interval that holds 1 is no reason to change
+    assert complexity_weight(iwae, background)["value"] == pytest.approx(1.4, abs=0.05)
+    assert complexity_weight(-iwae, background)["value"] == 0.0  # never a negative weight
+    assert complexity_weight(iwae, np.full(400, 3.0))["value"] == 1.0  # no spread to fit on: plain subtraction
+    vague = complexity_weight(5 + 1.4 * background + rng.normal(0, 40, 400), background)
+    assert vague["value"] == 1.0 and "which holds 1, so plain subtraction" in vague["why"]
     # Complex anomalies among the reference images lie outside the typical range and do not set the slope.
     mixed_background = np.r_[rng.normal(30, 0.3, 90), rng.normal(100, 1, 10)]
     mixed_iwae = np.r_[rng.normal(40, 5, 90), rng.normal(160, 5, 10)]
-    assert complexity_weight(mixed_iwae, mixed_background) == 1.0
+    assert complexity_weight(mixed_iwae, mixed_background)["value"] == 1.0
 
 
 def test_the_adjusted_score_uses_the_weight_fitted_on_the_reference_images(setup):

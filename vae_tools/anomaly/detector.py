@@ -63,6 +63,7 @@ class VAEAnomalyDetector(BaseEstimator):
         parts, self.train_latents_ = self._parts(self._dataset(X), reference=None, weight=None)
         self.score_parts_ = parts
         self.background_weight_ = parts.attrs["background_weight"]
+        self.background_weight_why_ = parts.attrs["background_weight_why"]
         self.decision_scores_ = parts[self.score].to_numpy()
         self.threshold_info_ = choose_threshold(self.decision_scores_, self.contamination, self.percentile,
                                                 self.threshold)

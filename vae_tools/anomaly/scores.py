@@ -131,24 +131,28 @@ def latent_density_score(latents: np.ndarray, reference: np.ndarray | None = Non
     return -mixture.score_samples(latents)
 
 
-def complexity_weight(iwae: np.ndarray, background: np.ndarray, seed: int = 0, max_points: int = 1000) -> float:
+def complexity_weight(iwae: np.ndarray, background: np.ndarray, seed: int = 0, max_points: int = 1000) -> dict:
     """How much -log p(x) grows per nat of the image's complexity among typical reference images:
     the Theil-Sen slope over the images whose background NLL lies between its 10th and 90th
     percentiles (a random ``max_points`` of them; the estimator compares every pair), and 1 -- plain
     subtraction -- unless its 95% interval excludes 1. Fitting on the typical images keeps a few
-    complex anomalies among the reference images from setting the slope themselves."""
+    complex anomalies among the reference images from setting the slope themselves.
+    Returns {"value": the weight, "why": one sentence}."""
     from scipy.stats import theilslopes
 
     iwae, background = np.asarray(iwae, dtype=np.float64), np.asarray(background, dtype=np.float64)
     low, high = np.percentile(background, [10, 90]) if len(background) else (0.0, 0.0)
     typical = np.flatnonzero((background >= low) & (background <= high))
     if len(typical) < 10 or high <= low:
-        return 1.0
+        return {"value": 1.0, "why": "too few images of differing complexity to fit a weight, so plain subtraction"}
     keep = np.random.default_rng(seed).permutation(typical)[:max_points]
     slope, _, slope_low, slope_high = theilslopes(iwae[keep], background[keep], alpha=0.95)
+    fitted = (f"over {len(keep)} typical reference images -log p(x) grows {slope:.2f} nats per nat of complexity "
+              f"(95% interval {slope_low:.2f} to {slope_high:.2f})")
     if slope_low <= 1.0 <= slope_high:
-        return 1.0
-    return max(0.0, float(slope))
+        return {"value": 1.0, "why": fitted + ", which holds 1, so plain subtraction"}
+    value = max(0.0, float(slope))
+    return {"value": value, "why": fitted + f", so the complexity is subtracted {value:.2f} times"}
 
 
 def all_scores(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, batch_size: int = 256,
@@ -157,11 +161,14 @@ def all_scores(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, ba
                background_weight: float | None = None) -> tuple[pd.DataFrame, np.ndarray]:
     """:func:`score_parts` plus the scores that need reference images: ``latent`` (mixture fitted
     to ``reference_latents``) and ``adjusted`` (with ``background_weight``); without them both are
-    fitted to the scored images themselves. The weight used is in ``frame.attrs["background_weight"]``."""
+    fitted to the scored images themselves. The weight used, and why, are in ``frame.attrs``
+    ("background_weight", "background_weight_why")."""
     frame, latents = score_parts(model, dataset, samples, batch_size, device, seed, progress)
     frame["latent"] = latent_density_score(latents, reference_latents, seed=seed)
+    why = "given"
     if background_weight is None:
-        background_weight = complexity_weight(frame["iwae"], frame["background"], seed)
+        fitted = complexity_weight(frame["iwae"], frame["background"], seed)
+        background_weight, why = fitted["value"], fitted["why"]
     frame["adjusted"] = frame["iwae"] - background_weight * frame["background"]
-    frame.attrs["background_weight"] = background_weight
+    frame.attrs.update(background_weight=background_weight, background_weight_why=why)
     return frame, latents
