@@ -145,6 +145,10 @@ def _anomalies(run: Path, metrics: dict) -> Section:
             f"{metrics['n_anomalies']} of {metrics['n_images']} images ({share:.1%}) score above the threshold "
             f"({metrics['threshold']['method']}) on the {metrics['score']} score, which is high where the model "
             "explains an image badly. The full report with every score is anomalies/report.html.")
+        weight = (metrics.get("choices") or {}).get("background_weight")
+        if weight and metrics["score"] == "adjusted":
+            section.sentences.append(f"The score subtracts each image's complexity with weight "
+                                     f"{weight['value']:.2f}: {weight['why']}.")
         truth = metrics.get("truth") or {}
         if truth.get("auroc") is not None:
             section.sentences.append(
