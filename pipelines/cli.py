@@ -427,7 +427,7 @@ def comma_list(ctx, param, value):
                    "iwae: importance-weighted -log p(x); elbo: negative ELBO; recon / kl: its two terms; "
                    "latent: low density of the latent code.")
 @click.option("--samples", type=click.IntRange(min=1), default=SAMPLES, show_default=True,
-              help="Monte Carlo samples of z per image (elbo, iwae, complexity).")
+              help="Monte Carlo samples of z per image (elbo, iwae, complexity, adjusted).")
 @click.option("--contamination", type=FINITE, default=None,
               help="Expected share of anomalies (e.g. 0.01): flag that share of the highest scores.")
 @click.option("--percentile", type=FINITE, default=None, help="Flag scores above this percentile (0-100).")
