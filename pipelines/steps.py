@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
+
 @dataclass(frozen=True)
 class StepLayout:
     output: str  # file or folder inside the run folder

@@ -46,6 +46,6 @@ def denoise(model: BaseVAE, images, batch_size: int = 512, device: torch.device 
         inputs.append(x)
         cleaned.append(model.reconstruct(x.to(device)).float().clamp(0, 1).cpu())
     empty = torch.zeros((0, *shape))
-    inputs = distributed.gather_rows(torch.cat(inputs) if inputs else empty, count, batch_size)
-    cleaned = distributed.gather_rows(torch.cat(cleaned) if cleaned else empty, count, batch_size)
+    inputs = distributed.gather_batches(inputs, count, batch_size, empty)
+    cleaned = distributed.gather_batches(cleaned, count, batch_size, empty)
     return inputs.numpy(), cleaned.numpy()

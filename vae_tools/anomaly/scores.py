@@ -83,11 +83,10 @@ def score_parts(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, b
         parts, mu = _batch_scores(model, x.to(device), samples, distributed.batch_generator(seed, first))
         columns.append(parts)
         means.append(mu)
-    d = model.latent_dim
-    columns = torch.cat(columns) if columns else torch.zeros(0, len(PARTS), dtype=torch.float64, device=device)
-    means = torch.cat(means) if means else torch.zeros(0, d, device=device)
-    columns = distributed.gather_rows(columns, len(dataset), batch_size).cpu().numpy()
-    means = distributed.gather_rows(means, len(dataset), batch_size).cpu().numpy()
+    columns = distributed.gather_batches(columns, len(dataset), batch_size,
+                                         torch.zeros(0, len(PARTS), dtype=torch.float64, device=device)).cpu().numpy()
+    means = distributed.gather_batches(means, len(dataset), batch_size,
+                                       torch.zeros(0, model.latent_dim, device=device)).cpu().numpy()
     frame = pd.DataFrame({name: columns[:, i] for i, name in enumerate(PARTS)})
     frame["complexity"] = frame["iwae"] - frame["background"]
     return frame, means

@@ -70,7 +70,10 @@ class BaseVAE(nn.Module, ABC):
     def loss_terms(self, x_in: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-image reconstruction NLL of ``target`` and KL (nats) for one reparameterised sample given
         ``x_in``: the per-batch loss the one training loop minimises (ELBO = -(recon + KL))."""
-        out = self(x_in)
+        return self.output_loss_terms(self(x_in), target)
+
+    def output_loss_terms(self, out: VAEOutput, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`loss_terms` of a forward pass already made (for objectives that also use its mu)."""
         return self.reconstruction_nll(out.decoded, target), kl_to_standard_normal(out.mu.float(), out.logvar.float())
 
     @torch.no_grad()

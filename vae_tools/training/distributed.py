@@ -123,3 +123,9 @@ def gather_rows(block: torch.Tensor, n: int, batch_size: int | None = None) -> t
     pieces = [torch.empty_like(padded) for _ in sizes]
     dist.all_gather(pieces, padded)
     return torch.cat([piece[:size] for piece, size in zip(pieces, sizes)]).to(block.device)
+
+
+def gather_batches(blocks: list, n: int, batch_size: int, empty: torch.Tensor) -> torch.Tensor:
+    """This process's per-batch results of its ``batch_share`` concatenated (``empty``, with the row
+    shape, when it has none), then every process's, in order, on every process."""
+    return gather_rows(torch.cat(blocks) if blocks else empty, n, batch_size)

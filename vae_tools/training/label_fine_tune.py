@@ -15,7 +15,6 @@ from torch import nn
 from vae_tools.config import TrainConfig
 from vae_tools.data import ImageDataset
 from vae_tools.models.base import BaseVAE
-from vae_tools.models.losses import kl_to_standard_normal
 from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, memory_format_for
 from vae_tools.training.seeding import keeps_global_rng
 
@@ -54,11 +53,11 @@ class LabelObjective(BatchObjective):
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor):
         model = self.model
-        mu, logvar = model.encode(random_shift(model.training_input(x), self.max_shift, self.generator))
-        recon = model.reconstruction_nll(model.decode(model.reparameterize(mu, logvar)), x)
+        out = model(random_shift(model.training_input(x), self.max_shift, self.generator))
+        recon, kl = model.output_loss_terms(out, x)
         rows = positions.to(x.device, non_blocking=True)
-        ce = F.cross_entropy(self.head(mu.float()), self.targets[rows], reduction="none") * self.weights[rows]
-        return recon, kl_to_standard_normal(mu.float(), logvar.float()), self.label_weight * ce.mean()
+        ce = F.cross_entropy(self.head(out.mu.float()), self.targets[rows], reduction="none") * self.weights[rows]
+        return recon, kl, self.label_weight * ce.mean()
 
 
 @keeps_global_rng
