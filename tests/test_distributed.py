@@ -108,6 +108,16 @@ def test_ddp_embed_command_writes_each_id_once_in_order(bars):
         assert np.abs(table[mu].to_numpy() - one[mu].to_numpy()).max() < 1e-5
     assert len(pd.read_parquet(bars / "parts.parquet" / "part-00000.parquet")) == 200
 
+    # Fewer rows than processes: the process with none writes no part, and the earlier run's parts go.
+    x, y = np.load(bars / "bars.npz")["x"][:1], np.load(bars / "bars.npz")["y"][:1]
+    np.savez(bars / "one_image.npz", x=x, y=y)
+    torchrun("-m", "pipelines.cli", "embed", "--model", "one", "--data", "one_image.npz", "--out", "parts.parquet",
+             "--partitioned", "--device", "cpu", "--quiet", cwd=bars)
+    assert len(list((bars / "parts.parquet").glob("part-*.parquet"))) == 1
+    for table in (pd.read_parquet(bars / "parts.parquet"), read_table(bars / "parts.parquet")):
+        assert list(table["id"]) == [one["id"][0]]
+        assert np.abs(table[mu].to_numpy() - one[mu].to_numpy()[:1]).max() < 1e-5
+
 
 def descendants(pid: int) -> list[int]:
     found = []

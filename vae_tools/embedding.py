@@ -43,13 +43,14 @@ def embed(
                          progress and distributed.is_main_process(), workers)
     if gather:
         start, stop, block = 0, len(dataset), distributed.gather_rows(block, len(dataset))
-    return _table(dataset.subset(np.arange(start, stop)), block.numpy(), model.latent_dim, logvar, elbo)
+    labels = dataset.labels[start:stop] if dataset.has_labels else None
+    return _table(dataset.ids[start:stop], labels, block.numpy(), model.latent_dim, logvar, elbo)
 
 
-def _table(dataset: ImageDataset, block: np.ndarray, d: int, logvar: bool, elbo: bool) -> pd.DataFrame:
-    frame = pd.DataFrame({"id": dataset.ids.astype(str)})
-    if dataset.has_labels:
-        frame["label"] = dataset.labels
+def _table(ids: np.ndarray, labels, block: np.ndarray, d: int, logvar: bool, elbo: bool) -> pd.DataFrame:
+    frame = pd.DataFrame({"id": ids.astype(str)})
+    if labels is not None:
+        frame["label"] = labels
     columns = {f"mu_{j}": block[:, j] for j in range(d)}
     if logvar:
         columns.update({f"logvar_{j}": block[:, d + j] for j in range(d)})

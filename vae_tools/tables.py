@@ -53,8 +53,13 @@ DONE_MARKER = "_SUCCESS"  # Spark's name; pyarrow and pandas skip files that sta
 
 
 def write_part(frame: pd.DataFrame, folder: str | Path, part: int) -> Path:
-    """One part of a partitioned Parquet table (a folder NAME.parquet of part-NNNNN.parquet files)."""
+    """One part of a partitioned Parquet table (a folder NAME.parquet of part-NNNNN.parquet files).
+    A part with no rows is not written (and an earlier one of that name goes): the columns of an
+    empty part have no type, and pyarrow cannot read a folder whose first part says so."""
     target = Path(folder) / PART_NAME.format(part)
+    if frame.empty:
+        target.unlink(missing_ok=True)
+        return target
     with atomic_path(target) as tmp:
         frame.to_parquet(tmp, index=False)
     return target
