@@ -16,7 +16,8 @@ from vae_tools.data import SOURCE_HELP
 from vae_tools.errors import VaeToolsError
 from vae_tools.models import list_models
 from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
-from vae_tools.latent.defaults import FEATURE_SETS, FEATURES, REDUCE, REDUCTIONS, REFINE_EPOCHS, REFINE_ROUNDS
+from vae_tools.latent.defaults import (FEATURE_SETS, FEATURES, REDUCE, REDUCTIONS, REFINE_EPOCHS, REFINE_ROUNDS,
+                                       UMAP_BACKEND, UMAP_BACKENDS)
 
 
 class SafeCommand(click.Command):
@@ -260,6 +261,12 @@ def latent_source_options(func):
     return func
 
 
+umap_backend_option = click.option(
+    "--backend", "backend", type=click.Choice(UMAP_BACKENDS), default=UMAP_BACKEND, show_default=True,
+    help="Who computes the UMAP map: umap-learn (CPU, reproducible for a seed) or cuml (RAPIDS on an NVIDIA "
+         "GPU, for millions of points).")
+
+
 @main.command("label-propagate")
 @latent_source_options
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the outputs.")
@@ -283,6 +290,7 @@ def latent_source_options(func):
               help="What the graph is built on. auto: whichever of latents, latents+pixels (principal "
                    "components) and pixels scores best in a 5-fold cross-validation on your labels; the "
                    "pixels need --data.")
+@umap_backend_option
 @click.option("--refine-rounds", type=click.IntRange(min=0), default=None,
               help="Rounds of fine-tuning the VAE on the propagated labels, then propagating again "
                    "(needs --model and --data). A quarter of your labels is held back, and a round is kept "
@@ -294,7 +302,7 @@ def latent_source_options(func):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def label_propagate(embeddings, model_dir, data, split, device, out, labeled, labels_file, stratify, method,
-                    n_neighbors, graph, reduce, features, refine_rounds, refine_epochs, suggest, seed, quiet):
+                    n_neighbors, graph, reduce, features, backend, refine_rounds, refine_epochs, suggest, seed, quiet):
     """Predict a label for every sample from a few labelled ones.
 
     Writes predictions.csv (id, predicted_label, confidence, labelled, true_label when known),
@@ -305,7 +313,8 @@ def label_propagate(embeddings, model_dir, data, split, device, out, labeled, la
 
     metrics = run_label_propagate(out, embeddings, model_dir, data, labeled=labeled, labels_file=labels_file,
                                   stratify=stratify, method=method, n_neighbors=n_neighbors, graph=graph,
-                                  reduce=reduce, features=features, refine_rounds=refine_rounds, refine_epochs=refine_epochs, suggest=suggest,
+                                  reduce=reduce, features=features, backend=backend, refine_rounds=refine_rounds,
+                                  refine_epochs=refine_epochs, suggest=suggest,
                                   split=split, device=device or "auto", seed=seed, progress=not quiet)
     accuracy = metrics.get("accuracy_unlabelled")
     scored = f"; accuracy on the unlabelled {accuracy:.2%}" if accuracy is not None else ""
@@ -324,19 +333,21 @@ def label_propagate(embeddings, model_dir, data, split, device, out, labeled, la
               help="Number of clusters (kmeans, gmm).")
 @click.option("--reduce", type=click.Choice(["umap", "none"]), default="umap", show_default=True,
               help="Map the latents to 10 dimensions with UMAP first (tighter, better separated clusters), or not.")
+@umap_backend_option
 @click.option("--min-cluster-size", type=click.IntRange(min=2), default=None,
               help="HDBSCAN's smallest cluster.  [default: 1% of the samples, at least 5]")
 @click.option("--examples", type=click.IntRange(min=0), default=10, show_default=True,
               help="Thumbnails per cluster in cluster_examples.png (needs --data).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters, reduce, min_cluster_size, examples, seed,
-            quiet):
+def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters, reduce, backend, min_cluster_size,
+            examples, seed, quiet):
     """Cluster the latents: clusters.csv, metrics.json (accuracy, NMI, ARI when labels are known)
     and cluster_examples.png."""
     from pipelines.cluster_step import run_cluster
 
     metrics = run_cluster(out, embeddings, model_dir, data, method=method, n_clusters=n_clusters, reduce=reduce,
+                          backend=backend,
                           min_cluster_size=min_cluster_size, examples=examples, split=split,
                           device=device or "auto", seed=seed, progress=not quiet)
     scored = f"; accuracy {metrics['accuracy']:.2%}, NMI {metrics['nmi']:.3f}" if "accuracy" in metrics else ""
@@ -355,8 +366,7 @@ def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters,
 @click.option("--min-dist", type=click.FloatRange(min=0), default=0.1, show_default=True)
 @click.option("--thumbnails", "n_thumbnails", type=click.IntRange(min=0), default=150, show_default=True,
               help="Images drawn at their positions in umap_thumbnails.png (needs --data).")
-@click.option("--backend", type=click.Choice(["umap-learn", "cuml"]), default="umap-learn", show_default=True,
-              help="umap-learn (CPU, reproducible for a seed) or cuml (RAPIDS on an NVIDIA GPU, for millions of points).")
+@umap_backend_option
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def umap(embeddings, model_dir, data, split, device, out, colour_by, join, n_neighbors, min_dist, n_thumbnails, backend,

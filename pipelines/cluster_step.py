@@ -13,6 +13,7 @@ from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inpu
 from pipelines.output_set import writes_output_set
 from vae_tools.atomic import write_json
 from vae_tools.latent.clustering import LatentClusterer, cluster_scores
+from vae_tools.latent.defaults import UMAP_BACKEND
 from vae_tools.tables import write_table
 
 
@@ -25,6 +26,7 @@ def run_cluster(
     method: str = "kmeans",
     n_clusters: int = 10,
     reduce: str = "umap",
+    backend: str = UMAP_BACKEND,
     min_cluster_size: Optional[int] = None,
     examples: int = 10,
     split: str = "all",
@@ -36,7 +38,7 @@ def run_cluster(
     cluster_examples.png (with images) into ``out``."""
     inputs = load_latent_inputs(embeddings, model_dir, data, split, device, progress)
     clusterer = LatentClusterer(method=method, n_clusters=n_clusters, reduce=reduce, min_cluster_size=min_cluster_size,
-                                random_state=seed).fit(inputs.latents)
+                                umap_backend=backend, random_state=seed).fit(inputs.latents)
     out = ensure_out_dir(out)
     table = pd.DataFrame({"id": inputs.ids, "cluster": clusterer.labels_,
                           "probability": np.round(clusterer.probabilities_, 5)})
@@ -44,7 +46,7 @@ def run_cluster(
         table["true_label"] = inputs.labels
     write_table(table, out / "clusters.csv")
     sizes = pd.Series(clusterer.labels_).value_counts().sort_index()
-    metrics = {"method": method, "reduce": reduce, "n_clusters": clusterer.n_clusters_, "n_samples": int(len(table)),
+    metrics = {"method": method, "reduce": reduce, "umap_backend": backend, "n_clusters": clusterer.n_clusters_, "n_samples": int(len(table)),
                "n_noise": int((clusterer.labels_ == -1).sum()),
                "sizes": {str(k): int(v) for k, v in sizes.items()}, "seed": seed}
     if inputs.labels is not None:

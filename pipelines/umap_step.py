@@ -14,6 +14,7 @@ from pipelines.figures import save_figure, to_display
 from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
 from pipelines.output_set import writes_output_set
 from vae_tools.errors import DataError
+from vae_tools.latent.defaults import UMAP_BACKEND
 from vae_tools.latent.projection import umap_2d
 from vae_tools.tables import read_table, write_table
 
@@ -142,7 +143,7 @@ def run_umap(
     device: str = "auto",
     seed: int = 0,
     progress: bool = True,
-    backend: str = "umap-learn",
+    backend: str = UMAP_BACKEND,
 ) -> dict:
     """Writes umap.csv (id, x, y and the colour columns), umap_<column>.png/.svg per colour column
     (the true label by default when known) and, with images, umap_thumbnails.png."""

@@ -199,32 +199,76 @@ def test_a_partitioned_embeddings_folder_is_one_table_for_every_latent_step(trai
                                              "--out", tmp_path / "emb.csv", "--partitioned", ok=False).output
 
 
-def test_umap_cuml_backend_is_used_when_installed_and_a_clear_error_when_not(trained, tmp_path, monkeypatch):
+@pytest.fixture
+def fake_cuml(monkeypatch):
+    """A stand-in for cuml.manifold.UMAP: records what vaetools asks of it and returns the first
+    n_components columns, doubled."""
     import sys
     import types
 
-    if "cuml" not in sys.modules:
-        result = run_cli("umap", "--embeddings", trained / "emb.parquet", "--backend", "cuml", "--out", tmp_path / "u",
-                         ok=False)
-        assert result.exit_code == 1 and "needs RAPIDS cuML" in result.output and result.output.count("\n") == 1
-        assert not (tmp_path / "u" / "umap.csv").exists()
-
     calls = []
 
-    class FakeUMAP:  # stands in for cuml.manifold.UMAP: what vaetools asks of it, and what it gets back
+    class FakeUMAP:
         def __init__(self, **kwargs):
             calls.append(kwargs)
+            self.n_components = kwargs["n_components"]
 
         def fit_transform(self, x):
-            return x[:, :2] * 2.0
+            return x[:, :self.n_components] * 2.0
 
     manifold = types.ModuleType("cuml.manifold")
     manifold.UMAP = FakeUMAP
     monkeypatch.setitem(sys.modules, "cuml", types.ModuleType("cuml"))
     monkeypatch.setitem(sys.modules, "cuml.manifold", manifold)
+    return calls
+
+
+@pytest.fixture
+def blobs_12d(tmp_path):
+    """An embeddings table of three well-separated classes in 12 dimensions (more than the 10 of the
+    map that cluster and label-propagate build)."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b", "c"], 60)
+    latents = rng.normal(0, 6, size=(3, 12))[np.repeat([0, 1, 2], 60)] + rng.normal(0, 0.5, size=(180, 12))
+    table = pd.DataFrame({"id": [f"s{i}" for i in range(180)], "label": labels,
+                          **{f"mu_{j}": latents[:, j].astype(np.float32) for j in range(12)}})
+    table.to_parquet(tmp_path / "emb.parquet", index=False)
+    return tmp_path / "emb.parquet"
+
+
+def test_cuml_backend_is_one_clear_error_when_not_installed(blobs_12d, tmp_path):
+    import sys
+
+    if "cuml" in sys.modules:
+        pytest.skip("cuML is installed here")
+    for command in (["umap"], ["cluster"], ["label-propagate", "--labelled", "0.2", "--reduce", "umap"]):
+        out = tmp_path / command[0]
+        result = run_cli(*command, "--embeddings", blobs_12d, "--backend", "cuml", "--out", out, ok=False)
+        assert result.exit_code == 1 and "needs RAPIDS cuML" in result.output and result.output.count("\n") == 1
+        assert not any(out.glob("*.csv"))
+
+
+def test_umap_cuml_backend_is_used_when_installed(trained, tmp_path, fake_cuml):
     run_cli("umap", "--embeddings", trained / "emb.parquet", "--backend", "cuml", "--neighbors", "7",
             "--out", tmp_path / "c", "--quiet")
-    assert calls == [{"n_components": 2, "n_neighbors": 7, "min_dist": 0.1, "init": "spectral", "random_state": 0}]
+    assert fake_cuml == [{"n_components": 2, "n_neighbors": 7, "min_dist": 0.1, "init": "spectral", "random_state": 0}]
     table = pd.read_csv(tmp_path / "c" / "umap.csv", dtype={"id": str})
     latents = pd.read_parquet(trained / "emb.parquet")
     assert np.allclose(table[["x", "y"]].to_numpy(), latents[["mu_0", "mu_1"]].to_numpy() * 2.0, atol=1e-5)
+
+
+def test_cluster_and_label_propagate_build_their_10d_map_with_cuml(blobs_12d, tmp_path, fake_cuml):
+    run_cli("cluster", "--embeddings", blobs_12d, "--clusters", "3", "--backend", "cuml",
+            "--out", tmp_path / "clusters", "--quiet")
+    assert fake_cuml[-1] == {"n_components": 10, "n_neighbors": 15, "min_dist": 0.0, "init": "spectral",
+                             "random_state": 0}
+    metrics = json.loads((tmp_path / "clusters" / "metrics.json").read_text())
+    assert metrics["umap_backend"] == "cuml" and metrics["accuracy"] == 1.0
+
+    run_cli("label-propagate", "--embeddings", blobs_12d, "--labelled", "0.2", "--backend", "cuml",
+            "--reduce", "umap", "--out", tmp_path / "labels", "--quiet")
+    assert len(fake_cuml) == 2 and fake_cuml[-1]["n_components"] == 10 and fake_cuml[-1]["min_dist"] == 0.0
+    metrics = json.loads((tmp_path / "labels" / "metrics.json").read_text())
+    assert metrics["settings"]["umap_backend"] == "cuml" and metrics["accuracy_unlabelled"] == 1.0
+
+

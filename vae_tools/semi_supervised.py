@@ -82,7 +82,7 @@ def propagate_labels(
 
     def space_of(name: str, lat: np.ndarray) -> np.ndarray:
         matrix = feature_matrix(name, lat, pixels)
-        return graph_space(matrix, base.n_components, seed) if reduce == "umap" else matrix
+        return graph_space(matrix, base.n_components, seed, base.umap_backend) if reduce == "umap" else matrix
 
     spaces = {name: space_of(name, latents) for name in names}
     scores = {name: cross_validated_accuracy(on_space, spaces[name], y, CV_FOLDS, seed) for name in names} \

@@ -10,6 +10,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 
 from vae_tools.errors import DataError
+from vae_tools.latent.defaults import UMAP_BACKEND, UMAP_BACKENDS
 from vae_tools.latent.projection import umap_embedding
 
 CLUSTER_METHODS = ("kmeans", "gmm", "hdbscan")
@@ -22,15 +23,17 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
 
     With ``reduce="umap"`` (the default) the latents are first mapped to ``n_components`` dimensions
     by UMAP with min_dist=0, which packs each manifold into a tight blob that these methods separate
-    well (McConville et al. 2020, "N2D"); ``reduce="none"`` clusters the latents themselves.
+    well (McConville et al. 2020, "N2D"); ``reduce="none"`` clusters the latents themselves;
+    ``umap_backend="cuml"`` computes the map with RAPIDS cuML on an NVIDIA GPU.
 
     ``labels_`` holds one cluster per sample (-1 = noise, HDBSCAN only); ``probabilities_`` the
     strength of each assignment in [0, 1]. HDBSCAN finds the number of clusters itself and ignores
     ``n_clusters``."""
 
     def __init__(self, method: str = "kmeans", n_clusters: int = 10, reduce: str = "umap", n_components: int = 10,
-                 min_cluster_size: int | None = None, random_state: int = 0):
+                 min_cluster_size: int | None = None, umap_backend: str = UMAP_BACKEND, random_state: int = 0):
         self.method = method
+        self.umap_backend = umap_backend
         self.n_clusters = n_clusters
         self.reduce = reduce
         self.n_components = n_components
@@ -41,6 +44,8 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         X = np.ascontiguousarray(X, dtype=np.float32)
         if self.reduce not in ("umap", "none"):
             raise DataError(f"unknown reduction {self.reduce!r}: use umap or none")
+        if self.umap_backend not in UMAP_BACKENDS:
+            raise DataError(f"unknown UMAP backend {self.umap_backend!r}: use {' or '.join(UMAP_BACKENDS)}")
         if self.method not in CLUSTER_METHODS:
             raise DataError(f"unknown clustering method {self.method!r}: use one of {', '.join(CLUSTER_METHODS)}")
         if self.method == "hdbscan" and self.min_cluster_size is not None and not 2 <= self.min_cluster_size <= len(X):
@@ -49,7 +54,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         if self.method != "hdbscan" and not 1 <= self.n_clusters <= len(X):
             raise DataError(f"cannot make {self.n_clusters} clusters from {len(X)} samples")
         if self.reduce == "umap" and len(X) > self.n_components + 2 and X.shape[1] > self.n_components:
-            X = umap_embedding(X, self.n_components, self.random_state)
+            X = umap_embedding(X, self.n_components, self.random_state, backend=self.umap_backend)
         self.embedding_ = X
         if self.method == "kmeans":
             kind = MiniBatchKMeans if len(X) > MINIBATCH_FROM else KMeans

@@ -12,3 +12,5 @@ HELD_BACK_FRACTION = 0.25
 # Below this many held-back labels one lucky guess moves the accuracy too much to judge a round.
 MIN_HELD_BACK = 10
 CV_FOLDS = 5
+UMAP_BACKENDS = ("umap-learn", "cuml")
+UMAP_BACKEND = "umap-learn"

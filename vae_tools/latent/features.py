@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from vae_tools.errors import DataError
-from vae_tools.latent.defaults import FEATURE_SETS
+from vae_tools.latent.defaults import FEATURE_SETS, UMAP_BACKEND
 
 PIXEL_COMPONENTS = 50
 GRAPH_COMPONENTS = 10
@@ -65,11 +65,12 @@ def candidate_names(requested: str, have_pixels: bool) -> list[str]:
     return list(FEATURE_SETS[1:]) if have_pixels else ["latents"]
 
 
-def graph_space(features: np.ndarray, n_components: int = GRAPH_COMPONENTS, seed: int = 0) -> np.ndarray:
+def graph_space(features: np.ndarray, n_components: int = GRAPH_COMPONENTS, seed: int = 0,
+                backend: str = UMAP_BACKEND) -> np.ndarray:
     """The UMAP map (min_dist 0) the neighbour graph is built on; features already that small pass through."""
     from vae_tools.latent.projection import umap_embedding
 
     features = np.asarray(features, dtype=np.float32)
     if features.shape[1] <= n_components or len(features) <= n_components + 2:
         return features
-    return umap_embedding(features, n_components, seed)
+    return umap_embedding(features, n_components, seed, backend=backend)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from vae_tools.errors import DataError
-
-
-BACKENDS = ("umap-learn", "cuml")
+from vae_tools.latent.defaults import UMAP_BACKEND, UMAP_BACKENDS
 
 
 def umap_embedding(latents: np.ndarray, n_components: int = 2, seed: int = 0, n_neighbors: int = 15,
-                   min_dist: float = 0.0, backend: str = "umap-learn") -> np.ndarray:
+                   min_dist: float = 0.0, backend: str = UMAP_BACKEND) -> np.ndarray:
     """UMAP coordinates (n, n_components). ``backend``: umap-learn (seeded runs are reproducible,
     and single-threaded, as umap-learn requires) or cuml (RAPIDS, on the GPU: minutes become
     seconds for millions of points; its results vary a little from run to run)."""
@@ -34,11 +32,11 @@ def umap_embedding(latents: np.ndarray, n_components: int = 2, seed: int = 0, n_
         reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
                             n_jobs=1, init=init)
     else:
-        raise DataError(f"unknown UMAP backend {backend!r}: use {' or '.join(BACKENDS)}")
+        raise DataError(f"unknown UMAP backend {backend!r}: use {' or '.join(UMAP_BACKENDS)}")
     return np.asarray(reducer.fit_transform(latents), dtype=np.float32)
 
 
 def umap_2d(latents: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0,
-            backend: str = "umap-learn") -> np.ndarray:
+            backend: str = UMAP_BACKEND) -> np.ndarray:
     """A 2-D map for pictures (min_dist > 0 keeps points of one class from piling up on each other)."""
     return umap_embedding(latents, 2, seed, n_neighbors, min_dist, backend)
