@@ -27,8 +27,10 @@ def trained(tmp_path_factory):
 
 def test_label_propagate_from_embeddings_writes_every_output(trained, tmp_path):
     out = tmp_path / "labels"
+    # The graph on the features themselves: a UMAP map of 120 points depends on the tiny model's exact
+    # latents (0.68 on one machine, above 0.9 on another); the map's value is measured in bench/generalise.py.
     result = run_cli("label-propagate", "--embeddings", trained / "emb.parquet", "--data", trained / "bars.npz",
-                     "--labeled", "0.1", "--neighbors", "8", "--out", out, "--suggest", "6")
+                     "--labeled", "0.1", "--neighbors", "8", "--reduce", "none", "--out", out, "--suggest", "6")
     assert "accuracy on the unlabelled" in result.output
     predictions = pd.read_csv(out / "predictions.csv", dtype={"id": str})
     assert list(predictions.columns) == ["id", "predicted_label", "confidence", "labelled", "true_label"]
