@@ -1,4 +1,3 @@
-import gzip
 
 import numpy as np
 import pandas as pd
@@ -6,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_images, write_idx
+from conftest import write_idx
 from vae_tools.data import load_dataset
 from vae_tools.errors import DataError
 
