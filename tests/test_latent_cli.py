@@ -272,5 +272,3 @@ def test_cluster_and_label_propagate_build_their_10d_map_with_cuml(blobs_12d, tm
     assert len(fake_cuml) == 2 and fake_cuml[-1]["n_components"] == 10 and fake_cuml[-1]["min_dist"] == 0.0
     metrics = json.loads((tmp_path / "labels" / "metrics.json").read_text())
     assert metrics["settings"]["umap_backend"] == "cuml" and metrics["accuracy_unlabelled"] == 1.0
-
-

@@ -10,8 +10,8 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 
 from vae_tools.errors import DataError
-from vae_tools.latent.defaults import UMAP_BACKEND, UMAP_BACKENDS
-from vae_tools.latent.projection import umap_embedding
+from vae_tools.latent.defaults import UMAP_BACKEND
+from vae_tools.latent.projection import check_umap_backend, umap_embedding
 
 CLUSTER_METHODS = ("kmeans", "gmm", "hdbscan")
 # Full k-means over more rows than this is slow on a laptop; mini-batch k-means gives nearly the same centres.
@@ -44,8 +44,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
         X = np.ascontiguousarray(X, dtype=np.float32)
         if self.reduce not in ("umap", "none"):
             raise DataError(f"unknown reduction {self.reduce!r}: use umap or none")
-        if self.umap_backend not in UMAP_BACKENDS:
-            raise DataError(f"unknown UMAP backend {self.umap_backend!r}: use {' or '.join(UMAP_BACKENDS)}")
+        check_umap_backend(self.umap_backend)
         if self.method not in CLUSTER_METHODS:
             raise DataError(f"unknown clustering method {self.method!r}: use one of {', '.join(CLUSTER_METHODS)}")
         if self.method == "hdbscan" and self.min_cluster_size is not None and not 2 <= self.min_cluster_size <= len(X):

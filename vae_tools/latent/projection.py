@@ -8,11 +8,17 @@ from vae_tools.errors import DataError
 from vae_tools.latent.defaults import UMAP_BACKEND, UMAP_BACKENDS
 
 
+def check_umap_backend(backend: str) -> None:
+    if backend not in UMAP_BACKENDS:
+        raise DataError(f"unknown UMAP backend {backend!r}: use {' or '.join(UMAP_BACKENDS)}")
+
+
 def umap_embedding(latents: np.ndarray, n_components: int = 2, seed: int = 0, n_neighbors: int = 15,
                    min_dist: float = 0.0, backend: str = UMAP_BACKEND) -> np.ndarray:
     """UMAP coordinates (n, n_components). ``backend``: umap-learn (seeded runs are reproducible,
     and single-threaded, as umap-learn requires) or cuml (RAPIDS, on the GPU: minutes become
     seconds for millions of points; its results vary a little from run to run)."""
+    check_umap_backend(backend)
     latents = np.asarray(latents, dtype=np.float32)
     if len(latents) < 3:
         raise DataError(f"a UMAP map needs at least 3 samples, got {len(latents)}")
@@ -26,13 +32,11 @@ def umap_embedding(latents: np.ndarray, n_components: int = 2, seed: int = 0, n_
                             "NVIDIA GPU); use the umap-learn backend without it") from None
         reducer = UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, init=init,
                        random_state=seed)
-    elif backend == "umap-learn":
+    else:
         import umap
 
         reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
                             n_jobs=1, init=init)
-    else:
-        raise DataError(f"unknown UMAP backend {backend!r}: use {' or '.join(UMAP_BACKENDS)}")
     return np.asarray(reducer.fit_transform(latents), dtype=np.float32)
 
 

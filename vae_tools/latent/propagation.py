@@ -12,11 +12,12 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
 from vae_tools.errors import DataError
-from vae_tools.latent.defaults import REDUCE, REDUCTIONS, UMAP_BACKEND, UMAP_BACKENDS
+from vae_tools.latent.defaults import REDUCE, REDUCTIONS, UMAP_BACKEND
 from vae_tools.latent.features import GRAPH_COMPONENTS, effective_reduce, graph_space
 from vae_tools.latent.graph import affinity_graph
 from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.neighbors import check_neighbors, nearest_neighbors
+from vae_tools.latent.projection import check_umap_backend
 
 METHODS = ("spreading", "centroids", "knn")
 
@@ -69,8 +70,7 @@ class LabelPropagator(ClassifierMixin, BaseEstimator):
             raise DataError(f"unknown method {self.method!r}: use one of {', '.join(METHODS)}")
         if self.reduce not in REDUCTIONS:
             raise DataError(f"unknown reduction {self.reduce!r}: use one of {', '.join(REDUCTIONS)}")
-        if self.umap_backend not in UMAP_BACKENDS:
-            raise DataError(f"unknown UMAP backend {self.umap_backend!r}: use {' or '.join(UMAP_BACKENDS)}")
+        check_umap_backend(self.umap_backend)
         labelled = ~unlabelled_mask(y)
         if not labelled.any():
             raise DataError("no sample is labelled")
