@@ -50,6 +50,10 @@ def start_from_environment(device: str = "auto", timeout_minutes: float = 30.0) 
 
 def stop() -> None:
     if dist.is_available() and dist.is_initialized():
+        # Every process reaches the same point before any tears down: a gloo process destroying its
+        # group while its peer still works aborted the peer ("terminate called without an active
+        # exception") in 3 of 12 runs of the DDP test here, and in none of 20 with this barrier.
+        dist.barrier()
         dist.destroy_process_group()
 
 
