@@ -44,10 +44,12 @@ def process_group(device):
     from vae_tools.training import distributed
 
     distributed.start_from_environment(device or "auto")
+    finished = False
     try:
         yield distributed.is_main_process()
+        finished = True
     finally:
-        distributed.stop()
+        distributed.stop(wait=finished)
 
 
 class VaeToolsGroup(click.Group):
