@@ -19,7 +19,7 @@ from vae_tools.latent.labels import check_every_class_labelled, hide_labels
 from vae_tools.latent.metrics import classification_metrics
 from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.suggest import margin_uncertainty, suggest_labels
-from vae_tools.latent.defaults import FEATURES, REDUCE, REFINE_EPOCHS, REFINE_ROUNDS, UMAP_BACKEND
+from vae_tools.latent.defaults import FEATURES, MAPS, REDUCE, REFINE_EPOCHS, REFINE_ROUNDS, UMAP_BACKEND
 from vae_tools.semi_supervised import dataset_pixels, propagate_labels
 from vae_tools.tables import read_table, write_table
 
@@ -65,6 +65,7 @@ def run_label_propagate(
     reduce: str = REDUCE,
     features: str = FEATURES,
     backend: str = UMAP_BACKEND,
+    n_maps=MAPS,
     refine_rounds: Optional[int] = None,
     refine_epochs: int = REFINE_EPOCHS,
     suggest: int = 0,
@@ -94,7 +95,7 @@ def run_label_propagate(
     if keep.all():
         raise DataError("every sample is already labelled; nothing to propagate")
     propagator = LabelPropagator(method=method, n_neighbors=n_neighbors, graph=graph, reduce=reduce,
-                                 umap_backend=backend, random_state=seed)
+                                 umap_backend=backend, n_maps=n_maps, random_state=seed)
     out = ensure_out_dir(out)
     started = time.perf_counter()
     result = propagate_labels(inputs.model, inputs.dataset, given, propagator, features=features,
@@ -118,9 +119,11 @@ def run_label_propagate(
         "labelled_fraction": labeled, "labels_file": str(labels_file) if labels_file else None,
         "classes": [str(c) for c in fitted.classes_],
         "settings": {"method": method, "n_neighbors": n_neighbors, "graph": graph, "reduce": reduce,
-                     "features": features, "umap_backend": backend, "refine_rounds": refine_rounds, "refine_epochs": refine_epochs,
+                     "features": features, "umap_backend": backend, "maps": n_maps,
+                     "refine_rounds": refine_rounds, "refine_epochs": refine_epochs,
                      "stratify": stratify, "seed": seed},
         "choices": {"features": result.features, "features_why": _features_why(result),
+                    "maps": int(len(result.spaces)), "maps_why": result.maps_note,
                     "refinement": result.refinement_note or f"{len(result.rounds) - 1} round(s) kept"},
         "feature_cv_accuracy": result.feature_scores,
         "seconds": round(seconds, 2), "rounds": result.rounds,
@@ -139,7 +142,7 @@ def run_label_propagate(
         confusion_figure(np.array(cm["matrix"]), cm["labels"], out / "confusion.png",
                          f"unlabelled samples: accuracy {scores['accuracy']:.2%}")
     if suggest > 0:
-        metrics["suggestions"] = write_suggestions(out, inputs, result.space, fitted, keep, suggest, seed)
+        metrics["suggestions"] = write_suggestions(out, inputs, result.spaces[0], fitted, keep, suggest, seed)
     write_json(out / "metrics.json", metrics)
     return metrics
 

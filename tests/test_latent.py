@@ -2,6 +2,8 @@ import numpy as np
 import pytest
 
 from vae_tools.errors import DataError
+from vae_tools.latent.defaults import ENSEMBLE_LIMIT, ENSEMBLE_MAPS
+from vae_tools.latent.features import effective_maps, graph_spaces
 from vae_tools.latent.clustering import LatentClusterer, cluster_scores, match_clusters
 from vae_tools.latent.graph import affinity_graph
 from vae_tools.latent.labels import check_every_class_labelled, hide_labels, unlabelled_mask
@@ -74,6 +76,33 @@ def test_string_labels_with_none_for_unlabelled_and_predict_on_new_points():
     assert (model.transduction_[~keep] == names[~keep]).mean() > 0.97
     new_x, new_y = blobs(n_per_class=20, n_classes=3)
     assert (model.predict(new_x) == np.array(["cat", "dog", "eel"])[new_y]).mean() > 0.95
+
+
+def test_several_maps_average_the_label_distributions_of_single_maps_of_those_seeds():
+    x, y = blobs(n_per_class=60, n_classes=3, dim=14, spread=2.5, seed=5)
+    given = np.where(hide_labels(y, 0.05, seed=0, stratify=True), y, -1)
+    ensemble = LabelPropagator(n_maps=3, random_state=7).fit(x, given)
+    singles = [LabelPropagator(n_maps=1, random_state=7 + i).fit(x, given) for i in range(3)]
+    assert ensemble.n_maps_ == 3 and all(s.n_maps_ == 1 for s in singles)
+    np.testing.assert_allclose(ensemble.label_distributions_,
+                               np.mean([s.label_distributions_ for s in singles], axis=0), atol=1e-5)
+    # The maps differ (else averaging would be pointless), and given maps are used as they are.
+    maps = graph_spaces(x, 10, seed=7, n_maps=3)
+    assert maps.shape == (3, 180, 10) and not np.allclose(maps[0], maps[1], atol=0.1)
+    from_maps = LabelPropagator().fit(maps, given)
+    np.testing.assert_allclose(from_maps.label_distributions_, ensemble.label_distributions_, atol=1e-5)
+    proba = from_maps.predict_proba(maps[:, :4])
+    assert proba.shape == (4, 3) and np.allclose(proba.sum(1), 1)
+    with pytest.raises(DataError, match="shaped like the fitted data"):
+        from_maps.predict_proba(x[:4])
+
+
+def test_auto_maps_follow_the_sample_count_and_bad_counts_are_refused():
+    assert effective_maps("auto", ENSEMBLE_LIMIT) == ENSEMBLE_MAPS and effective_maps("auto", ENSEMBLE_LIMIT + 1) == 1
+    assert effective_maps(3, 10) == 3
+    for bad in (0, -2, 1.5, "many", True):
+        with pytest.raises(DataError, match="number of maps"):
+            effective_maps(bad, 100)
 
 
 def test_unlabelled_markers():

@@ -269,6 +269,24 @@ def test_cluster_and_label_propagate_build_their_10d_map_with_cuml(blobs_12d, tm
 
     run_cli("label-propagate", "--embeddings", blobs_12d, "--labelled", "0.2", "--backend", "cuml",
             "--reduce", "umap", "--out", tmp_path / "labels", "--quiet")
-    assert len(fake_cuml) == 2 and fake_cuml[-1]["n_components"] == 10 and fake_cuml[-1]["min_dist"] == 0.0
+    maps = fake_cuml[1:]  # the default ensemble on a small set: one map per seed
+    assert [m["random_state"] for m in maps] == [0, 1, 2, 3, 4]
+    assert all(m["n_components"] == 10 and m["min_dist"] == 0.0 for m in maps)
     metrics = json.loads((tmp_path / "labels" / "metrics.json").read_text())
     assert metrics["settings"]["umap_backend"] == "cuml" and metrics["accuracy_unlabelled"] == 1.0
+    assert metrics["choices"]["maps"] == 5 and "auto" in metrics["choices"]["maps_why"]
+
+
+def test_label_propagate_maps_option_is_recorded_and_checked(blobs_12d, tmp_path):
+    run_cli("label-propagate", "--embeddings", blobs_12d, "--labelled", "0.2", "--reduce", "umap", "--maps", "2",
+            "--out", tmp_path / "two", "--quiet")
+    metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    assert metrics["settings"]["maps"] == 2 and metrics["choices"]["maps"] == 2
+    assert metrics["choices"]["maps_why"] == "2 map(s), as asked" and metrics["accuracy_unlabelled"] == 1.0
+    run_cli("label-propagate", "--embeddings", blobs_12d, "--labelled", "0.2", "--reduce", "none",
+            "--out", tmp_path / "none", "--quiet")
+    metrics = json.loads((tmp_path / "none" / "metrics.json").read_text())
+    assert metrics["choices"]["maps"] == 1 and "no UMAP map" in metrics["choices"]["maps_why"]
+    result = run_cli("label-propagate", "--embeddings", blobs_12d, "--labelled", "0.2", "--maps", "0",
+                     "--out", tmp_path / "zero", ok=False)
+    assert result.exit_code == 2 and "at least one map" in result.output and not (tmp_path / "zero").exists()

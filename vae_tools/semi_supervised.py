@@ -15,10 +15,10 @@ from sklearn.base import BaseEstimator, clone
 from vae_tools.data import ImageDataset
 from vae_tools.embedding import embed, latent_matrix
 from vae_tools.errors import DataError
-from vae_tools.latent.defaults import (CV_FOLDS, FEATURES, HELD_BACK_FRACTION, MIN_HELD_BACK, PREFERRED_FEATURES,
-                                       REFINE_EPOCHS, REFINE_ROUNDS)
-from vae_tools.latent.features import (candidate_names, effective_reduce, feature_matrix, graph_space,
-                                       pixel_components)
+from vae_tools.latent.defaults import (CV_FOLDS, ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURES, HELD_BACK_FRACTION,
+                                       MIN_HELD_BACK, PREFERRED_FEATURES, REFINE_EPOCHS, REFINE_ROUNDS)
+from vae_tools.latent.features import (candidate_names, effective_maps, effective_reduce, feature_matrix,
+                                       graph_spaces, pixel_components)
 from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.validation import (cross_validated_accuracy, held_back_correct, held_back_split,
@@ -33,11 +33,12 @@ class PropagationResult:
     propagator: LabelPropagator  # fitted on ``space`` with every given label
     model: BaseVAE  # the fine-tuned VAE of the last accepted round (the input model when none was)
     latents: np.ndarray
-    space: np.ndarray  # the coordinates the neighbour graph was built on
+    spaces: np.ndarray  # (n_maps, n_samples, d): the coordinates each neighbour graph was built on
     features: str  # the feature set used
     feature_scores: dict = field(default_factory=dict)  # cross-validated accuracy of each candidate
     rounds: list = field(default_factory=list)  # per round: seconds, held-back accuracy, accepted
     refinement_note: str = ""
+    maps_note: str = ""  # why ``spaces`` holds as many maps as it does
 
 
 def dataset_pixels(dataset: ImageDataset, batch_size: int = 4096) -> np.ndarray:
@@ -62,10 +63,11 @@ def propagate_labels(
     latents: Optional[np.ndarray] = None,
 ) -> PropagationResult:
     """Round 0 propagates over a feature set (latents, pixels or both) chosen by cross-validation on
-    the given labels (``choose_features``: latents+pixels unless another set is clearly better). Each refinement round fine-tunes a copy of the VAE on the
-    ELBO plus a classifier loss on the current labels, re-embeds and propagates again; a quarter of
-    the given labels is held back from it, and the round is kept only if it predicts more of them
-    correctly than the best round so far.
+    the given labels (``choose_features``: latents+pixels unless another set is clearly better),
+    averaged over the propagator's ``n_maps`` UMAP maps of it. Each refinement round fine-tunes a
+    copy of the VAE on the ELBO plus a classifier loss on the current labels, re-embeds and
+    propagates again; a quarter of the given labels is held back from it, and the round is kept
+    only if it predicts more of them correctly than the best round so far.
     ``latents``: the model's embeddings of ``dataset`` when the
     caller already has them. Without ``dataset`` only the latents are used; without ``model`` (or
     ``dataset``) there is no refinement."""
@@ -77,18 +79,23 @@ def propagate_labels(
     if latents is None:
         latents = latent_matrix(embed(model, dataset, device=device, progress=progress))
     reduce = effective_reduce(base.reduce, len(latents))
+    n_maps = effective_maps(base.n_maps, len(latents))
     names = candidate_names(features, have_pixels=dataset is not None)
     pixels = pixel_components(dataset_pixels(dataset), seed=seed) if names != ["latents"] else None
 
-    def space_of(name: str, lat: np.ndarray) -> np.ndarray:
+    def maps_of(name: str, lat: np.ndarray, count: int, first: Optional[np.ndarray] = None) -> np.ndarray:
         matrix = feature_matrix(name, lat, pixels)
-        return graph_space(matrix, base.n_components, seed, base.umap_backend) if reduce == "umap" else matrix
+        if reduce != "umap":
+            return matrix[None]
+        return graph_spaces(matrix, base.n_components, seed, base.umap_backend, count, first)
 
-    spaces = {name: space_of(name, latents) for name in names}
-    scores = {name: cross_validated_accuracy(on_space, spaces[name], y, CV_FOLDS, seed) for name in names} \
+    # One map per candidate is enough to rank them; only the chosen set pays for the other maps.
+    single = {name: maps_of(name, latents, 1) for name in names}
+    scores = {name: cross_validated_accuracy(on_space, single[name], y, CV_FOLDS, seed) for name in names} \
         if len(names) > 1 else {}
     chosen = choose_features(scores, int((~hidden).sum())) if scores else names[0]
-    space = spaces[chosen]
+    space = maps_of(chosen, latents, n_maps, first=single[chosen][0])
+    maps_note = _maps_note(reduce, base.n_maps, len(space), len(latents))
 
     held = held_back_split(y, HELD_BACK_FRACTION, seed)
     working = without_labels(y, held)
@@ -104,7 +111,7 @@ def propagate_labels(
                             epochs=refine_epochs, label_weight=label_weight, device=device, seed=seed + r,
                             progress=progress)
         trial_latents = latent_matrix(embed(trial_model, dataset, device=device, progress=progress))
-        trial_space = space_of(chosen, trial_latents)
+        trial_space = maps_of(chosen, trial_latents, n_maps)
         trial = clone(on_space).fit(trial_space, working)
         score = _held_back_score(trial, y, held)
         accepted = score.beats(best)
@@ -116,7 +123,7 @@ def propagate_labels(
             break
         model, latents, space, current, best = trial_model, trial_latents, trial_space, trial, score
     final = clone(on_space).fit(space, y)
-    return PropagationResult(final, model, latents, space, chosen, scores, rounds, note)
+    return PropagationResult(final, model, latents, space, chosen, scores, rounds, note, maps_note)
 
 
 def choose_features(scores: dict, n_labels: int, preferred: str = PREFERRED_FEATURES) -> str:
@@ -129,6 +136,17 @@ def choose_features(scores: dict, n_labels: int, preferred: str = PREFERRED_FEAT
     margin = np.sqrt(reference * (1 - reference) / max(n_labels, 1))
     better = {n: v for n, v in scores.items() if v is not None and v > reference + margin}
     return max(better, key=better.get) if better else preferred
+
+
+def _maps_note(reduce: str, n_maps, made: int, n_samples: int) -> str:
+    if reduce != "umap":
+        return "no UMAP map: the graph is built on the features themselves"
+    if made == 1 and effective_maps(n_maps, n_samples) > 1:
+        return "the features are already as small as a map, so they are used as they are"
+    if n_maps != "auto":
+        return f"{made} map(s), as asked"
+    return (f"auto: {ENSEMBLE_MAPS} maps up to {ENSEMBLE_LIMIT:,} samples, 1 beyond; {n_samples:,} here, "
+            f"so {made}")
 
 
 def _refinement_blocker(refine_rounds: int, have_model: bool, chosen: str, n_held: int) -> str:

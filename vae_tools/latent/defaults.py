@@ -12,5 +12,11 @@ HELD_BACK_FRACTION = 0.25
 # Below this many held-back labels one lucky guess moves the accuracy too much to judge a round.
 MIN_HELD_BACK = 10
 CV_FOLDS = 5
+# UMAP maps of different seeds differ enough to move one result by about half a point (Kuzushiji-MNIST,
+# 10,000 images); averaging the label distributions of several maps removes most of that. Each map
+# costs a UMAP run, so "auto" uses ENSEMBLE_MAPS maps up to ENSEMBLE_LIMIT samples and one beyond.
+MAPS = "auto"
+ENSEMBLE_MAPS = 5
+ENSEMBLE_LIMIT = 20_000
 UMAP_BACKENDS = ("umap-learn", "cuml")
 UMAP_BACKEND = "umap-learn"

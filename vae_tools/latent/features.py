@@ -14,7 +14,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from vae_tools.errors import DataError
-from vae_tools.latent.defaults import FEATURE_SETS, UMAP_BACKEND
+from vae_tools.latent.defaults import ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURE_SETS, UMAP_BACKEND
 
 PIXEL_COMPONENTS = 50
 GRAPH_COMPONENTS = 10
@@ -28,6 +28,15 @@ def effective_reduce(reduce: str, n_samples: int) -> str:
     if reduce == "auto":
         return "umap" if n_samples <= UMAP_LIMIT else "none"
     return reduce
+
+
+def effective_maps(n_maps, n_samples: int) -> int:
+    """``auto``: ENSEMBLE_MAPS maps up to ENSEMBLE_LIMIT samples, one beyond; a count stays as given."""
+    if n_maps == "auto":
+        return ENSEMBLE_MAPS if n_samples <= ENSEMBLE_LIMIT else 1
+    if isinstance(n_maps, bool) or not isinstance(n_maps, (int, np.integer)) or n_maps < 1:
+        raise DataError(f"the number of maps must be auto or a whole number of at least 1, got {n_maps!r}")
+    return int(n_maps)
 
 
 def pixel_components(images: np.ndarray, n_components: int = PIXEL_COMPONENTS, seed: int = 0) -> np.ndarray:
@@ -74,3 +83,16 @@ def graph_space(features: np.ndarray, n_components: int = GRAPH_COMPONENTS, seed
     if features.shape[1] <= n_components or len(features) <= n_components + 2:
         return features
     return umap_embedding(features, n_components, seed, backend=backend)
+
+
+def graph_spaces(features: np.ndarray, n_components: int = GRAPH_COMPONENTS, seed: int = 0,
+                 backend: str = UMAP_BACKEND, n_maps: int = 1, first: Optional[np.ndarray] = None) -> np.ndarray:
+    """``n_maps`` UMAP maps of the features (seeds ``seed``, ``seed + 1``, ...) stacked as
+    (n_maps, n_samples, n_components); features already that small give one map, themselves.
+    ``first``: the map of seed ``seed`` when the caller already has it."""
+    features = np.asarray(features, dtype=np.float32)
+    if features.shape[1] <= n_components or len(features) <= n_components + 2:
+        return features[None]
+    maps = [first if first is not None else graph_space(features, n_components, seed, backend)]
+    maps += [graph_space(features, n_components, seed + i, backend) for i in range(1, n_maps)]
+    return np.stack(maps)
