@@ -306,9 +306,9 @@ umap_backend_option = click.option(
                    "pixels need --data.")
 @umap_backend_option
 @click.option("--maps", "n_maps", default=MAPS, show_default=True, callback=parse_maps, metavar="auto|N",
-              help="UMAP maps of different seeds to propagate over, their results averaged: one map's seed "
-                   f"moves accuracy by about half a point. auto: {ENSEMBLE_MAPS} up to {ENSEMBLE_LIMIT:,} samples, "
-                   "1 beyond (each map costs a UMAP run).")
+              help="UMAP maps of different seeds to propagate over, their results averaged, so that the "
+                   "result does not hang on one map's seed (up to a point of accuracy on small data sets). "
+                   f"auto: {ENSEMBLE_MAPS} up to {ENSEMBLE_LIMIT:,} samples, 1 beyond (each map costs a UMAP run).")
 @click.option("--refine-rounds", type=click.IntRange(min=0), default=None,
               help="Rounds of fine-tuning the VAE on the propagated labels, then propagating again "
                    "(needs --model and --data). A quarter of your labels is held back, and a round is kept "
