@@ -89,6 +89,9 @@ def _labels(run: Path, metrics: dict) -> Section:
                                  f"given one. Features: {metrics['choices']['features']} "
                                  f"({metrics['choices']['features_why']}). Refinement: "
                                  f"{metrics['choices']['refinement']}.")
+        if "maps" in metrics["choices"]:
+            section.sentences.append(f"Maps averaged: {metrics['choices']['maps']} "
+                                     f"({metrics['choices']['maps_why']}).")
     if metrics.get("accuracy_unlabelled") is not None:
         matrix = metrics["unlabelled"]["confusion_matrix"]["matrix"]
         totals = [sum(row) for row in matrix]

@@ -150,7 +150,8 @@ def test_demo_runs_every_step_and_its_index_opens_with_every_link_present(tmp_pa
     # Each figure says what it measures and against what; nothing names this machine's folders.
     for sentence in ("always guessing the commonest label would get", "a plain method on the same labels",
                      "NMI", "(0: unrelated to the labels, 1: the labels exactly)", "synthetic outliers",
-                     "every 3 dB halves the squared error", "best validation loss", "Confusion matrix"):
+                     "every 3 dB halves the squared error", "best validation loss", "Confusion matrix",
+                     "Maps averaged: 5 (auto"):
         assert sentence in text, sentence
     assert str(tmp_path) not in text and "/work/" not in text
     for section in ("train", "label-propagate", "cluster", "umap", "anomalies", "denoise", "sample", "interpolate"):
