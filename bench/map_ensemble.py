@@ -14,7 +14,6 @@ This is what `--maps auto` rests on: it averages 5 maps up to ENSEMBLE_LIMIT sam
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -27,6 +26,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from vae_tools.atomic import write_json  # noqa: E402
 from vae_tools.config import TrainConfig  # noqa: E402
 from vae_tools.data import load_dataset  # noqa: E402
 from vae_tools.embedding import embed, latent_matrix  # noqa: E402
@@ -113,8 +113,7 @@ def main() -> None:
                   f"{summary['gain_mean']:+.4f} ±{summary['gain_std']:.4f}; {entry['seconds_per_map']}s a map",
                   flush=True)
         report["data"][name] = entry
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        write_json(args.out, report)  # after each data set, so that a long run keeps what it measured
     print(f"wrote {args.out}")
 
 
