@@ -46,6 +46,7 @@ def scramble(model, *args, **kwargs):
 
 def test_a_round_that_lowers_held_back_accuracy_is_dropped(bars, monkeypatch):
     dataset, labels, given, trained, _ = bars
+    monkeypatch.setattr(semi, "MIN_HELD_BACK", 10)  # the bars hold 12 back: judge them as if that were enough
     monkeypatch.setattr(semi, "fine_tune_on_labels", scramble)
     result = semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=2, progress=False,
                                    y_true=labels)
@@ -63,6 +64,7 @@ def test_a_round_that_lowers_held_back_accuracy_is_dropped(bars, monkeypatch):
 
 def test_a_round_that_helps_is_kept(bars, monkeypatch):
     dataset, labels, given, trained, _ = bars
+    monkeypatch.setattr(semi, "MIN_HELD_BACK", 10)
     start = scramble(copy.deepcopy(trained))  # its latents are noise: round 0 guesses
 
     def learn(model, *args, **kwargs):  # a 'fine-tuning' that gives the model the trained encoder
@@ -79,10 +81,10 @@ def test_a_round_that_helps_is_kept(bars, monkeypatch):
 
 
 def test_too_few_labels_skip_refinement_and_say_so(bars):
-    dataset, labels, _, trained, _ = bars
-    few = np.where(hide_labels(labels, 0.05, seed=0, stratify=True), labels, -1)
-    result = semi.propagate_labels(trained, dataset, few, features="latents", refine_rounds=2, progress=False)
-    assert len(result.rounds) == 1 and "too few labels" in result.refinement_note
+    dataset, labels, given, trained, _ = bars
+    result = semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=2, progress=False)
+    assert len(result.rounds) == 1 and result.rounds[0]["held_back"] < semi.MIN_HELD_BACK
+    assert "too few labels" in result.refinement_note and "give at least 400 labels" in result.refinement_note
 
 
 def test_auto_features_pick_the_pixels_over_a_useless_encoder(bars):
@@ -128,6 +130,7 @@ def test_reduce_auto_uses_umap_up_to_its_limit_only():
 
 def test_a_round_that_changes_nothing_is_not_kept(bars, monkeypatch):
     dataset, labels, given, trained, _ = bars
+    monkeypatch.setattr(semi, "MIN_HELD_BACK", 10)
     monkeypatch.setattr(semi, "fine_tune_on_labels", lambda model, *a, **k: model)
     result = semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=2, progress=False)
     first, second = result.rounds
