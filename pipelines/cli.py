@@ -16,8 +16,9 @@ from vae_tools.data import SOURCE_HELP
 from vae_tools.errors import VaeToolsError
 from vae_tools.models import list_models
 from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
-from vae_tools.latent.defaults import (ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURE_SETS, FEATURES, MAPS, REDUCE,
-                                       REDUCTIONS, REFINE_EPOCHS, REFINE_ROUNDS, UMAP_BACKEND, UMAP_BACKENDS)
+from vae_tools.latent.defaults import (ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURE_SETS, FEATURES, HELD_BACK_FRACTION, MAPS,
+                                       MIN_HELD_BACK, REDUCE, REDUCTIONS, REFINE_EPOCHS, REFINE_ROUNDS, UMAP_BACKEND,
+                                       UMAP_BACKENDS)
 
 
 class SafeCommand(click.Command):
@@ -312,7 +313,8 @@ umap_backend_option = click.option(
 @click.option("--refine-rounds", type=click.IntRange(min=0), default=None,
               help="Rounds of fine-tuning the VAE on the propagated labels, then propagating again "
                    "(needs --model and --data). A quarter of your labels is held back, and a round is kept "
-                   f"only if it predicts more of them correctly.  [default: {REFINE_ROUNDS} with --model, else 0]")
+                   f"only if it predicts more of them correctly; with fewer than "
+                   f"{round(MIN_HELD_BACK / HELD_BACK_FRACTION)} labels that cannot be judged, and it is skipped.  [default: {REFINE_ROUNDS} with --model, else 0]")
 @click.option("--refine-epochs", type=click.IntRange(min=1), default=REFINE_EPOCHS, show_default=True,
               help="Epochs over the data per refinement round.")
 @click.option("--suggest", type=click.IntRange(min=0), default=0, metavar="N",
