@@ -12,7 +12,7 @@ HELD_BACK_FRACTION = 0.25
 # Below this many held-back labels a single lucky label is worth more than a point of accuracy, more
 # than a refinement round moves it (digits, 10 label draws: -0.64 to +0.82 points), so a round cannot
 # be judged: with 23 held back one draw of the ten kept two rounds on +1 labels each and ended 0.64
-# points below round 0. Refinement then says so and is skipped.
+# points below round 0 (bench/refinement_rounds.py). Refinement then says so and is skipped.
 MIN_HELD_BACK = 100
 CV_FOLDS = 5
 # The UMAP map's seed alone moves a result: for the same labels single maps differed by 0.4 points on
