@@ -81,7 +81,7 @@ def label_propagation(name: str, dataset, model, seeds, fraction, pca_size, devi
         base_accuracy = float(np.mean(baseline.transduction_[~keep] == y[~keep]))
         runs.append({"seed": seed, "accuracy": accuracy, "baseline_accuracy": base_accuracy,
                      "features": result.features, "feature_cv_accuracy": result.feature_scores,
-                     "maps": int(len(result.spaces)),
+                     "maps": len(result.spaces),
                      "rounds": result.rounds, "refinement_note": result.refinement_note,
                      "seconds": round(seconds, 1)})
         round0 = result.rounds[0].get("accuracy_unlabelled")

@@ -114,6 +114,8 @@ def parse_maps(ctx, param, value):
     if count < 1:
         raise click.BadParameter(f"{value!r}: at least one map is needed")
     return count
+
+
 MAX_IMAGE_SIDE = 4096  # a 4096x4096 RGB image is 200 MB as float32; larger sides are almost surely a typo
 
 

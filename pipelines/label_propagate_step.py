@@ -123,7 +123,7 @@ def run_label_propagate(
                      "refine_rounds": refine_rounds, "refine_epochs": refine_epochs,
                      "stratify": stratify, "seed": seed},
         "choices": {"features": result.features, "features_why": _features_why(result),
-                    "maps": int(len(result.spaces)), "maps_why": result.maps_note,
+                    "maps": len(result.spaces), "maps_why": result.maps_note,
                     "refinement": result.refinement_note or f"{len(result.rounds) - 1} round(s) kept"},
         "feature_cv_accuracy": result.feature_scores,
         "seconds": round(seconds, 2), "rounds": result.rounds,

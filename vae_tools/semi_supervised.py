@@ -95,7 +95,7 @@ def propagate_labels(
         if len(names) > 1 else {}
     chosen = choose_features(scores, int((~hidden).sum())) if scores else names[0]
     space = maps_of(chosen, latents, n_maps, first=single[chosen][0])
-    maps_note = _maps_note(reduce, base.n_maps, len(space), len(latents))
+    maps_note = _maps_note(reduce, base.n_maps, n_maps, len(space), len(latents))
 
     held = held_back_split(y, HELD_BACK_FRACTION, seed)
     working = without_labels(y, held)
@@ -138,12 +138,12 @@ def choose_features(scores: dict, n_labels: int, preferred: str = PREFERRED_FEAT
     return max(better, key=better.get) if better else preferred
 
 
-def _maps_note(reduce: str, n_maps, made: int, n_samples: int) -> str:
+def _maps_note(reduce: str, asked, wanted: int, made: int, n_samples: int) -> str:
     if reduce != "umap":
         return "no UMAP map: the graph is built on the features themselves"
-    if made == 1 and effective_maps(n_maps, n_samples) > 1:
+    if made < wanted:
         return "the features are already as small as a map, so they are used as they are"
-    if n_maps != "auto":
+    if asked != "auto":
         return f"{made} map(s), as asked"
     return (f"auto: {ENSEMBLE_MAPS} maps up to {ENSEMBLE_LIMIT:,} samples, 1 beyond; {n_samples:,} here, "
             f"so {made}")

@@ -74,13 +74,18 @@ def candidate_names(requested: str, have_pixels: bool) -> list[str]:
     return list(FEATURE_SETS[1:]) if have_pixels else ["latents"]
 
 
+def _already_small(features: np.ndarray, n_components: int) -> bool:
+    """No map is made of features with no more columns than the map, or too few rows for one."""
+    return features.shape[1] <= n_components or len(features) <= n_components + 2
+
+
 def graph_space(features: np.ndarray, n_components: int = GRAPH_COMPONENTS, seed: int = 0,
                 backend: str = UMAP_BACKEND) -> np.ndarray:
     """The UMAP map (min_dist 0) the neighbour graph is built on; features already that small pass through."""
     from vae_tools.latent.projection import umap_embedding
 
     features = np.asarray(features, dtype=np.float32)
-    if features.shape[1] <= n_components or len(features) <= n_components + 2:
+    if _already_small(features, n_components):
         return features
     return umap_embedding(features, n_components, seed, backend=backend)
 
@@ -91,7 +96,7 @@ def graph_spaces(features: np.ndarray, n_components: int = GRAPH_COMPONENTS, see
     (n_maps, n_samples, n_components); features already that small give one map, themselves.
     ``first``: the map of seed ``seed`` when the caller already has it."""
     features = np.asarray(features, dtype=np.float32)
-    if features.shape[1] <= n_components or len(features) <= n_components + 2:
+    if _already_small(features, n_components):
         return features[None]
     maps = [first if first is not None else graph_space(features, n_components, seed, backend)]
     maps += [graph_space(features, n_components, seed + i, backend) for i in range(1, n_maps)]
