@@ -16,8 +16,8 @@ from vae_tools.data import SOURCE_HELP
 from vae_tools.errors import VaeToolsError
 from vae_tools.models import list_models
 from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
-from vae_tools.latent.defaults import (ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURE_SETS, FEATURES, HELD_BACK_FRACTION, MAPS,
-                                       MIN_HELD_BACK, REDUCE, REDUCTIONS, REFINE_EPOCHS, REFINE_ROUNDS, UMAP_BACKEND,
+from vae_tools.latent.defaults import (ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURE_SETS, FEATURES, JUDGE_FOLDS, MAPS,
+                                       MIN_JUDGING_LABELS, REDUCE, REDUCTIONS, REFINE_EPOCHS, REFINE_ROUNDS, UMAP_BACKEND,
                                        UMAP_BACKENDS)
 
 
@@ -314,9 +314,10 @@ umap_backend_option = click.option(
                    f"auto: {ENSEMBLE_MAPS} up to {ENSEMBLE_LIMIT:,} samples, 1 beyond (each map costs a UMAP run).")
 @click.option("--refine-rounds", type=click.IntRange(min=0), default=None,
               help="Rounds of fine-tuning the VAE on the propagated labels, then propagating again "
-                   "(needs --model and --data). A quarter of your labels is held back, and a round is kept "
-                   f"only if it predicts more of them correctly; with fewer than "
-                   f"{round(MIN_HELD_BACK / HELD_BACK_FRACTION)} labels that cannot be judged, and it is skipped.  [default: {REFINE_ROUNDS} with --model, else 0]")
+                   "(needs --model and --data). Each round is also run once per fold of your labels "
+                   f"({JUDGE_FOLDS} folds) without that fold, and kept only if it then predicts more of the "
+                   f"labels held back correctly; with fewer than {MIN_JUDGING_LABELS} labels that cannot be "
+                   f"judged, and it is skipped.  [default: {REFINE_ROUNDS} with --model, else 0]")
 @click.option("--refine-epochs", type=click.IntRange(min=1), default=REFINE_EPOCHS, show_default=True,
               help="Epochs over the data per refinement round.")
 @click.option("--suggest", type=click.IntRange(min=0), default=0, metavar="N",

@@ -54,7 +54,7 @@ def test_label_propagate_from_embeddings_writes_every_output(trained, tmp_path):
 def test_label_propagate_with_refinement_from_a_run_folder(trained, tmp_path, monkeypatch):
     import vae_tools.semi_supervised as semi
 
-    monkeypatch.setattr(semi, "MIN_HELD_BACK", 10)  # 12 bars are held back: judge them as if that were enough
+    monkeypatch.setattr(semi, "MIN_JUDGING_LABELS", 10)  # 48 bars are labelled: judge them as if that were enough
     out = tmp_path / "labels"
     run_cli("label-propagate", "--model", trained / "run", "--data", trained / "bars.npz", "--labeled", "0.4",
             "--stratify", "--neighbors", "8", "--features", "latents", "--refine-rounds", "1", "--refine-epochs", "1",
@@ -62,7 +62,7 @@ def test_label_propagate_with_refinement_from_a_run_folder(trained, tmp_path, mo
     metrics = json.loads((out / "metrics.json").read_text())
     assert [r["round"] for r in metrics["rounds"]] == [0, 1]
     assert all(0 <= r["accuracy_unlabelled"] <= 1 for r in metrics["rounds"])
-    assert all(r["held_back"] == 12 for r in metrics["rounds"])
+    assert all(r["held_back"] == 48 for r in metrics["rounds"])  # every given label judges each round
     kept = [r for r in metrics["rounds"] if r["accepted"]][-1]
     assert metrics["accuracy_unlabelled"] == kept["accuracy_unlabelled"]
     assert metrics["choices"]["features"] == "latents"

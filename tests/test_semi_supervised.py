@@ -15,7 +15,7 @@ from vae_tools.data import ImageDataset
 from vae_tools.data.arrays import ArrayReader
 from vae_tools.errors import DataError
 from vae_tools.latent.labels import hide_labels
-from vae_tools.latent.validation import cross_validated_accuracy, held_back_split, without_labels
+from vae_tools.latent.validation import cross_validated_accuracy, labelled_folds, without_labels
 from vae_tools.training import train
 from vae_tools.training.trainer import build_model
 
@@ -46,7 +46,7 @@ def scramble(model, *args, **kwargs):
 
 def test_a_round_that_lowers_held_back_accuracy_is_dropped(bars, monkeypatch):
     dataset, labels, given, trained, _ = bars
-    monkeypatch.setattr(semi, "MIN_HELD_BACK", 10)  # the bars hold 12 back: judge them as if that were enough
+    monkeypatch.setattr(semi, "MIN_JUDGING_LABELS", 10)  # the bars give 80 labels: judge them as if that were enough
     monkeypatch.setattr(semi, "fine_tune_on_labels", scramble)
     result = semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=2, progress=False,
                                    y_true=labels)
@@ -64,7 +64,7 @@ def test_a_round_that_lowers_held_back_accuracy_is_dropped(bars, monkeypatch):
 
 def test_a_round_that_helps_is_kept(bars, monkeypatch):
     dataset, labels, given, trained, _ = bars
-    monkeypatch.setattr(semi, "MIN_HELD_BACK", 10)
+    monkeypatch.setattr(semi, "MIN_JUDGING_LABELS", 10)
     start = scramble(copy.deepcopy(trained))  # its latents are noise: round 0 guesses
 
     def learn(model, *args, **kwargs):  # a 'fine-tuning' that gives the model the trained encoder
@@ -83,8 +83,8 @@ def test_a_round_that_helps_is_kept(bars, monkeypatch):
 def test_too_few_labels_skip_refinement_and_say_so(bars):
     dataset, labels, given, trained, _ = bars
     result = semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=2, progress=False)
-    assert len(result.rounds) == 1 and result.rounds[0]["held_back"] < semi.MIN_HELD_BACK
-    assert "too few labels" in result.refinement_note and "give at least 400 labels" in result.refinement_note
+    assert len(result.rounds) == 1 and result.rounds[0]["held_back"] == 0
+    assert "too few labels" in result.refinement_note and "(80 given, 100 needed" in result.refinement_note
 
 
 def test_auto_features_pick_the_pixels_over_a_useless_encoder(bars):
@@ -97,7 +97,7 @@ def test_auto_features_pick_the_pixels_over_a_useless_encoder(bars):
     assert np.mean(result.propagator.transduction_[hidden] == labels[hidden]) > 0.9
 
 
-def test_cross_validation_and_held_back_split_use_only_given_labels():
+def test_cross_validation_and_judging_folds_use_only_given_labels():
     rng = np.random.default_rng(0)
     x = np.r_[rng.normal(0, 0.3, (50, 2)), rng.normal(5, 0.3, (50, 2))].astype(np.float32)
     y = np.repeat([0, 1], 50)
@@ -105,10 +105,10 @@ def test_cross_validation_and_held_back_split_use_only_given_labels():
     from vae_tools.latent.propagation import LabelPropagator
 
     assert cross_validated_accuracy(LabelPropagator(reduce="none", n_neighbors=5), x, given) == 1.0
-    held = held_back_split(given, 0.25, seed=0)
-    assert len(held) == 4 and (given[held] >= 0).all()
-    assert set(given[held]) == {0, 1}
-    assert (without_labels(given, held)[held] == -1).all()
+    folds = labelled_folds(given, semi.JUDGE_FOLDS, seed=0)
+    assert len(folds) == 4 and all(set(given[fold]) == {0, 1} for fold in folds)  # stratified
+    assert sorted(np.concatenate(folds)) == list(np.flatnonzero(given >= 0))  # each given label once
+    assert (without_labels(given, folds[0])[folds[0]] == -1).all()
     strings = np.array(["a", None, "b", "a"], dtype=object)
     assert list(without_labels(strings, [0])) == [None, None, "b", "a"]
 
@@ -130,7 +130,7 @@ def test_reduce_auto_uses_umap_up_to_its_limit_only():
 
 def test_a_round_that_changes_nothing_is_not_kept(bars, monkeypatch):
     dataset, labels, given, trained, _ = bars
-    monkeypatch.setattr(semi, "MIN_HELD_BACK", 10)
+    monkeypatch.setattr(semi, "MIN_JUDGING_LABELS", 10)
     monkeypatch.setattr(semi, "fine_tune_on_labels", lambda model, *a, **k: model)
     result = semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=2, progress=False)
     first, second = result.rounds
@@ -151,12 +151,20 @@ def test_only_more_correct_held_back_labels_make_a_round_better():
         dist = np.array([[p, 1 - p] if t == 0 else [1 - p, p] for p, t in zip(p_true, y[held])] + [[0.5, 0.5]])
         return SimpleNamespace(classes_=np.array([0, 1]), transduction_=np.array(predicted), label_distributions_=dist)
 
-    before = semi._held_back_score(fitted([0.6, 0.6, 0.6, 0.6]), y, held)
+    def score(*fits):  # one fitted propagation per fold of ``held``
+        folds = np.array_split(held, len(fits))
+        return semi._judged_score([SimpleNamespace(fitted=f) for f in fits], folds, y)
+
+    before = score(fitted([0.6, 0.6, 0.6, 0.6]))
     assert before.correct == 4 and before.mean_probability == pytest.approx(0.6)
-    sharper = semi._held_back_score(fitted([0.9, 0.9, 0.9, 0.9]), y, held)
+    sharper = score(fitted([0.9, 0.9, 0.9, 0.9]))
     assert not sharper.beats(before)  # more confidence in the same answers is not a better round
-    fewer = semi._held_back_score(fitted([0.4, 0.9, 0.9, 0.9], predicted=(1, 1, 1, 0, 0)), y, held)
+    fewer = score(fitted([0.4, 0.9, 0.9, 0.9], predicted=(1, 1, 1, 0, 0)))
     assert fewer.correct == 3 and before.beats(fewer) and not fewer.beats(before)
+    # Over two folds each fold is scored on its own propagation: the first fold's one error counts,
+    # the second fold's propagation is right on its own labels.
+    split = score(fitted([0.4, 0.9, 0.9, 0.9], predicted=(1, 1, 1, 0, 0)), fitted([0.6, 0.6, 0.7, 0.7]))
+    assert split.correct == 3 and split.mean_probability == pytest.approx((0.4 + 0.9 + 0.7 + 0.7) / 4)
     unseen = SimpleNamespace(classes_=np.array([0]), transduction_=np.zeros(5, int), label_distributions_=np.ones((5, 1)))
     assert list(held_back_true_probability(unseen, y, held)) == [1.0, 0.0, 0.0, 1.0]
 

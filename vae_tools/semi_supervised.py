@@ -1,6 +1,6 @@
 """Labels for every image from a few: choose the features by cross-validation, propagate, then
 sharpen the latents with the propagated labels (self-training) and keep a round only when the
-labels held back from it say it helped."""
+labels held back from it (each fold of them in turn) say it helped."""
 
 from __future__ import annotations
 
@@ -15,15 +15,14 @@ from sklearn.base import BaseEstimator, clone
 from vae_tools.data import ImageDataset
 from vae_tools.embedding import embed, latent_matrix
 from vae_tools.errors import DataError
-from vae_tools.latent.defaults import (CV_FOLDS, ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURES, HELD_BACK_FRACTION,
-                                       MIN_HELD_BACK, PREFERRED_FEATURES, REFINE_EPOCHS, REFINE_ROUNDS)
+from vae_tools.latent.defaults import (CV_FOLDS, ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURES, JUDGE_FOLDS,
+                                       MIN_JUDGING_LABELS, PREFERRED_FEATURES, REFINE_EPOCHS, REFINE_ROUNDS)
 from vae_tools.latent.features import (candidate_names, effective_maps, effective_reduce, feature_matrix,
                                        graph_spaces, pixel_components)
 from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.propagation import LabelPropagator
-from vae_tools.latent.validation import (cross_validated_accuracy, held_back_correct, held_back_split,
-                                         held_back_true_probability,
-                                         without_labels)
+from vae_tools.latent.validation import (cross_validated_accuracy, held_back_correct, held_back_true_probability,
+                                         labelled_folds, without_labels)
 from vae_tools.models.base import BaseVAE, as_module
 from vae_tools.training.label_fine_tune import fine_tune_on_labels
 
@@ -66,8 +65,10 @@ def propagate_labels(
     the given labels (``choose_features``: latents+pixels unless another set is clearly better),
     averaged over the propagator's ``n_maps`` UMAP maps of it. Each refinement round fine-tunes a
     copy of the VAE on the ELBO plus a classifier loss on the current labels, re-embeds and
-    propagates again; a quarter of the given labels is held back from it, and the round is kept
-    only if it predicts more of them correctly than the best round so far.
+    propagates again. It is judged by cross-fitting: the given labels are split into
+    ``JUDGE_FOLDS`` folds, each fold's own line of rounds runs without that fold's labels, and the
+    round is kept only if, added over the folds, it predicts more of the labels held back from it
+    correctly than the best round so far (so each kept round costs ``JUDGE_FOLDS`` + 1 fine-tunings).
     ``latents``: the model's embeddings of ``dataset`` when the
     caller already has them. Without ``dataset`` only the latents are used; without ``model`` (or
     ``dataset``) there is no refinement."""
@@ -97,33 +98,55 @@ def propagate_labels(
     space = maps_of(chosen, latents, n_maps, first=single[chosen][0])
     maps_note = _maps_note(reduce, base.n_maps, n_maps, len(space), len(latents))
 
-    held = held_back_split(y, HELD_BACK_FRACTION, seed)
-    working = without_labels(y, held)
-    note = _refinement_blocker(refine_rounds, model is not None and dataset is not None, chosen, len(held))
-    current = clone(on_space).fit(space, working)
-    best = _held_back_score(current, y, held)
-    rounds = [_round_info(0, started, best, held, True, on_space, space, y, hidden, y_true)]
-    for r in range(1, refine_rounds + 1 if not note else 1):
-        started = time.perf_counter()
-        trial_model = copy.deepcopy(model)
-        codes = np.searchsorted(current.classes_, current.transduction_)
-        fine_tune_on_labels(trial_model, dataset, codes, current.confidence_, len(current.classes_),
+    def propagated(lineage_model, lat, maps, labels) -> Lineage:
+        return Lineage(lineage_model, lat, maps, clone(on_space).fit(maps, labels), labels)
+
+    def refined(lineage: Lineage, r: int) -> Lineage:
+        """``lineage`` one round on: its VAE fine-tuned on its own propagated labels, re-embedded,
+        re-mapped and propagated with the same labels."""
+        fitted, trial_model = lineage.fitted, copy.deepcopy(lineage.model)
+        codes = np.searchsorted(fitted.classes_, fitted.transduction_)
+        fine_tune_on_labels(trial_model, dataset, codes, fitted.confidence_, len(fitted.classes_),
                             epochs=refine_epochs, label_weight=label_weight, device=device, seed=seed + r,
                             progress=progress)
         trial_latents = latent_matrix(embed(trial_model, dataset, device=device, progress=progress))
-        trial_space = maps_of(chosen, trial_latents, n_maps)
-        trial = clone(on_space).fit(trial_space, working)
-        score = _held_back_score(trial, y, held)
+        return propagated(trial_model, trial_latents, maps_of(chosen, trial_latents, n_maps), lineage.labels)
+
+    folds = labelled_folds(y, JUDGE_FOLDS, seed)
+    n_judging = sum(len(fold) for fold in folds)
+    note = _refinement_blocker(refine_rounds, model is not None and dataset is not None, chosen, n_judging)
+    full = propagated(model, latents, space, y)
+    # One lineage per fold, never shown that fold's labels, so that they can judge its rounds.
+    judges = [propagated(model, latents, space, without_labels(y, fold)) for fold in folds] if not note else []
+    best = _judged_score(judges, folds, y)
+    rounds = [_round_info(0, started, best, True, full, hidden, y_true)]
+    for r in range(1, refine_rounds + 1 if not note else 1):
+        started = time.perf_counter()
+        trials = [refined(judge, r) for judge in judges]
+        score = _judged_score(trials, folds, y)
         accepted = score.beats(best)
-        rounds.append(_round_info(r, started, score, held, accepted, on_space, trial_space, y, hidden, y_true))
+        # A dropped round's full version is only built to report what it would have given.
+        trial_full = refined(full, r) if accepted or y_true is not None else None
+        rounds.append(_round_info(r, started, score, accepted, trial_full, hidden, y_true))
         if not accepted:
-            note = (f"round {r} predicted {score.correct} of {len(held)} held-back labels (mean true-class "
+            note = (f"round {r} predicted {score.correct} of {n_judging} labels held back from it (mean true-class "
                     f"probability {score.mean_probability:.3f}), not more than the {best.correct} "
                     f"({best.mean_probability:.3f}) before it, so it was dropped and refinement stopped")
             break
-        model, latents, space, current, best = trial_model, trial_latents, trial_space, trial, score
-    final = clone(on_space).fit(space, y)
-    return PropagationResult(final, model, latents, space, chosen, scores, rounds, note, maps_note)
+        full, judges, best = trial_full, trials, score
+    return PropagationResult(full.fitted, full.model, full.latents, full.space, chosen, scores, rounds, note,
+                             maps_note)
+
+
+class Lineage(NamedTuple):
+    """One line of refinement rounds: a VAE, its latents and maps, and the propagation of
+    ``labels`` fitted on those maps."""
+
+    model: Optional[BaseVAE]
+    latents: np.ndarray
+    space: np.ndarray
+    fitted: LabelPropagator
+    labels: np.ndarray
 
 
 def choose_features(scores: dict, n_labels: int, preferred: str = PREFERRED_FEATURES) -> str:
@@ -149,25 +172,32 @@ def _maps_note(reduce: str, asked, wanted: int, made: int, n_samples: int) -> st
             f"so {made}")
 
 
-def _refinement_blocker(refine_rounds: int, have_model: bool, chosen: str, n_held: int) -> str:
+def _refinement_blocker(refine_rounds: int, have_model: bool, chosen: str, n_judging: int) -> str:
     if refine_rounds <= 0:
         return "refinement is off"
     if not have_model:
         return "refinement needs the model and the images"
     if chosen == "pixels":
         return "the pixels scored best, so fine-tuning the VAE cannot change the result"
-    if n_held < MIN_HELD_BACK:
-        return (f"too few labels to judge a refinement round ({n_held} could be held back, {MIN_HELD_BACK} "
-                f"needed: give at least {int(np.ceil(MIN_HELD_BACK / HELD_BACK_FRACTION))} labels)")
+    if n_judging < MIN_JUDGING_LABELS:
+        return (f"too few labels to judge a refinement round ({n_judging} given, {MIN_JUDGING_LABELS} needed: "
+                "one lucky label would be worth more than a round changes)")
     return ""
 
 
-def _held_back_score(fitted, y, held) -> HeldBackScore:
-    return HeldBackScore(held_back_correct(fitted, y, held), held_back_true_probability(fitted, y, held))
+def _judged_score(lineages: list, folds: list, y) -> HeldBackScore:
+    """Every fold's labels scored on the lineage that never saw them, added up (nothing judged
+    without lineages)."""
+    if not lineages:
+        return HeldBackScore(0, np.zeros(0))
+    correct = sum(held_back_correct(lineage.fitted, y, fold) for lineage, fold in zip(lineages, folds))
+    probabilities = np.concatenate([held_back_true_probability(lineage.fitted, y, fold)
+                                    for lineage, fold in zip(lineages, folds)])
+    return HeldBackScore(correct, probabilities)
 
 
 class HeldBackScore(NamedTuple):
-    """How a round does on the held-back labels: how many it predicts correctly, and the
+    """How a round does on the labels held back from it: how many it predicts correctly, and the
     probability it gives each one's true class."""
 
     correct: int
@@ -181,19 +211,18 @@ class HeldBackScore(NamedTuple):
         """Strictly more held-back labels right. The true-class probability is recorded but does
         not decide: fine-tuning on (pseudo-)labels sharpens every prediction, so it rises whether
         or not the round helps. Breaking ties by it (even by more than a standard error) kept
-        two digits rounds that cost 0.65 points; refusing ties dropped MNIST rounds that would have
-        added 0.4-0.5 points (bench/results/label_propagation.json: 2 of 6 first rounds)."""
+        two digits rounds that cost 0.65 points."""
         return self.correct > other.correct
 
 
-def _round_info(index, started, score, held, accepted, on_space, space, y, hidden, y_true) -> dict:
-    correct, probability = score.correct, score.mean_probability
-    info = {"round": index, "held_back": int(len(held)), "held_back_correct": int(correct),
-            "held_back_accuracy": round(correct / len(held), 4) if len(held) else None,
-            "held_back_true_class_probability": round(probability, 4), "accepted": bool(accepted)}
-    if y_true is not None and hidden.any():
+def _round_info(index, started, score, accepted, full: Optional[Lineage], hidden, y_true) -> dict:
+    judged = len(score.probabilities)
+    info = {"round": index, "held_back": judged, "held_back_correct": int(score.correct),
+            "held_back_accuracy": round(score.correct / judged, 4) if judged else None,
+            "held_back_true_class_probability": round(score.mean_probability, 4), "accepted": bool(accepted)}
+    if y_true is not None and hidden.any() and full is not None:
         # Scored as the round would be used: propagated with every given label.
-        predicted = clone(on_space).fit(space, y).transduction_[hidden]
+        predicted = full.fitted.transduction_[hidden]
         info["accuracy_unlabelled"] = float(np.mean(predicted.astype(str) == np.asarray(y_true)[hidden].astype(str)))
     info["seconds"] = round(time.perf_counter() - started, 2)
     return info
@@ -207,7 +236,8 @@ class SelfTrainingPropagator(BaseEstimator):
     ``vae``: a trained VAE module or a fitted ``VAEEmbedder``; ``propagator``: the
     :class:`LabelPropagator` whose settings propagation uses (a default one when None). Each of
     ``refine_rounds`` fine-tunes a copy of the VAE on the current labels and is kept only if it
-    predicts more held-back labels correctly (see :func:`propagate_labels`).
+    predicts more held-back labels correctly, each fold of the labels held back in turn (see
+    :func:`propagate_labels`).
 
     Attributes: ``transduction_``, ``label_distributions_``, ``classes_``, ``features_`` (the
     feature set chosen by cross-validation), ``rounds_`` (one dict per round, accepted or not),

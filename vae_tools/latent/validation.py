@@ -55,21 +55,6 @@ def cross_validated_accuracy(propagator, X, y_partial, n_folds: int = 5, seed: i
     return correct / sum(len(f) for f in folds)
 
 
-def held_back_split(y_partial, fraction: float = 0.25, seed: int = 0) -> np.ndarray:
-    """Positions of labelled samples to hold back: ``fraction`` of each class, leaving at least one
-    label of every class in use."""
-    y = np.asarray(y_partial)
-    rng = np.random.default_rng(seed)
-    labelled = np.flatnonzero(~unlabelled_mask(y))
-    held = []
-    for value in np.unique(y[labelled].astype(str)):
-        members = labelled[y[labelled].astype(str) == value]
-        count = min(int(round(fraction * len(members))), len(members) - 1)
-        if count > 0:
-            held.append(rng.choice(members, size=count, replace=False))
-    return np.sort(np.concatenate(held)) if held else np.array([], dtype=np.int64)
-
-
 def held_back_correct(fitted, y_partial, held: np.ndarray) -> int:
     """How many held-back labels a propagation fitted without them gets right."""
     return int(_agree(fitted.transduction_[held], np.asarray(y_partial)[held]).sum())
