@@ -24,6 +24,7 @@ from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.validation import (cross_validated_accuracy, held_back_correct, held_back_true_probability,
                                          labelled_folds, without_labels)
 from vae_tools.models.base import BaseVAE, as_module
+from vae_tools.progress import progress as progress_of
 from vae_tools.training.label_fine_tune import fine_tune_on_labels
 
 
@@ -122,7 +123,8 @@ def propagate_labels(
     rounds = [_round_info(0, started, best, True, full, hidden, y_true)]
     for r in range(1, refine_rounds + 1 if not note else 1):
         started = time.perf_counter()
-        trials = [refined(judge, r) for judge in judges]
+        trials = [refined(judge, r) for judge in progress_of(judges, desc=f"refinement round {r}: judging folds",
+                                                             unit="fold", enabled=progress)]
         score = _judged_score(trials, folds, y)
         accepted = score.beats(best)
         # A dropped round's full version is only built to report what it would have given.
