@@ -3,6 +3,8 @@ several data sets, each with the same (README) default settings and its plain ba
 
     python bench/generalise.py [--data digits kmnist mnist] [--seeds 0 1 2] [--skip-oneclass]
 
+(--skip-oneclass keeps the one-vs-rest results of the file it overwrites, marked as carried over.)
+
 - Label propagation: `propagate_labels` with its defaults (features chosen by cross-validation,
   guarded refinement) on a conv VAE trained with `vaetools train`'s defaults on all the images
   (no labels); accuracy on the unlabelled samples. Baseline: PCA + scikit-learn
@@ -157,6 +159,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "generalise.json"))
     args = parser.parse_args()
+    previous = json.loads(Path(args.out).read_text()).get("data", {}) if Path(args.out).exists() else {}
 
     report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
               "settings": {"train": TrainConfig().to_dict(), "propagation": "propagate_labels defaults"},
@@ -179,6 +182,9 @@ def main() -> None:
         if name == "kmnist" and not args.skip_oneclass:
             with np.load(source) as raw:
                 entry["one_vs_rest"] = one_vs_rest(raw["x_test"], raw["y_test"], args.device)
+        elif name == "kmnist" and "one_vs_rest" in previous.get(name, {}):
+            entry["one_vs_rest"] = {**previous[name]["one_vs_rest"],
+                                    "carried_over": "from the previous run of this file (this one ran --skip-oneclass)"}
         report["data"][name] = entry
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
