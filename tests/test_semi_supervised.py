@@ -190,3 +190,43 @@ def test_self_training_as_a_scikit_learn_meta_estimator(bars):
     assert fitted.model_ is trained and fitted.features_ == "latents"
     with pytest.raises(DataError, match="holds 3 labels for 160 images"):
         estimator.fit(images, given[:3])
+
+
+def test_every_given_label_judges_a_round_through_one_fine_tuning_per_fold(bars, monkeypatch):
+    dataset, labels, given, trained, _ = bars
+    monkeypatch.setattr(semi, "MIN_JUDGING_LABELS", 10)
+    tuned = []
+
+    def unchanged(model, *args, **kwargs):  # a 'fine-tuning' that only counts
+        tuned.append(model)
+        return model
+
+    monkeypatch.setattr(semi, "fine_tune_on_labels", unchanged)
+    result = semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=1, progress=False)
+    n_given = int((given != -1).sum())
+    assert [r["held_back"] for r in result.rounds] == [n_given, n_given]
+    assert len(tuned) == semi.JUDGE_FOLDS  # the dropped round's full version is not built outside evaluation
+    tuned.clear()
+    semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=1, progress=False, y_true=labels)
+    assert len(tuned) == semi.JUDGE_FOLDS + 1  # in evaluation mode the dropped round is built to be scored
+
+
+def test_a_folds_line_of_rounds_never_learns_that_folds_labels(bars, monkeypatch):
+    dataset, labels, given, trained, _ = bars
+    monkeypatch.setattr(semi, "MIN_JUDGING_LABELS", 10)
+    start = scramble(copy.deepcopy(trained))  # noise latents: a label a line was not given is a guess
+    targets = []
+
+    def record(model, dataset, codes, *args, **kwargs):
+        targets.append(np.asarray(codes))
+        return model
+
+    monkeypatch.setattr(semi, "fine_tune_on_labels", record)
+    semi.propagate_labels(start, dataset, given, features="latents", refine_rounds=1, progress=False, y_true=labels)
+    labelled = np.flatnonzero(given != -1)
+    *fold_targets, full_targets = targets
+    for fold, codes in zip(labelled_folds(given, semi.JUDGE_FOLDS, seed=0), fold_targets):
+        others = np.setdiff1d(labelled, fold)
+        assert (codes[others] == given[others]).all()  # taught the labels outside its fold
+        assert (codes[fold] != given[fold]).any()  # and only guesses at its own fold's
+    assert (full_targets[labelled] == given[labelled]).all()
