@@ -187,7 +187,9 @@ def main() -> None:
         raw = LatentClusterer(method="kmeans", n_clusters=10, reduce="none", random_state=0).fit(latents)
         clustering["kmeans_no_umap"] = {**cluster_scores(y, raw.labels_), "seconds": round(time.perf_counter() - started, 1)}
 
-    million = {} if args.skip_million else synthetic_million()
+    million = synthetic_million() if not args.skip_million else \
+        {**previous["synthetic_1m"], "carried_over": "from the previous run of this file (--skip-million)"} \
+        if previous.get("synthetic_1m") else {}
     print(f"1,000,000 synthetic latents: {million}", flush=True)
 
     report = {
