@@ -187,9 +187,12 @@ def main() -> None:
         raw = LatentClusterer(method="kmeans", n_clusters=10, reduce="none", random_state=0).fit(latents)
         clustering["kmeans_no_umap"] = {**cluster_scores(y, raw.labels_), "seconds": round(time.perf_counter() - started, 1)}
 
-    million = synthetic_million() if not args.skip_million else \
-        {**previous["synthetic_1m"], "carried_over": "from the previous run of this file (--skip-million)"} \
-        if previous.get("synthetic_1m") else {}
+    if not args.skip_million:
+        million = synthetic_million()
+    elif previous.get("synthetic_1m"):
+        million = {**previous["synthetic_1m"], "carried_over": "from the previous run of this file (--skip-million)"}
+    else:
+        million = {}
     print(f"1,000,000 synthetic latents: {million}", flush=True)
 
     report = {
