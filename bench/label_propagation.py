@@ -13,7 +13,9 @@ peak memory, in a separate process).
     python bench/label_propagation.py [--epochs N] [--seeds 0 1 2] [--data ../shared/data/mnist.npz]
 
 A fraction not run this time (--fractions) is carried over from the file being overwritten, marked
-as such, with its baseline.
+as such, with its baseline. With --model, a seed not run this time for a fraction that is run is
+carried over too when the earlier file used the same run folder (its runs are marked); the baseline
+is then run for every seed of that fraction, so that both sides average the same seeds.
 """
 
 from __future__ import annotations
@@ -70,6 +72,20 @@ def baseline(images: np.ndarray, y: np.ndarray, seeds, fractions) -> dict:
     return results
 
 
+def earlier_seed_runs(previous: dict, model: str | None, seeds, fractions) -> dict:
+    """Per fraction, the earlier file's runs of seeds not in ``seeds``, when they used the same run folder."""
+    if not model or previous.get("settings", {}).get("vae", {}).get("run_folder") != model:
+        return {}
+    out = {}
+    for fraction in fractions:
+        runs = previous.get("vaetools", {}).get(str(fraction), {}).get("runs", [])
+        carried = [{**run, "carried_over": "from the previous run of this file (same --model)"}
+                   for run in runs if run["seed"] not in seeds]
+        if carried:
+            out[str(fraction)] = carried
+    return out
+
+
 def synthetic_million(n: int = 1_000_000) -> dict:
     """Run in a child process so its peak resident memory is its own."""
     code = f"""
@@ -116,14 +132,18 @@ def main() -> None:
     y = dataset.labels.astype(int)
     print(f"{len(dataset)} images", flush=True)
 
+    earlier = earlier_seed_runs(previous, args.model, args.seeds, fractions)
     print("baseline: PCA-50 + LabelSpreading", flush=True)
     images = dataset.batch(np.arange(len(dataset))).numpy()
-    base = baseline(images, y, args.seeds, fractions)
+    base = {}
+    for fraction in fractions:
+        seeds = sorted(set(args.seeds) | {run["seed"] for run in earlier.get(str(fraction), [])})
+        base.update(baseline(images, y, seeds, [fraction]))
     del images
 
     if args.model:
         model, run_config = load_run(args.model, resolve_device(args.device))
-        vae_settings = {"model": args.model, **run_config["training"]}
+        vae_settings = {**run_config["training"], "run_folder": args.model}
         print(f"using the VAE in {args.model}", flush=True)
     else:
         started = time.perf_counter()
@@ -164,6 +184,7 @@ def main() -> None:
             print(f"  vaetools {fraction:.0%} seed {seed} ({run.features}): " + ", ".join(
                 f"round {r['round']} {r['accuracy_unlabelled']:.4f}{'' if r['accepted'] else ' (dropped)'}"
                 for r in run.rounds) + f" ({seconds:.0f}s)", flush=True)
+        per_seed = sorted(per_seed + earlier.get(str(fraction), []), key=lambda s: s["seed"])
         final = [[r for r in s["rounds"] if r["accepted"]][-1]["accuracy_unlabelled"] for s in per_seed]
         plain = [s["rounds"][0]["accuracy_unlabelled"] for s in per_seed]
         ours[str(fraction)] = {"accuracy_mean": float(np.mean(final)), "accuracy_per_seed": final,
