@@ -9,8 +9,9 @@ strictly more held-back labels right) as it would judge with only OLD_MIN_JUDGIN
 as it does with MIN_JUDGING_LABELS: what each would have ended with, against round 0. This is the
 evidence for MIN_JUDGING_LABELS in vae_tools/latent/defaults.py.
 
-bench/results/refinement_rounds.json was measured when a round was judged on one held-back quarter
-of the labels (22-24 on digits at 5%), before rounds were judged by cross-fitting on all of them.
+Each round is judged by cross-fitting: every given label is held back from one of the
+JUDGE_FOLDS fold lines, so `held_back` is the number of given labels (90 on digits at 5%) and
+`held_back_correct` the sum over the folds.
 """
 
 from __future__ import annotations
