@@ -50,7 +50,7 @@ REFINEMENT_DEFAULTS = {name: parameter.default for name, parameter in inspect.si
                        if name in ("refine_rounds", "refine_epochs", "label_weight")}
 
 
-def baseline(images: np.ndarray, y: np.ndarray, seeds, fractions) -> dict:
+def baseline(images: np.ndarray, y: np.ndarray, seeds_by_fraction: dict) -> dict:
     from sklearn.decomposition import PCA
     from sklearn.semi_supervised import LabelSpreading
 
@@ -58,7 +58,7 @@ def baseline(images: np.ndarray, y: np.ndarray, seeds, fractions) -> dict:
     features = PCA(50, random_state=0).fit_transform(images.reshape(len(images), -1))
     pca_seconds = time.perf_counter() - started
     results = {"pca_seconds": round(pca_seconds, 1)}
-    for fraction in fractions:
+    for fraction, seeds in seeds_by_fraction.items():
         accs, times = [], []
         for seed in seeds:
             keep = hide_labels(y, fraction, seed=seed)
@@ -135,10 +135,9 @@ def main() -> None:
     earlier = earlier_seed_runs(previous, args.model, args.seeds, fractions)
     print("baseline: PCA-50 + LabelSpreading", flush=True)
     images = dataset.batch(np.arange(len(dataset))).numpy()
-    base = {}
-    for fraction in fractions:
-        seeds = sorted(set(args.seeds) | {run["seed"] for run in earlier.get(str(fraction), [])})
-        base.update(baseline(images, y, seeds, [fraction]))
+    seeds_by_fraction = {fraction: sorted(set(args.seeds) | {run["seed"] for run in earlier.get(str(fraction), [])})
+                         for fraction in fractions}
+    base = baseline(images, y, seeds_by_fraction)
     del images
 
     if args.model:
