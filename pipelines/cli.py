@@ -358,6 +358,10 @@ def label_propagate(embeddings, model_dir, data, split, device, out, labeled, la
               help="Number of clusters (kmeans, gmm).")
 @click.option("--reduce", type=click.Choice(["umap", "none"]), default="umap", show_default=True,
               help="Map the latents to 10 dimensions with UMAP first (tighter, better separated clusters), or not.")
+@click.option("--features", type=click.Choice(FEATURE_SETS), default=FEATURES, show_default=True,
+              help="What to cluster: the latents, the images' first 50 principal components (pixels), or both; "
+                   "auto (needs --data and --reduce umap) clusters each and keeps the one whose clusters are best "
+                   "separated (highest silhouette), as no labels can judge.")
 @umap_backend_option
 @click.option("--min-cluster-size", type=click.IntRange(min=2), default=None,
               help="HDBSCAN's smallest cluster.  [default: 1% of the samples, at least 5]")
@@ -365,17 +369,18 @@ def label_propagate(embeddings, model_dir, data, split, device, out, labeled, la
               help="Thumbnails per cluster in cluster_examples.png (needs --data).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters, reduce, backend, min_cluster_size,
-            examples, seed, quiet):
+def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters, reduce, features, backend,
+            min_cluster_size, examples, seed, quiet):
     """Cluster the latents: clusters.csv, metrics.json (accuracy, NMI, ARI when labels are known)
     and cluster_examples.png."""
     from pipelines.cluster_step import run_cluster
 
     metrics = run_cluster(out, embeddings, model_dir, data, method=method, n_clusters=n_clusters, reduce=reduce,
-                          backend=backend,
+                          features=features, backend=backend,
                           min_cluster_size=min_cluster_size, examples=examples, split=split,
                           device=device or "auto", seed=seed, progress=not quiet)
     scored = f"; accuracy {metrics['accuracy']:.2%}, NMI {metrics['nmi']:.3f}" if "accuracy" in metrics else ""
+    click.echo(f"features: {metrics['features']} ({metrics['features_why']})")
     click.echo(f"{metrics['n_clusters']} clusters over {metrics['n_samples']} samples{scored}; outputs in {out}")
 
 

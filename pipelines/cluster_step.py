@@ -12,8 +12,11 @@ from pipelines.figures import thumbnail_rows
 from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
 from pipelines.output_set import writes_output_set
 from vae_tools.atomic import write_json
+from vae_tools.latent.cluster_features import cluster_with_features
 from vae_tools.latent.clustering import LatentClusterer, cluster_scores
-from vae_tools.latent.defaults import UMAP_BACKEND
+from vae_tools.latent.defaults import FEATURES, UMAP_BACKEND
+from vae_tools.latent.features import pixel_components
+from vae_tools.semi_supervised import dataset_pixels
 from vae_tools.tables import write_table
 
 
@@ -26,6 +29,7 @@ def run_cluster(
     method: str = "kmeans",
     n_clusters: int = 10,
     reduce: str = "umap",
+    features: str = FEATURES,
     backend: str = UMAP_BACKEND,
     min_cluster_size: Optional[int] = None,
     examples: int = 10,
@@ -34,11 +38,14 @@ def run_cluster(
     seed: int = 0,
     progress: bool = True,
 ) -> dict:
-    """Writes clusters.csv, metrics.json (sizes; accuracy, NMI and ARI when labels are known) and
-    cluster_examples.png (with images) into ``out``."""
+    """Writes clusters.csv, metrics.json (sizes; the features used and why; accuracy, NMI and ARI
+    when labels are known) and cluster_examples.png (with images) into ``out``."""
     inputs = load_latent_inputs(embeddings, model_dir, data, split, device, progress)
-    clusterer = LatentClusterer(method=method, n_clusters=n_clusters, reduce=reduce, min_cluster_size=min_cluster_size,
-                                umap_backend=backend, random_state=seed).fit(inputs.latents)
+    pixels = pixel_components(dataset_pixels(inputs.dataset), seed=seed) if inputs.dataset is not None else None
+    choice = cluster_with_features(
+        LatentClusterer(method=method, n_clusters=n_clusters, reduce=reduce, min_cluster_size=min_cluster_size,
+                        umap_backend=backend, random_state=seed), inputs.latents, pixels, features, seed)
+    clusterer = choice.clusterer
     out = ensure_out_dir(out)
     table = pd.DataFrame({"id": inputs.ids, "cluster": clusterer.labels_,
                           "probability": np.round(clusterer.probabilities_, 5)})
@@ -46,7 +53,9 @@ def run_cluster(
         table["true_label"] = inputs.labels
     write_table(table, out / "clusters.csv")
     sizes = pd.Series(clusterer.labels_).value_counts().sort_index()
-    metrics = {"method": method, "reduce": reduce, "umap_backend": backend, "n_clusters": clusterer.n_clusters_, "n_samples": int(len(table)),
+    metrics = {"method": method, "reduce": reduce, "umap_backend": backend, "features": choice.features,
+               "features_why": choice.why, "feature_silhouettes": choice.silhouettes,
+               "n_clusters": clusterer.n_clusters_, "n_samples": int(len(table)),
                "n_noise": int((clusterer.labels_ == -1).sum()),
                "sizes": {str(k): int(v) for k, v in sizes.items()}, "seed": seed}
     if inputs.labels is not None:

@@ -114,6 +114,11 @@ def _clusters(run: Path, metrics: dict) -> Section:
     section = Section("Clustering")
     if metrics:
         text = f"{metrics['n_clusters']} clusters by {metrics['method']} over {metrics['n_samples']} images"
+        if "features" in metrics:
+            text += f", made on the {metrics['features']} ({metrics['features_why']})"
+            if metrics.get("feature_silhouettes"):
+                text += "; silhouette of each candidate: " + ", ".join(
+                    f"{k} {v:.3f}" for k, v in metrics["feature_silhouettes"].items())
         if "accuracy" in metrics:
             text += (f". Against the true labels: accuracy {metrics['accuracy']:.1%} after matching each cluster to "
                      f"one label, NMI {metrics['nmi']:.3f} (0: unrelated to the labels, 1: the labels exactly), "

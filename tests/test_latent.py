@@ -4,6 +4,7 @@ import pytest
 from vae_tools.errors import DataError
 from vae_tools.latent.defaults import ENSEMBLE_LIMIT, ENSEMBLE_MAPS
 from vae_tools.latent.features import effective_maps, graph_spaces
+from vae_tools.latent.cluster_features import cluster_with_features
 from vae_tools.latent.clustering import LatentClusterer, cluster_scores, match_clusters
 from vae_tools.latent.graph import affinity_graph
 from vae_tools.latent.labels import check_every_class_labelled, hide_labels, unlabelled_mask
@@ -137,6 +138,37 @@ def test_cluster_methods_find_the_blobs():
         scores = cluster_scores(y, model.labels_)
         assert scores["accuracy"] > 0.95, method
         assert scores["nmi"] > 0.9, method
+
+
+def test_auto_features_keep_the_set_whose_clusters_stand_apart_without_looking_at_labels():
+    structured, y = blobs(60, 4, dim=12, spread=0.5)
+    noise = np.random.default_rng(5).normal(size=structured.shape).astype(np.float32)
+    clusterer = LatentClusterer(n_clusters=4)
+    from_pixels = cluster_with_features(clusterer, noise, structured)
+    assert from_pixels.features != "latents"
+    assert set(from_pixels.silhouettes) == {"latents", "latents+pixels", "pixels"}
+    assert from_pixels.silhouettes[from_pixels.features] == max(from_pixels.silhouettes.values())
+    assert from_pixels.silhouettes["latents"] < from_pixels.silhouettes["pixels"] - 0.2
+    assert cluster_scores(y, from_pixels.clusterer.labels_)["accuracy"] > 0.95
+    from_latents = cluster_with_features(clusterer, structured, noise)
+    assert from_latents.features != "pixels"
+    assert from_latents.silhouettes["pixels"] < from_latents.silhouettes["latents"] - 0.2
+    assert cluster_scores(y, from_latents.clusterer.labels_)["accuracy"] > 0.95
+    assert not hasattr(clusterer, "labels_")  # the template is cloned, never fitted
+
+
+def test_feature_choice_falls_back_to_the_latents_and_says_why():
+    x, _ = blobs(30, 3, dim=12)
+    without_images = cluster_with_features(LatentClusterer(n_clusters=3), x, None)
+    assert without_images.features == "latents" and "no images" in without_images.why
+    unmapped = cluster_with_features(LatentClusterer(n_clusters=3, reduce="none"), x, x[:, :5])
+    assert unmapped.features == "latents" and "UMAP" in unmapped.why and not unmapped.silhouettes
+    asked = cluster_with_features(LatentClusterer(n_clusters=3, reduce="none"), x, x[:, :5], features="pixels")
+    assert asked.features == "pixels" and asked.clusterer.embedding_.shape == (90, 5)
+    with pytest.raises(DataError, match="needs the images"):
+        cluster_with_features(LatentClusterer(n_clusters=3), x, None, features="latents+pixels")
+    with pytest.raises(DataError, match="unknown feature set 'edges'"):
+        cluster_with_features(LatentClusterer(n_clusters=3), x, None, features="edges")
 
 
 def test_cluster_accuracy_uses_the_best_one_to_one_matching():

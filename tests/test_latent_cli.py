@@ -133,6 +133,8 @@ def test_cluster_outputs(trained, tmp_path, method):
     assert list(clusters.columns) == ["id", "cluster", "probability", "true_label"] and len(clusters) == 120
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"accuracy", "nmi", "ari", "sizes"} <= set(metrics)
+    assert set(metrics["feature_silhouettes"]) == {"latents", "latents+pixels", "pixels"}
+    assert metrics["feature_silhouettes"][metrics["features"]] == max(metrics["feature_silhouettes"].values())
     assert 0 <= metrics["accuracy"] <= 1
     assert sum(metrics["sizes"].values()) == 120
     assert (out / "cluster_examples.png").exists()
@@ -144,6 +146,7 @@ def test_cluster_without_images_or_labels_still_writes_the_table(trained, tmp_pa
     run_cli("cluster", "--embeddings", tmp_path / "e.csv", "--clusters", "3", "--out", tmp_path / "c")
     metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert "accuracy" not in metrics and metrics["n_clusters"] == 3
+    assert metrics["features"] == "latents" and "no images" in metrics["features_why"]
     assert not (tmp_path / "c" / "cluster_examples.png").exists()
 
 
