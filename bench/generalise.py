@@ -9,9 +9,10 @@ several data sets, each with the same (README) default settings and its plain ba
   guarded refinement) on a conv VAE trained with `vaetools train`'s defaults on all the images
   (no labels); accuracy on the unlabelled samples. Baseline: PCA + scikit-learn
   LabelSpreading(kernel="knn").
-- Clustering: `LatentClusterer` defaults (k-means on a 10-d UMAP map) on the latents, and on the
-  latents+pixels features; baseline: k-means on PCA-50 of the pixels. A diagnostic beside it: the
-  purity of 1, 2 and 4 k-means clusters per class on the same map.
+- Clustering: `vaetools cluster`'s defaults (k-means on a 10-d UMAP map of the features that auto
+  picks by silhouette, bench/cluster_features.py) for each seed, with every candidate's accuracy;
+  baseline: k-means on PCA-50 of the pixels. A diagnostic beside it: the purity of 1, 2 and 4
+  k-means clusters per class on the UMAP map of the latents.
 - One-vs-rest (KMNIST only): train on class c among the first 5,000 images, score the last 5,000,
   the other classes anomalous; the default score vs PCA-30 reconstruction error.
 
@@ -45,11 +46,12 @@ from vae_tools.config import TrainConfig  # noqa: E402
 from vae_tools.data import ImageDataset, load_dataset  # noqa: E402
 from vae_tools.data.arrays import ArrayReader  # noqa: E402
 from vae_tools.embedding import embed, latent_matrix  # noqa: E402
-from vae_tools.latent.clustering import LatentClusterer, cluster_scores  # noqa: E402
-from vae_tools.latent.features import feature_matrix, pixel_components  # noqa: E402
+from vae_tools.latent.clustering import LatentClusterer  # noqa: E402
+from vae_tools.latent.features import pixel_components  # noqa: E402
 from vae_tools.latent.labels import hide_labels  # noqa: E402
 from vae_tools.semi_supervised import dataset_pixels, propagate_labels  # noqa: E402
 from vae_tools.training import train  # noqa: E402
+from cluster_features import clustering_by_seed  # noqa: E402  (bench/, beside this script)
 
 SHARED = ROOT.parent / "shared" / "data"
 ONE_VS_REST_SCORES = ("adjusted", "complexity", "elbo")
@@ -99,20 +101,14 @@ def summary(runs, key) -> dict:
     return {f"{key}_mean": float(np.mean(values)), f"{key}_std": float(np.std(values))}
 
 
-def clustering(dataset, model, device) -> dict:
+def clustering(dataset, model, device, seeds) -> dict:
     y = dataset.labels
     n_classes = len(np.unique(y))
     latents = latent_matrix(embed(model, dataset, device=device))
     pixels = pixel_components(dataset_pixels(dataset))
-    out = {}
-    for features in ("latents", "latents+pixels"):
-        matrix = feature_matrix(features, latents, pixels)
-        clusterer = LatentClusterer(n_clusters=n_classes).fit(matrix)
-        out[features] = cluster_scores(y, clusterer.labels_)
-        if features == "latents":
-            out["latents"]["purity_by_cluster_count"] = purity_by_cluster_count(y, clusterer.embedding_, n_classes)
-    base = KMeans(n_classes, n_init=10, random_state=0).fit_predict(pixels)
-    out["baseline_kmeans_pca50"] = cluster_scores(y, base)
+    out = clustering_by_seed(y, latents, pixels, seeds)
+    latent_map = LatentClusterer(n_clusters=n_classes).fit(latents).embedding_
+    out["latents_purity_by_cluster_count"] = purity_by_cluster_count(y, latent_map, n_classes)
     return out
 
 
@@ -176,9 +172,10 @@ def main() -> None:
         print(f"{name}: {len(dataset)} images, VAE {entry['train_epochs']} epochs (best {trained.best_epoch}) "
               f"in {entry['train_seconds']}s", flush=True)
         entry["label_propagation"] = label_propagation(name, dataset, model, args.seeds, fraction, pca_size, device)
-        entry["clustering"] = clustering(dataset, model, device)
-        print(f"{name} clustering: " + " ".join(f"{k} {v['accuracy']:.3f}" for k, v in entry["clustering"].items()),
-              flush=True)
+        entry["clustering"] = clustering(dataset, model, device, args.seeds)
+        summary_ = entry["clustering"]["summary"]
+        print(f"{name} clustering: {summary_['accuracy']['mean']:.4f} ±{summary_['accuracy']['std']:.4f} "
+              f"vs baseline {summary_['baseline_kmeans_pca50']['mean']:.4f}", flush=True)
         if name == "kmnist" and not args.skip_oneclass:
             with np.load(source) as raw:
                 entry["one_vs_rest"] = one_vs_rest(raw["x_test"], raw["y_test"], args.device)
