@@ -36,6 +36,8 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch):
     assert namespace["latents"].shape == (200, 16)
     assert len(namespace["labels"]) == 200 and set(namespace["labels"]) <= {0, 1}
     assert len(namespace["clusters"]) == 200
+    choice = namespace["choice"]
+    assert choice.features in choice.silhouettes and len(choice.clusterer.labels_) == 200
     assert namespace["is_odd"].shape == (200,) and set(np.unique(namespace["is_odd"])) <= {0, 1}
     assert namespace["denoised"].shape == (200, 1, 12, 12)
     assert 0 <= namespace["denoised"].min() and namespace["denoised"].max() <= 1
