@@ -4,6 +4,7 @@ import pytest
 from vae_tools.errors import DataError
 from vae_tools.latent.defaults import ENSEMBLE_LIMIT, ENSEMBLE_MAPS
 from vae_tools.latent.features import effective_maps, graph_spaces
+from vae_tools.latent import cluster_features
 from vae_tools.latent.cluster_features import cluster_with_features
 from vae_tools.latent.clustering import LatentClusterer, cluster_scores, match_clusters
 from vae_tools.latent.graph import affinity_graph
@@ -157,12 +158,15 @@ def test_auto_features_keep_the_set_whose_clusters_stand_apart_without_looking_a
     assert not hasattr(clusterer, "labels_")  # the template is cloned, never fitted
 
 
-def test_feature_choice_falls_back_to_the_latents_and_says_why():
+def test_feature_choice_falls_back_to_the_latents_and_says_why(monkeypatch):
     x, _ = blobs(30, 3, dim=12)
     without_images = cluster_with_features(LatentClusterer(n_clusters=3), x, None)
     assert without_images.features == "latents" and "no images" in without_images.why
     unmapped = cluster_with_features(LatentClusterer(n_clusters=3, reduce="none"), x, x[:, :5])
     assert unmapped.features == "latents" and "UMAP" in unmapped.why and not unmapped.silhouettes
+    monkeypatch.setattr(cluster_features, "UMAP_LIMIT", 50)
+    large = cluster_with_features(LatentClusterer(n_clusters=3), x, x[:, :5])
+    assert large.features == "latents" and "take too long" in large.why
     asked = cluster_with_features(LatentClusterer(n_clusters=3, reduce="none"), x, x[:, :5], features="pixels")
     assert asked.features == "pixels" and asked.clusterer.embedding_.shape == (90, 5)
     with pytest.raises(DataError, match="needs the images"):

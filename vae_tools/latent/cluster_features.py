@@ -18,7 +18,7 @@ from sklearn.base import clone
 from sklearn.metrics import silhouette_score
 
 from vae_tools.latent.clustering import LatentClusterer
-from vae_tools.latent.features import candidate_names, feature_matrix
+from vae_tools.latent.features import UMAP_LIMIT, candidate_names, feature_matrix
 
 # Silhouette costs n^2 distances; a seeded sample of this many points ranks the candidates the same
 # way at a fraction of the cost.
@@ -53,6 +53,9 @@ def cluster_with_features(clusterer: LatentClusterer, latents: np.ndarray, pixel
     why = "as asked" if features != "auto" else "only the latents are known (no images)"
     if len(names) > 1 and clusterer.reduce != "umap":
         names, why = ["latents"], "without a UMAP map the feature sets' spaces differ and cannot be compared"
+    if len(names) > 1 and clusterer.umap_backend != "cuml" and len(latents) > UMAP_LIMIT:
+        names, why = ["latents"], (f"over {UMAP_LIMIT:,} samples three CPU UMAP maps take too long "
+                                   "(umap_backend='cuml' on a GPU compares them)")
     if len(names) == 1:
         return ClusteringChoice(clone(clusterer).fit(feature_matrix(names[0], latents, pixels)), names[0], why)
     fits, silhouettes = {}, {}
