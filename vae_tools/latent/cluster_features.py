@@ -63,5 +63,5 @@ def cluster_with_features(clusterer: LatentClusterer, latents: np.ndarray, pixel
         fits[name] = clone(clusterer).fit(feature_matrix(name, latents, pixels))
         silhouettes[name] = round(separation(fits[name].embedding_, fits[name].labels_, seed), 4)
     best = max(silhouettes, key=silhouettes.get)
-    return ClusteringChoice(fits[best], best, "its clusters are the best separated (highest mean silhouette "
-                            "on its map)", silhouettes, fits)
+    return ClusteringChoice(fits[best], best, "its clusters are the best separated: the highest mean silhouette "
+                            "on its map", silhouettes, fits)
