@@ -161,7 +161,7 @@ def test_auto_features_keep_the_set_whose_clusters_stand_apart_without_looking_a
 def test_feature_choice_falls_back_to_the_latents_and_says_why(monkeypatch):
     x, _ = blobs(30, 3, dim=12)
     without_images = cluster_with_features(LatentClusterer(n_clusters=3), x, None)
-    assert without_images.features == "latents" and "no images" in without_images.why
+    assert without_images.features == "latents" and "not the images" in without_images.why
     unmapped = cluster_with_features(LatentClusterer(n_clusters=3, reduce="none"), x, x[:, :5])
     assert unmapped.features == "latents" and "UMAP" in unmapped.why and not unmapped.silhouettes
     monkeypatch.setattr(cluster_features, "UMAP_LIMIT", 50)

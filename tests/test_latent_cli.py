@@ -146,7 +146,7 @@ def test_cluster_without_images_or_labels_still_writes_the_table(trained, tmp_pa
     run_cli("cluster", "--embeddings", tmp_path / "e.csv", "--clusters", "3", "--out", tmp_path / "c")
     metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert "accuracy" not in metrics and metrics["n_clusters"] == 3
-    assert metrics["features"] == "latents" and "no images" in metrics["features_why"]
+    assert metrics["features"] == "latents" and "not the images" in metrics["features_why"]
     assert not (tmp_path / "c" / "cluster_examples.png").exists()
 
 
