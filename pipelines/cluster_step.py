@@ -12,7 +12,7 @@ from pipelines.figures import thumbnail_rows
 from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
 from pipelines.output_set import writes_output_set
 from vae_tools.atomic import write_json
-from vae_tools.latent.cluster_features import cluster_with_features
+from vae_tools.latent.cluster_features import candidates_for, cluster_with_features
 from vae_tools.latent.clustering import LatentClusterer, cluster_scores
 from vae_tools.latent.defaults import FEATURES, UMAP_BACKEND
 from vae_tools.latent.features import pixel_components
@@ -41,10 +41,13 @@ def run_cluster(
     """Writes clusters.csv, metrics.json (sizes; the features used and why; accuracy, NMI and ARI
     when labels are known) and cluster_examples.png (with images) into ``out``."""
     inputs = load_latent_inputs(embeddings, model_dir, data, split, device, progress)
-    pixels = pixel_components(dataset_pixels(inputs.dataset), seed=seed) if inputs.dataset is not None else None
-    choice = cluster_with_features(
-        LatentClusterer(method=method, n_clusters=n_clusters, reduce=reduce, min_cluster_size=min_cluster_size,
-                        umap_backend=backend, random_state=seed), inputs.latents, pixels, features, seed)
+    template = LatentClusterer(method=method, n_clusters=n_clusters, reduce=reduce, min_cluster_size=min_cluster_size,
+                               umap_backend=backend, random_state=seed)
+    # Reading every image for their principal components is only worth it when a candidate uses them.
+    names, _ = candidates_for(template, features, inputs.dataset is not None, len(inputs.latents))
+    wanted = inputs.dataset is not None and names != ["latents"]
+    pixels = pixel_components(dataset_pixels(inputs.dataset), seed=seed) if wanted else None
+    choice = cluster_with_features(template, inputs.latents, pixels, features, seed)
     clusterer = choice.clusterer
     out = ensure_out_dir(out)
     table = pd.DataFrame({"id": inputs.ids, "cluster": clusterer.labels_,

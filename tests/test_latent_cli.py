@@ -150,6 +150,23 @@ def test_cluster_without_images_or_labels_still_writes_the_table(trained, tmp_pa
     assert not (tmp_path / "c" / "cluster_examples.png").exists()
 
 
+def test_cluster_reads_the_images_only_for_features_that_use_them(trained, tmp_path, monkeypatch):
+    from pipelines import cluster_step
+
+    def no_pixels(dataset):
+        raise AssertionError("the images were read for their pixels")
+
+    monkeypatch.setattr(cluster_step, "dataset_pixels", no_pixels)
+    run_cli("cluster", "--model", trained / "run", "--data", trained / "bars.npz", "--features", "latents",
+            "--clusters", "2", "--examples", "0", "--quiet", "--out", tmp_path / "c")
+    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert metrics["features"] == "latents" and metrics["features_why"] == "as asked"
+    result = run_cli("cluster", "--embeddings", trained / "emb.parquet", "--features", "pixels",
+                     "--out", tmp_path / "p", ok=False)
+    assert result.exit_code == 1 and "Error: feature set 'pixels' needs the images" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "p").exists()
+
+
 def test_umap_pictures_coloured_by_label_and_a_joined_column(trained, tmp_path):
     run_cli("label-propagate", "--embeddings", trained / "emb.parquet", "--labeled", "0.2", "--neighbors", "8",
             "--out", tmp_path / "labels")

@@ -38,10 +38,24 @@ def separation(space: np.ndarray, labels: np.ndarray, seed: int = 0) -> float:
     """Mean silhouette of the clusters in ``space`` (noise points left out); -1 with fewer than two clusters."""
     kept = labels != -1
     space, labels = space[kept], labels[kept]
-    if len(np.unique(labels)) < 2 or len(np.unique(labels)) >= len(labels):
+    n_clusters = len(np.unique(labels))
+    if n_clusters < 2 or n_clusters >= len(labels):
         return -1.0
-    size = min(SILHOUETTE_SAMPLE, len(labels)) if len(labels) > SILHOUETTE_SAMPLE else None
+    size = SILHOUETTE_SAMPLE if len(labels) > SILHOUETTE_SAMPLE else None
     return float(silhouette_score(space, labels, sample_size=size, random_state=seed))
+
+
+def candidates_for(clusterer: LatentClusterer, features: str, have_pixels: bool, n_samples: int) -> tuple[list, str]:
+    """The feature sets ``cluster_with_features`` will fit, and why when it is one set only; cheap,
+    so a caller can learn whether it needs the pixels before computing them."""
+    names = candidate_names(features, have_pixels)
+    why = "as asked" if features != "auto" else "only the latents are known, not the images"
+    if len(names) > 1 and clusterer.reduce != "umap":
+        names, why = ["latents"], "without a UMAP map the feature sets' spaces differ and cannot be compared"
+    if len(names) > 1 and clusterer.umap_backend != "cuml" and n_samples > UMAP_LIMIT:
+        names, why = ["latents"], (f"over {UMAP_LIMIT:,} samples three CPU UMAP maps take too long "
+                                   "(umap_backend='cuml' on a GPU compares them)")
+    return names, why
 
 
 def cluster_with_features(clusterer: LatentClusterer, latents: np.ndarray, pixels: Optional[np.ndarray],
@@ -49,13 +63,7 @@ def cluster_with_features(clusterer: LatentClusterer, latents: np.ndarray, pixel
     """Fit ``clusterer`` (left unfitted) on the named features, or with ``features="auto"`` on each
     candidate set and keep the best separated. ``pixels``: principal components of the images
     (``pixel_components``), or None when only the latents are known."""
-    names = candidate_names(features, pixels is not None)
-    why = "as asked" if features != "auto" else "only the latents are known, not the images"
-    if len(names) > 1 and clusterer.reduce != "umap":
-        names, why = ["latents"], "without a UMAP map the feature sets' spaces differ and cannot be compared"
-    if len(names) > 1 and clusterer.umap_backend != "cuml" and len(latents) > UMAP_LIMIT:
-        names, why = ["latents"], (f"over {UMAP_LIMIT:,} samples three CPU UMAP maps take too long "
-                                   "(umap_backend='cuml' on a GPU compares them)")
+    names, why = candidates_for(clusterer, features, pixels is not None, len(latents))
     if len(names) == 1:
         return ClusteringChoice(clone(clusterer).fit(feature_matrix(names[0], latents, pixels)), names[0], why)
     fits, silhouettes = {}, {}
