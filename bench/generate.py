@@ -36,7 +36,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pipelines.figures import save_grid  # noqa: E402
+from vaetools_pipelines.figures import save_grid  # noqa: E402
 from train_speed import train_textbook  # noqa: E402
 from vae_tools.config import load_config  # noqa: E402
 from vae_tools.data import ImageDataset  # noqa: E402

@@ -207,7 +207,7 @@ def gpu_embedding(n: int, batch_size: int, device: str = "cuda") -> dict:
         run = Path(tmp) / "run"
         config = TrainConfig(epochs=1, device=device.type)
         train(dataset_of(images[:20000]), config, out_dir=run, progress=False)
-        command = [sys.executable, "-m", "pipelines.cli", "embed", "--model", str(run), "--data",
+        command = [sys.executable, "-m", "vaetools_pipelines.cli", "embed", "--model", str(run), "--data",
                    str(Path(tmp) / "images.npy"), "--out", str(Path(tmp) / "latents.parquet"),
                    "--batch-size", str(batch_size), "--device", device.type, "--quiet"]
         started = time.perf_counter()

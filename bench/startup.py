@@ -19,9 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CASES = {
     "python -c pass (baseline)": [sys.executable, "-c", "pass"],
-    "vaetools --help": [sys.executable, "-m", "pipelines.cli", "--help"],
-    "vaetools train --help": [sys.executable, "-m", "pipelines.cli", "train", "--help"],
-    "vaetools label-propagate --help": [sys.executable, "-m", "pipelines.cli", "label-propagate", "--help"],
+    "vaetools --help": [sys.executable, "-m", "vaetools_pipelines.cli", "--help"],
+    "vaetools train --help": [sys.executable, "-m", "vaetools_pipelines.cli", "train", "--help"],
+    "vaetools label-propagate --help": [sys.executable, "-m", "vaetools_pipelines.cli", "label-propagate", "--help"],
 }
 
 

@@ -10,11 +10,11 @@ import pandas as pd
 import torch
 from sklearn.metrics import roc_auc_score
 
-from pipelines.anomaly_report import write_report
-from pipelines.figures import thumbnail_rows
-from pipelines.latent_inputs import ensure_out_dir
-from pipelines.run_inputs import load_model_and_data
-from pipelines.output_set import writes_output_set
+from vaetools_pipelines.anomaly_report import write_report
+from vaetools_pipelines.figures import thumbnail_rows
+from vaetools_pipelines.latent_inputs import ensure_out_dir
+from vaetools_pipelines.run_inputs import load_model_and_data
+from vaetools_pipelines.output_set import writes_output_set
 from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
 from vae_tools.anomaly.detector import VAEAnomalyDetector
 from vae_tools.anomaly.evaluation import ground_truth, truth_metrics

@@ -7,10 +7,10 @@ from typing import Sequence
 
 import numpy as np
 
-from pipelines.figures import thumbnail_rows
-from pipelines.image_writers import save_images_npz
-from pipelines.output_set import writes_output_set
-from pipelines.run_inputs import load_model_and_data, positions_of_ids
+from vaetools_pipelines.figures import thumbnail_rows
+from vaetools_pipelines.image_writers import save_images_npz
+from vaetools_pipelines.output_set import writes_output_set
+from vaetools_pipelines.run_inputs import load_model_and_data, positions_of_ids
 from vae_tools.atomic import write_json
 from vae_tools.embedding import embed, latent_matrix
 from vae_tools.errors import DataError

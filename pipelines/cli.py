@@ -25,7 +25,7 @@ class SafeCommand(click.Command):
     """Checks, before any work, that --out cannot overwrite what the command reads."""
 
     def invoke(self, ctx):
-        from pipelines.safe_paths import check_command_paths
+        from vaetools_pipelines.safe_paths import check_command_paths
 
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and ctx.info_name not in DISTRIBUTED_COMMANDS:
             raise click.ClickException(f"{ctx.info_name} runs in one process; of the commands, only "
@@ -203,7 +203,7 @@ def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, bet
     The folder holds config.json, model.safetensors (best validation weights), the training state
     for --resume, and loss curves (history.csv, loss_curves.png).
     """
-    from pipelines.train_step import run_train
+    from vaetools_pipelines.train_step import run_train
 
     overrides = dict(parse_set_option(text) for text in set_options)
     overrides.update({k: v for k, v in dict(
@@ -251,7 +251,7 @@ def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, bet
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def embed(model_dir, data, out, split, logvar, elbo, elbo_samples, batch_size, partitioned, device, workers, quiet):
     """Encode SOURCE with a trained VAE: one row per sample with id, label and mu_0..mu_{d-1}."""
-    from pipelines.embed_step import run_embed
+    from vaetools_pipelines.embed_step import run_embed
 
     with process_group(device) as writes_outputs:
         rows = run_embed(model_dir, data, out, split=split, logvar=logvar, elbo=elbo, elbo_samples=elbo_samples,
@@ -333,7 +333,7 @@ def label_propagate(embeddings, model_dir, data, split, device, out, labeled, la
     metrics.json (accuracy on the unlabelled, per-class accuracy, macro F1, confusion matrix) and
     confusion.png when the truth is known.
     """
-    from pipelines.label_propagate_step import run_label_propagate
+    from vaetools_pipelines.label_propagate_step import run_label_propagate
 
     metrics = run_label_propagate(out, embeddings, model_dir, data, labeled=labeled, labels_file=labels_file,
                                   stratify=stratify, method=method, n_neighbors=n_neighbors, graph=graph,
@@ -373,7 +373,7 @@ def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters,
             min_cluster_size, examples, seed, quiet):
     """Cluster the latents: clusters.csv, metrics.json (accuracy, NMI, ARI when labels are known)
     and cluster_examples.png."""
-    from pipelines.cluster_step import run_cluster
+    from vaetools_pipelines.cluster_step import run_cluster
 
     metrics = run_cluster(out, embeddings, model_dir, data, method=method, n_clusters=n_clusters, reduce=reduce,
                           features=features, backend=backend,
@@ -402,7 +402,7 @@ def cluster(embeddings, model_dir, data, split, device, out, method, n_clusters,
 def umap(embeddings, model_dir, data, split, device, out, colour_by, join, n_neighbors, min_dist, n_thumbnails, backend,
          seed, quiet):
     """A 2-D UMAP of the latents: umap.csv, umap_<column>.png/.svg and umap_thumbnails.png."""
-    from pipelines.umap_step import run_umap
+    from vaetools_pipelines.umap_step import run_umap
 
     summary = run_umap(out, embeddings, model_dir, data, colour_by=colour_by, join=join, n_neighbors=n_neighbors,
                        min_dist=min_dist, n_thumbnails=n_thumbnails, split=split, device=device or "auto",
@@ -435,7 +435,7 @@ def denoise(model_dir, data, out, reference, add_noise, split, batch_size, n_exa
     comparison.png. With --reference or --add-noise also metrics.json (mean PSNR and SSIM before
     and after) and quality_per_image.csv.
     """
-    from pipelines.denoise_step import run_denoise
+    from vaetools_pipelines.denoise_step import run_denoise
 
     with process_group(device) as writes_outputs:
         summary = run_denoise(model_dir, data, out, reference=reference, add_noise=add_noise, split=split,
@@ -496,7 +496,7 @@ def anomalies(model_dir, data, out, score, samples, contamination, percentile, t
     anomalies.csv/.parquet (id, score, rank, is_anomaly, label, score parts), metrics.json,
     top_anomalies.png and report.html (self-contained; open it in any browser).
     """
-    from pipelines.anomalies_step import run_anomalies
+    from vaetools_pipelines.anomalies_step import run_anomalies
 
     with process_group(device) as writes_outputs:
         metrics = run_anomalies(model_dir, data, out, score=score, samples=samples, contamination=contamination,
@@ -547,7 +547,7 @@ def optional_data_option(purpose: str):
 def sample(model_dir, out, n, sampler, temperature, data, split, device, seed, quiet):
     """Generate new images: samples.png (a grid), samples.npz (x: 8-bit images, z: their codes),
     images/ (one PNG each) and summary.json."""
-    from pipelines.sample_step import run_sample
+    from vaetools_pipelines.sample_step import run_sample
 
     summary = run_sample(model_dir, out, n=n, sampler=sampler, temperature=temperature, data=data, split=split,
                          device=device or "auto", seed=seed)
@@ -574,7 +574,7 @@ def id_list(ctx, param, value):
 def reconstruct(model_dir, data, out, n, ids, split, device, seed, quiet):
     """Images beside their reconstructions (decoded from the posterior mean): reconstructions.png,
     reconstructions.npz (x, reconstructed, ids) and reconstructions.csv (MSE, PSNR, SSIM per image)."""
-    from pipelines.reconstruct_step import run_reconstruct
+    from vaetools_pipelines.reconstruct_step import run_reconstruct
 
     summary = run_reconstruct(model_dir, data, out, n=n, ids=ids, split=split, device=device or "auto", seed=seed)
     click.echo(f"reconstructed {summary['n_images']} images (mean PSNR {summary['mean_psnr_db']:.2f} dB, "
@@ -602,7 +602,7 @@ def interpolate(model_dir, data, out, between, pairs, steps, split, device, seed
     pairs.csv. Slerp keeps the path at the norm typical of codes; the straight line dips
     through the middle, where images often fade.
     """
-    from pipelines.interpolate_step import run_interpolate
+    from vaetools_pipelines.interpolate_step import run_interpolate
 
     summary = run_interpolate(model_dir, data, out, between=between, pairs=pairs, steps=steps, split=split,
                               device=device or "auto", seed=seed)
@@ -634,7 +634,7 @@ def traverse(model_dir, out, dims, steps, span, data, split, device, seed, quiet
     """Decode one latent dimension at a time: traverse.png (a row per dimension, the others held
     at 0), traverse.npz, dimensions.csv (each dimension's KL; inactive ones carry nothing) and, for
     a 2-d latent space, manifold.png (the classic grid)."""
-    from pipelines.traverse_step import run_traverse
+    from vaetools_pipelines.traverse_step import run_traverse
 
     summary = run_traverse(model_dir, out, dims=dims, steps=steps, span=span, data=data, split=split,
                            device=device or "auto", seed=seed)
@@ -662,7 +662,7 @@ def traverse(model_dir, out, dims, steps, span, data, split, device, seed, quiet
 def attribute(model_dir, data, out, source, target, ids, n, steps, strength, split, device, seed, quiet):
     """Move images along an attribute vector: the mean code of the --to label minus that of the
     --from label (the labels of SOURCE). Writes attribute.png, attribute.npz and summary.json."""
-    from pipelines.attribute_step import run_attribute
+    from vaetools_pipelines.attribute_step import run_attribute
 
     summary = run_attribute(model_dir, data, out, source, target, images=ids, n=n, steps=steps, strength=strength,
                             split=split, device=device or "auto", seed=seed, progress=not quiet)
@@ -673,7 +673,7 @@ def attribute(model_dir, data, out, source, target, ids, n, steps, strength, spl
 
 
 def step_commands() -> dict:
-    from pipelines.steps import LAYOUT
+    from vaetools_pipelines.steps import LAYOUT
 
     return {name: layout.command or main.commands[name] for name, layout in LAYOUT.items()}
 
@@ -724,7 +724,7 @@ def run(pipeline, set_options, out, force, quiet):
     anomaly-audit, denoising. Steps whose inputs and options are unchanged since they last
     succeeded are skipped; after a failure, running again continues from the failed step.
     """
-    from pipelines.runner import load_pipeline, run_pipeline
+    from vaetools_pipelines.runner import load_pipeline, run_pipeline
 
     spec = load_pipeline(pipeline_file(pipeline), set_options, out)
     state = run_pipeline(spec, step_commands(), force=force, quiet=quiet)
@@ -746,7 +746,7 @@ def chain(data, out, force, quiet, steps):
 
     The same run folder layout, skipping and resuming as `vaetools run`.
     """
-    from pipelines.runner import Pipeline, run_pipeline, split_chain
+    from vaetools_pipelines.runner import Pipeline, run_pipeline, split_chain
 
     spec = Pipeline(data, Path(out), split_chain(list(steps)), "vaetools chain " + " ".join(steps))
     state = run_pipeline(spec, step_commands(), force=force, quiet=quiet)
@@ -761,7 +761,7 @@ def demo(out, force, quiet):
     """Every step on the built-in digits set (offline): train, embed, label-propagate, cluster,
     umap, anomalies (with 20 planted outliers as a check), denoise, sample, reconstruct,
     interpolate, traverse; ends by printing where the index page is."""
-    from pipelines.runner import load_pipeline, run_pipeline
+    from vaetools_pipelines.runner import load_pipeline, run_pipeline
 
     spec = load_pipeline(pipeline_file("demo"), out=out)
     state = run_pipeline(spec, step_commands(), force=force, quiet=quiet)

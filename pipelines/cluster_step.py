@@ -8,9 +8,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from pipelines.figures import thumbnail_rows
-from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
-from pipelines.output_set import writes_output_set
+from vaetools_pipelines.figures import thumbnail_rows
+from vaetools_pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
+from vaetools_pipelines.output_set import writes_output_set
 from vae_tools.atomic import write_json
 from vae_tools.latent.cluster_features import candidates_for, cluster_with_features
 from vae_tools.latent.clustering import LatentClusterer, cluster_scores

@@ -8,11 +8,11 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from pipelines.figures import thumbnail_rows
-from pipelines.image_writers import write_like_source
-from pipelines.latent_inputs import ensure_out_dir
-from pipelines.run_inputs import load_model_and_data
-from pipelines.output_set import writes_output_set
+from vaetools_pipelines.figures import thumbnail_rows
+from vaetools_pipelines.image_writers import write_like_source
+from vaetools_pipelines.latent_inputs import ensure_out_dir
+from vaetools_pipelines.run_inputs import load_model_and_data
+from vaetools_pipelines.output_set import writes_output_set
 from vae_tools.atomic import write_json
 from vae_tools.data import load_dataset
 from vae_tools.denoising import denoise

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipelines.run_inputs import load_model_and_data
+from vaetools_pipelines.run_inputs import load_model_and_data
 from vae_tools.embedding import embed
 from vae_tools.errors import VaeToolsError
 from vae_tools.tables import DONE_MARKER, check_table_path, finish_parts, write_part, write_table

@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipelines.anomaly_report import STYLE
-from pipelines.steps import LAYOUT
+from vaetools_pipelines.anomaly_report import STYLE
+from vaetools_pipelines.steps import LAYOUT
 from vae_tools.atomic import atomic_path
 
 INDEX_FILE = "index.html"

@@ -9,9 +9,9 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from pipelines.figures import confusion_figure, thumbnail_rows
-from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
-from pipelines.output_set import writes_output_set
+from vaetools_pipelines.figures import confusion_figure, thumbnail_rows
+from vaetools_pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
+from vaetools_pipelines.output_set import writes_output_set
 from vae_tools.atomic import write_json
 from vae_tools.errors import DataError, VaeToolsError
 from vae_tools.latent import baseline

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from torch import nn
 
-from pipelines.run_inputs import load_model_and_data
+from vaetools_pipelines.run_inputs import load_model_and_data
 from vae_tools.data import ImageDataset, load_dataset
 from vae_tools.device import resolve_device
 from vae_tools.embedding import embed, latent_matrix

@@ -16,8 +16,8 @@ from typing import Optional
 import click
 import yaml
 
-from pipelines.run_lock import run_folder_lock
-from pipelines.steps import LAYOUT, reserved_options, step_names
+from vaetools_pipelines.run_lock import run_folder_lock
+from vaetools_pipelines.steps import LAYOUT, reserved_options, step_names
 from vae_tools import __version__
 from vae_tools.atomic import write_json
 from vae_tools.errors import ConfigError, VaeToolsError
@@ -297,7 +297,7 @@ def _run_steps(pipeline: Pipeline, commands: dict, force: bool, quiet: bool, ech
         state["steps"][step.name].update(status="done", seconds=round(time.perf_counter() - started, 2),
                                          finished=time.strftime("%Y-%m-%d %H:%M:%S"))
         write_json(run / STATE_FILE, state)
-    from pipelines.index_page import write_index
+    from vaetools_pipelines.index_page import write_index
 
     write_index(run, state, pipeline)
     return state

@@ -8,10 +8,10 @@ from typing import Optional
 
 import numpy as np
 
-from pipelines.figures import save_grid
-from pipelines.image_writers import save_images_npz, save_png_folder
-from pipelines.output_set import writes_output_set
-from pipelines.run_inputs import load_model_only, model_and_latent_summary
+from vaetools_pipelines.figures import save_grid
+from vaetools_pipelines.image_writers import save_images_npz, save_png_folder
+from vaetools_pipelines.output_set import writes_output_set
+from vaetools_pipelines.run_inputs import load_model_only, model_and_latent_summary
 from vae_tools.atomic import write_json
 from vae_tools.generation import GaussianMixtureSampler, negative_elbo, sample
 

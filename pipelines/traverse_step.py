@@ -8,10 +8,10 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from pipelines.figures import save_grid, thumbnail_rows
-from pipelines.image_writers import save_images_npz
-from pipelines.output_set import writes_output_set
-from pipelines.run_inputs import model_and_latent_summary
+from vaetools_pipelines.figures import save_grid, thumbnail_rows
+from vaetools_pipelines.image_writers import save_images_npz
+from vaetools_pipelines.output_set import writes_output_set
+from vaetools_pipelines.run_inputs import model_and_latent_summary
 from vae_tools.atomic import write_json
 from vae_tools.errors import DataError
 from vae_tools.generation import manifold_grid, traverse

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-from pipelines.figures import save_figure, to_display
-from pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
-from pipelines.output_set import writes_output_set
+from vaetools_pipelines.figures import save_figure, to_display
+from vaetools_pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
+from vaetools_pipelines.output_set import writes_output_set
 from vae_tools.errors import DataError
 from vae_tools.latent.defaults import UMAP_BACKEND
 from vae_tools.latent.projection import umap_2d

@@ -74,7 +74,7 @@ def invoke(*args, ok=True):
     """Run the CLI in-process; with ``ok`` the command must succeed."""
     from click.testing import CliRunner
 
-    from pipelines.cli import main
+    from vaetools_pipelines.cli import main
 
     result = CliRunner().invoke(main, [str(a) for a in args])
     if ok:

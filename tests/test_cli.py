@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import write_idx
-from pipelines.cli import main
+from vaetools_pipelines.cli import main
 
 
 def run_cli(*args):
@@ -113,7 +113,7 @@ def test_user_errors_exit_non_zero_with_one_line_and_write_nothing(args, message
 
 def test_installed_command_prints_one_line_without_traceback(tmp_path):
     process = subprocess.run(
-        [sys.executable, "-m", "pipelines.cli", "train", "--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "r")],
+        [sys.executable, "-m", "vaetools_pipelines.cli", "train", "--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "r")],
         capture_output=True, text=True,
     )
     assert process.returncode == 1

@@ -82,12 +82,12 @@ def _with_weights(model, state):
 
 
 def test_ddp_embed_command_writes_each_id_once_in_order(bars):
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--data", "bars.npz", "--out", "one", *SMALL],
+    subprocess.run([sys.executable, "-m", "vaetools_pipelines.cli", "train", "--data", "bars.npz", "--out", "one", *SMALL],
                    cwd=bars, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    done = torchrun("-m", "pipelines.cli", "embed", "--model", "one", "--data", "bars.npz", "--out", "two.parquet",
+    done = torchrun("-m", "vaetools_pipelines.cli", "embed", "--model", "one", "--data", "bars.npz", "--out", "two.parquet",
                     "--elbo", "--device", "cpu", "--quiet", cwd=bars)
     assert done.stdout.count("wrote 400 rows") == 1  # only the first process writes and reports
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "embed", "--model", "one", "--data", "bars.npz",
+    subprocess.run([sys.executable, "-m", "vaetools_pipelines.cli", "embed", "--model", "one", "--data", "bars.npz",
                     "--out", "one.parquet", "--elbo", "--device", "cpu", "--quiet"],
                    cwd=bars, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     one, two = pd.read_parquet(bars / "one.parquet"), pd.read_parquet(bars / "two.parquet")
@@ -98,7 +98,7 @@ def test_ddp_embed_command_writes_each_id_once_in_order(bars):
     assert two["kl"].to_numpy() == pytest.approx(one["kl"].to_numpy(), abs=1e-4)
 
     # Partitioned: each process writes its own contiguous part; read back, the folder is the same table.
-    parted = torchrun("-m", "pipelines.cli", "embed", "--model", "one", "--data", "bars.npz", "--out", "parts.parquet",
+    parted = torchrun("-m", "vaetools_pipelines.cli", "embed", "--model", "one", "--data", "bars.npz", "--out", "parts.parquet",
                       "--partitioned", "--device", "cpu", "--quiet", cwd=bars)
     assert "wrote 400 rows to parts.parquet (one part per process)" in parted.stdout
     assert sorted(p.name for p in (bars / "parts.parquet").iterdir()) == ["_SUCCESS", "part-00000.parquet",
@@ -111,7 +111,7 @@ def test_ddp_embed_command_writes_each_id_once_in_order(bars):
     # Fewer rows than processes: the process with none writes no part, and the earlier run's parts go.
     x, y = np.load(bars / "bars.npz")["x"][:1], np.load(bars / "bars.npz")["y"][:1]
     np.savez(bars / "one_image.npz", x=x, y=y)
-    torchrun("-m", "pipelines.cli", "embed", "--model", "one", "--data", "one_image.npz", "--out", "parts.parquet",
+    torchrun("-m", "vaetools_pipelines.cli", "embed", "--model", "one", "--data", "one_image.npz", "--out", "parts.parquet",
              "--partitioned", "--device", "cpu", "--quiet", cwd=bars)
     assert len(list((bars / "parts.parquet").glob("part-*.parquet"))) == 1
     for table in (pd.read_parquet(bars / "parts.parquet"), read_table(bars / "parts.parquet")):
@@ -132,7 +132,7 @@ def descendants(pid: int) -> list[int]:
 def test_a_killed_ddp_run_resumes_under_ddp_and_in_one_process(bars):
     def train_args(epochs, *extra):
         options = [a if a != "2" else str(epochs) for a in SMALL]  # "2" is only the epoch count in SMALL
-        return ["-m", "pipelines.cli", "train", "--data", "bars.npz", "--out", "killed", *options, *extra]
+        return ["-m", "vaetools_pipelines.cli", "train", "--data", "bars.npz", "--out", "killed", *options, *extra]
 
     job = torchrun(*train_args(40), cwd=bars, background=True)
     state = bars / "killed" / "training_state.json"
@@ -158,13 +158,13 @@ def test_a_killed_ddp_run_resumes_under_ddp_and_in_one_process(bars):
 def test_ddp_anomalies_and_denoise_write_what_one_process_writes(bars):
     """Each process scores (or cleans) its own block of whole batches; the blocks are gathered in
     order and only the first process writes, so the files equal a single process's."""
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "train", "--data", "bars.npz", "--out", "scorer", *SMALL],
+    subprocess.run([sys.executable, "-m", "vaetools_pipelines.cli", "train", "--data", "bars.npz", "--out", "scorer", *SMALL],
                    cwd=bars, check=True, capture_output=True)
     common = ["--model", "scorer", "--data", "bars.npz", "--device", "cpu", "--quiet", "--batch-size", "64"]
     anomalies = [*common, "--samples", "4", "--plant", "5", "--normal-labels", "0"]
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "anomalies", *anomalies, "--out", "a1"], cwd=bars, check=True,
+    subprocess.run([sys.executable, "-m", "vaetools_pipelines.cli", "anomalies", *anomalies, "--out", "a1"], cwd=bars, check=True,
                    capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    done = torchrun("-m", "pipelines.cli", "anomalies", *anomalies, "--out", "a2", cwd=bars)
+    done = torchrun("-m", "vaetools_pipelines.cli", "anomalies", *anomalies, "--out", "a2", cwd=bars)
     assert done.stdout.count("images flagged") == 1  # one process reports and writes
     one, two = (pd.read_csv(bars / name / "anomalies.csv", dtype={"id": str}) for name in ("a1", "a2"))
     assert list(one["id"]) == list(two["id"]) and len(one) == 405
@@ -174,9 +174,9 @@ def test_ddp_anomalies_and_denoise_write_what_one_process_writes(bars):
     assert metrics[0]["truth"]["auroc"] == pytest.approx(metrics[1]["truth"]["auroc"], abs=1e-6)
 
     denoise = [*common, "--add-noise", "gaussian:0.3", "--seed", "4"]
-    subprocess.run([sys.executable, "-m", "pipelines.cli", "denoise", *denoise, "--out", "d1"], cwd=bars, check=True,
+    subprocess.run([sys.executable, "-m", "vaetools_pipelines.cli", "denoise", *denoise, "--out", "d1"], cwd=bars, check=True,
                    capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
-    torchrun("-m", "pipelines.cli", "denoise", *denoise, "--out", "d2", cwd=bars)
+    torchrun("-m", "vaetools_pipelines.cli", "denoise", *denoise, "--out", "d2", cwd=bars)
     first, second = (np.load(bars / name / "denoised.npz") for name in ("d1", "d2"))
     assert first.files == second.files
     for key in first.files:

@@ -107,7 +107,7 @@ def test_random_model_descriptions_are_refused_cleanly(tmp_path_factory, params)
                                                       "data: digits\nsteps:\n  - cluster: {method: [1]}\n",
                                                       "name: ..\ndata: digits\nsteps: [train]\n", "steps: 7\n"]))
 def test_random_pipeline_files_are_read_or_refused_cleanly(tmp_path_factory, text):
-    from pipelines.runner import load_pipeline
+    from vaetools_pipelines.runner import load_pipeline
 
     path = tmp_path_factory.mktemp("yaml") / "p.yaml"
     path.write_text(text)

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from conftest import invoke, make_images, tiny_training
-from pipelines.runner import apply_overrides, load_pipeline
+from vaetools_pipelines.runner import apply_overrides, load_pipeline
 from vae_tools.atomic import write_json
 from vae_tools.errors import ConfigError
 
@@ -136,13 +136,13 @@ def test_sixteen_bit_pngs_share_one_scale(tmp_path):
 
 
 def test_ctrl_c_exits_130_and_the_advice_names_the_data(run, tmp_path, monkeypatch):
-    import pipelines.train_step
+    import vaetools_pipelines.train_step
     from vae_tools.training.trainer import TrainingInterrupted
 
     def interrupted(*args, **kwargs):
         raise TrainingInterrupted("training interrupted after epoch 1")
 
-    monkeypatch.setattr(pipelines.train_step, "run_train", interrupted)
+    monkeypatch.setattr(vaetools_pipelines.train_step, "run_train", interrupted)
     result = invoke("train", "--data", run / "bars.npz", "--out", tmp_path / "r", "--quiet", ok=False)
     assert result.exit_code == 130
     assert f"vaetools train --data {run / 'bars.npz'} --out {tmp_path / 'r'} --resume" in result.output
@@ -199,12 +199,12 @@ def test_an_os_error_becomes_one_line_naming_the_path(run, tmp_path, monkeypatch
     import errno
     import os
 
-    import pipelines.embed_step
+    import vaetools_pipelines.embed_step
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "e.parquet"))
 
-    monkeypatch.setattr(pipelines.embed_step, "run_embed", disk_full)
+    monkeypatch.setattr(vaetools_pipelines.embed_step, "run_embed", disk_full)
     result = invoke("embed", "--model", run / "run", "--data", run / "bars.npz", "--out", tmp_path / "e.parquet",
                     ok=False)
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -218,15 +218,15 @@ def test_a_second_writer_of_a_run_folder_is_refused_and_a_stale_lock_taken_over(
     import subprocess
     import sys
 
-    from pipelines.cli import step_commands
-    from pipelines.run_lock import LOCK_FILE, run_folder_lock
+    from vaetools_pipelines.cli import step_commands
+    from vaetools_pipelines.run_lock import LOCK_FILE, run_folder_lock
     from vae_tools.errors import VaeToolsError
 
     spec = tmp_path / "p.yaml"
     spec.write_text(f"data: {tmp_path / 'missing.npz'}\nsteps:\n  - train\n")
     run = tmp_path / "runs" / "p"
     run.mkdir(parents=True)
-    from pipelines.runner import run_pipeline
+    from vaetools_pipelines.runner import run_pipeline
 
     with run_folder_lock(run):  # another writer holds the folder
         with pytest.raises(VaeToolsError, match=f"in use by process {os.getpid()}"):
@@ -371,7 +371,7 @@ def test_data_of_another_size_is_named_once_and_denoised_back_at_its_own_size(ru
     np.savez(tmp_path / "big.npz", x=images)
     from click.testing import CliRunner
 
-    from pipelines.cli import main
+    from vaetools_pipelines.cli import main
 
     result = CliRunner().invoke(main, ["denoise", "--model", str(run / "run"), "--data", str(folder),
                                                        "--out", str(tmp_path / "dn"), "--quiet"])
@@ -384,7 +384,7 @@ def test_data_of_another_size_is_named_once_and_denoised_back_at_its_own_size(ru
 
 
 def test_a_step_that_fails_part_way_leaves_its_previous_outputs_whole(run, tmp_path, monkeypatch):
-    import pipelines.anomalies_step
+    import vaetools_pipelines.anomalies_step
 
     out = tmp_path / "an"
     invoke("anomalies", "--model", run / "run", "--data", run / "bars.npz", "--out", out, "--samples", "2", "--quiet")
@@ -394,7 +394,7 @@ def test_a_step_that_fails_part_way_leaves_its_previous_outputs_whole(run, tmp_p
     def broken_report(*args, **kwargs):
         raise OSError(28, "No space left on device", str(out / "report.html"))
 
-    monkeypatch.setattr(pipelines.anomalies_step, "write_report", broken_report)
+    monkeypatch.setattr(vaetools_pipelines.anomalies_step, "write_report", broken_report)
     result = invoke("anomalies", "--model", run / "run", "--data", run / "bars.npz", "--out", out, "--samples", "3",
                     "--quiet", ok=False)
     assert result.exit_code == 1 and "the disk is full" in result.output
@@ -463,8 +463,8 @@ def test_a_pipeline_run_folder_is_accepted_as_a_model_and_a_wrong_folder_points_
 
 
 def test_a_step_placed_before_its_input_is_refused_before_anything_is_written(tmp_path):
-    from pipelines.cli import step_commands
-    from pipelines.runner import run_pipeline
+    from vaetools_pipelines.cli import step_commands
+    from vaetools_pipelines.runner import run_pipeline
 
     spec = tmp_path / "p.yaml"
     spec.write_text("data: digits\nsteps:\n  - embed\n  - train\n")

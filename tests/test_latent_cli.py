@@ -151,7 +151,7 @@ def test_cluster_without_images_or_labels_still_writes_the_table(trained, tmp_pa
 
 
 def test_cluster_reads_the_images_only_for_features_that_use_them(trained, tmp_path, monkeypatch):
-    from pipelines import cluster_step
+    from vaetools_pipelines import cluster_step
 
     def no_pixels(dataset):
         raise AssertionError("the images were read for their pixels")
@@ -191,7 +191,7 @@ def test_umap_unknown_colour_column_is_a_clear_error(trained, tmp_path):
 def test_umap_thumbnails_sit_in_distinct_cells_and_classes_keep_their_colour_across_maps():
     import pandas as pd
 
-    from pipelines.umap_step import class_palette, spread_out
+    from vaetools_pipelines.umap_step import class_palette, spread_out
 
     coords = np.random.default_rng(0).normal(size=(2000, 2)) ** 3  # dense middle, sparse tails
     chosen, cells, grid = spread_out(coords, 50, seed=0)

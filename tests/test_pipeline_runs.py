@@ -178,8 +178,8 @@ def test_a_new_step_is_one_module_and_its_registration(tmp_path, data):
     runs it, skips it when unchanged and shows its section on the index page."""
     import click
 
-    from pipelines.index_page import Section
-    from pipelines.steps import LAYOUT, StepLayout, register_step
+    from vaetools_pipelines.index_page import Section
+    from vaetools_pipelines.steps import LAYOUT, StepLayout, register_step
     from vae_tools.atomic import write_json
     from vae_tools.data import load_dataset
 
@@ -215,8 +215,8 @@ def test_the_runner_gives_a_step_typed_values_not_a_command_line(tmp_path):
     """A pipeline file's options reach the step as the values Click would make of them; a chain's
     typed options are parsed by the step's own parser; a repeatable option gathers both the run
     folder's values and the user's."""
-    from pipelines.cli import step_commands
-    from pipelines.runner import StepSpec, step_context
+    from vaetools_pipelines.cli import step_commands
+    from vaetools_pipelines.runner import StepSpec, step_context
     from vae_tools.errors import ConfigError
 
     commands = step_commands()
