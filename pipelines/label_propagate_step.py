@@ -33,6 +33,7 @@ def read_label_file(path: str | Path, ids: np.ndarray) -> np.ndarray:
     table = table[table["label"].astype(str).str.strip() != ""]
     if table["label"].dtype.kind == "f" and (table["label"] == table["label"].round()).all():
         table["label"] = table["label"].astype(np.int64)  # a float column only because of missing labels
+    table["label"] = [canonical_label(v) for v in table["label"]]
     if table.empty:
         raise DataError(f"{path}: holds no labels")
     table["id"] = table["id"].astype(str)
@@ -48,6 +49,27 @@ def read_label_file(path: str | Path, ids: np.ndarray) -> np.ndarray:
     labels = np.full(len(ids), None, dtype=object)
     labels[position[table["id"]].to_numpy()] = table["label"].to_numpy()
     return labels
+
+
+def canonical_label(value):
+    """A label as one class whichever way it was written: " 7", "7" and "7.0" are the class 7; text
+    that is no whole number ("cat", "NA", "3.5") stays as written, less surrounding spaces."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
+def check_two_classes(given: np.ndarray, where: str) -> None:
+    classes = {str(v) for v in given if v is not None}
+    if len(classes) < 2:
+        raise DataError(f"{where}: the labels name {len(classes)} class{'es' if len(classes) != 1 else ''} "
+                        f"({', '.join(sorted(classes)) or 'none'}); propagation needs labelled examples of at "
+                        "least two classes, or every image would get the one class at full confidence")
 
 
 @writes_output_set
@@ -92,6 +114,7 @@ def run_label_propagate(
     else:
         given = read_label_file(labels_file, inputs.ids)
         keep = np.array([v is not None for v in given])
+    check_two_classes(given, str(labels_file or embeddings or data))
     if keep.all():
         raise DataError("every sample is already labelled; nothing to propagate")
     propagator = LabelPropagator(method=method, n_neighbors=n_neighbors, graph=graph, reduce=reduce,

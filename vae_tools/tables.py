@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +79,19 @@ def finish_parts(folder: str | Path, n_parts: int, n_rows: int) -> None:
 def _read_parts(folder: Path) -> pd.DataFrame:
     if not (folder / DONE_MARKER).exists():
         raise VaeToolsError(f"{folder}: a partitioned table that was not finished (no {DONE_MARKER}); write it again")
-    parts = sorted(folder.glob("part-*.parquet"))  # zero-padded names: sorted is the rows' order
-    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    try:
+        done = json.loads((folder / DONE_MARKER).read_text())
+        n_parts, n_rows = int(done["parts"]), int(done["rows"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise VaeToolsError(f"{folder / DONE_MARKER}: not the marker vaetools writes; write the table again") from None
+    # Only the parts the marker counts, in order (a part with no rows is not written): other files
+    # in the folder are not part of the table.
+    parts = [p for p in (folder / PART_NAME.format(k) for k in range(n_parts)) if p.is_file()]
+    frame = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts else pd.DataFrame()
+    if len(frame) != n_rows:
+        raise VaeToolsError(f"{folder}: holds {len(frame)} rows where {DONE_MARKER} counts {n_rows} (a part is "
+                            "missing or was changed); write the table again")
+    return frame
 
 
 def read_table(path: str | Path, text_columns: tuple = ("id",)) -> pd.DataFrame:
@@ -95,7 +107,13 @@ def read_table(path: str | Path, text_columns: tuple = ("id",)) -> pd.DataFrame:
         if suffix == ".parquet":
             return pd.read_parquet(path)
         if suffix == ".csv":
-            return pd.read_csv(path, dtype={column: str for column in text_columns})
+            frame = pd.read_csv(path, dtype={column: str for column in text_columns})
+            present = [column for column in text_columns if column in frame.columns]
+            if present:  # as written: "NA", "None" or "null" are names, only an empty cell is missing
+                text = pd.read_csv(path, usecols=present, dtype=str, keep_default_na=False)
+                for column in present:
+                    frame[column] = text[column].where(text[column] != "", None)
+            return frame
         if suffix == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 frame = pd.DataFrame({"id": data["ids"].astype(str)})

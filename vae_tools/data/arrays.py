@@ -82,6 +82,7 @@ def infer_layout(array: np.ndarray, name: str) -> tuple[str, tuple[int, int, int
     raise DataError(f"{name}: expected images of shape (N, H, W), (N, H, W, C) or (N, C, H, W), got {shape}")
 
 
+INTEGER_SCALES = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
 UNLIKELY_8BIT_MAX = 32.0  # a float image set whose brightest pixel is below this is not on a 0-255 scale
 
 
@@ -97,12 +98,21 @@ def given_scale(pixel_range, name: str) -> float:
 
 
 def infer_scale(array: np.ndarray, name: str) -> float:
-    """The value that maps the array's pixels to [0, 1]; rejects NaN, inf and values that are not pixels."""
-    if array.dtype == np.uint8:
-        return 255.0
+    """The value that maps the array's pixels to [0, 1], from its type (and for floating-point pixels,
+    [0, 1] or [0, 255], from their range); rejects NaN, inf and values that are not pixels."""
+    if array.size == 0:
+        raise DataError(f"{name}: the data set is empty (an array of shape {array.shape} holds no images)")
+    if array.dtype in INTEGER_SCALES:
+        return INTEGER_SCALES[array.dtype]
     if array.dtype == bool:
         return 1.0
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+    if np.issubdtype(array.dtype, np.integer):
+        # The type names no scale: dividing by 255 or 65,535 as the largest value suggests would read
+        # the same pixel 257 times brighter in one file than in another.
+        raise DataError(f"{name}: pixels stored as {array.dtype} say nothing of their scale; store them as uint8 "
+                        f"(0-255) or uint16 (0-65535), e.g. x.astype(np.uint8), or in Python pass "
+                        f"pixel_range=(0, 255)")
+    if not np.issubdtype(array.dtype, np.floating):
         raise DataError(f"{name}: pixel values must be numbers, not {array.dtype}")
     low, high = np.inf, -np.inf
     flat = array.reshape(array.shape[0], -1)
@@ -128,8 +138,6 @@ def infer_scale(array: np.ndarray, name: str) -> float:
                         f"[0, 255]; rescale them (x / {high:.4g}), or in Python pass pixel_range=(0, {high:.4g})")
     if high <= 255.0:
         return 255.0
-    if np.issubdtype(array.dtype, np.integer) and high <= 65535:
-        return 65535.0
     raise DataError(f"{name}: pixel values reach {high:.4g}; expected intensities in [0, 1] or [0, 255]")
 
 

@@ -21,8 +21,14 @@ DEFAULT_MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS
 
 
 def scan_folder(root: Path) -> list[Path]:
-    found = []
-    for folder, subfolders, files in os.walk(root):
+    found, seen = [], {}
+    # Class folders are often links to where the images really are: follow them, and refuse a loop.
+    for folder, subfolders, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            raise DataError(f"{folder}: is the folder {seen[real]} again, through a symbolic link (a loop, or two "
+                            "names for one folder); remove the link")
+        seen[real] = folder
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         for name in sorted(files):
             if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES):
@@ -99,10 +105,15 @@ def open_image(path: Path):
 def _to_uint8_mode(image: Image.Image, mode: str) -> Image.Image:
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
         array = np.asarray(image, dtype=np.float64)
-        # One rule for every image (never the image's own maximum, which would give one pixel value a
-        # different brightness in each file): integer modes are 16-bit, floats are 0-255 like 8-bit.
-        top = 65535.0 if image.mode.startswith("I") else 255.0
-        image = Image.fromarray(np.clip(array / top * 255.0, 0, 255).astype(np.uint8))
+        # One rule for every image, from its format (never the image's own maximum, which would give
+        # one pixel value a different brightness in each file): integer modes are 16-bit, floating-point
+        # images hold intensities in [0, 1], as scientific and HDR tools write them.
+        top = 65535.0 if image.mode.startswith("I") else 1.0
+        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 0.0)
+        if not (np.isfinite(low) and np.isfinite(high)) or low < 0 or high > top:
+            kind = "16-bit images hold 0-65535" if top > 1 else "floating-point images are read as intensities in [0, 1]"
+            raise ValueError(f"pixel values from {low:.4g} to {high:.4g}; {kind}")
+        image = Image.fromarray(np.round(array / top * 255.0).astype(np.uint8))
     return image.convert(mode)
 
 
