@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from vaetools_pipelines.interrupts import Interrupted, command_line
 from vae_tools import __version__
 from vae_tools.config import DEFAULT_EPOCHS, TrainConfig, parse_set_option
 from vae_tools.data import SOURCE_HELP
@@ -27,15 +28,21 @@ class SafeCommand(click.Command):
     def invoke(self, ctx):
         from vaetools_pipelines.safe_paths import check_command_paths
 
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and ctx.info_name not in DISTRIBUTED_COMMANDS:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and ctx.command.name not in DISTRIBUTED_COMMANDS:
             raise click.ClickException(f"{ctx.info_name} runs in one process; of the commands, only "
                                        f"{' and '.join(DISTRIBUTED_COMMANDS)} run under torchrun")
 
-        check_command_paths(ctx.params)
-        return super().invoke(ctx)
+        check_command_paths(ctx.params, ctx.command.name)
+        if ctx.params.get("out") is None or ctx.command.name in PIPELINE_COMMANDS or os.environ.get("RANK", "0") != "0":
+            return super().invoke(ctx)
+        from vaetools_pipelines.run_lock import output_lock
+
+        with output_lock(Path(ctx.params["out"])):
+            return super().invoke(ctx)
 
 
 DISTRIBUTED_COMMANDS = ("train", "embed", "anomalies", "denoise")
+PIPELINE_COMMANDS = ("run", "chain", "demo")  # they lock their run folder themselves
 
 
 @contextlib.contextmanager
@@ -61,12 +68,21 @@ class VaeToolsGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            # One line, as for every other mistake: the usage block Click prints adds nothing the
+            # line does not say, and --help is named in it.
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            raise OneLineUsageError(exc.format_message() + where) from None
         except VaeToolsError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            raise Interrupted("interrupted") from None
+            raise Interrupted("interrupted; no file was left half-written: run the same command again") from None
         except OSError as exc:  # a write or read the system refused: permission, disk full, name too long...
             raise click.ClickException(os_error_line(exc)) from None
+
+
+class OneLineUsageError(click.ClickException):
+    exit_code = 2  # Click's status for a usage error
 
 
 OS_ERROR_HINTS = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file is too large for this system or quota",
@@ -82,14 +98,14 @@ def os_error_line(exc: OSError) -> str:
     return f"{where}: {cause}; no file was left half-written"
 
 
-class Interrupted(click.ClickException):
-    exit_code = 130  # the shell's convention for a process ended by SIGINT
-
-
 class FiniteFloat(click.ParamType):
-    """A number that is neither NaN nor infinite (JSON, thresholds and fractions need real numbers)."""
+    """A number that is neither NaN nor infinite (JSON, thresholds and fractions need real numbers),
+    optionally inside bounds, each open (excluded) or closed."""
 
     name = "number"
+
+    def __init__(self, low=None, high=None, open_low=False, open_high=False):
+        self.low, self.high, self.open_low, self.open_high = low, high, open_low, open_high
 
     def convert(self, value, param, ctx):
         try:
@@ -98,7 +114,18 @@ class FiniteFloat(click.ParamType):
             self.fail(f"{value!r} is not a number", param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
+        below = self.low is not None and (number <= self.low if self.open_low else number < self.low)
+        above = self.high is not None and (number >= self.high if self.open_high else number > self.high)
+        if below or above:
+            self.fail(f"{value!r} is not in {self._range_text()}", param, ctx)
         return number
+
+    def _range_text(self) -> str:
+        left = "(" if self.open_low or self.low is None else "["
+        right = ")" if self.open_high or self.high is None else "]"
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"the range {left}{low}, {high}{right}"
 
 
 FINITE = FiniteFloat()
@@ -194,10 +221,12 @@ def main():
 @workers_option
 @click.option("--seed", type=int, default=None, help="Random seed (split, initialisation, batches)." + shown_default("seed"))
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last completed epoch.")
+@click.option("--allow-other-data", is_flag=True,
+              help="With --resume: continue on images other than those the run was trained on (refused otherwise).")
 @click.option("--set", "set_options", multiple=True, metavar="KEY=VALUE", help="Any other configuration option; repeatable.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, beta, likelihood, noise, image_size,
-          channels, split, device, workers, seed, resume, set_options, quiet):
+          channels, split, device, workers, seed, resume, allow_other_data, set_options, quiet):
     """Train a VAE on SOURCE and save it as a run folder.
 
     The folder holds config.json, model.safetensors (best validation weights), the training state
@@ -216,9 +245,11 @@ def train(data, out, model_name, config, epochs, latent_dim, batch_size, lr, bet
     with process_group(device) as writes_outputs:
         try:
             result = run_train(data, out, config=config, overrides=overrides, split=split, resume=resume,
+                               allow_other_data=allow_other_data,
                                progress=not quiet)
         except TrainingInterrupted as exc:
-            raise Interrupted(f"{exc}; continue with: vaetools train --data {data} --out {out} --resume") from None
+            again = command_line("train", "--data", data, "--out", out, "--resume")
+            raise Interrupted(f"{exc}; continue with: {again}") from None
     if not writes_outputs:
         return
     best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
@@ -468,9 +499,9 @@ def comma_list(ctx, param, value):
                    "latent: low density of the latent code.")
 @click.option("--samples", type=click.IntRange(min=1), default=SAMPLES, show_default=True,
               help="Monte Carlo samples of z per image (elbo, iwae, complexity, adjusted).")
-@click.option("--contamination", type=FINITE, default=None,
+@click.option("--contamination", type=FiniteFloat(0, 1, open_low=True, open_high=True), default=None,
               help="Expected share of anomalies (e.g. 0.01): flag that share of the highest scores.")
-@click.option("--percentile", type=FINITE, default=None, help="Flag scores above this percentile (0-100).")
+@click.option("--percentile", type=FiniteFloat(0, 100, open_low=True, open_high=True), default=None, help="Flag scores above this percentile (0-100).")
 @click.option("--threshold", type=FINITE, default=None, help="Flag scores above this value.")
 @click.option("--normal-labels", callback=comma_list, default=None, metavar="L1,L2",
               help="Ground truth: these labels are normal, all others anomalies (adds AUROC, AP, F1).")
@@ -537,7 +568,7 @@ def optional_data_option(purpose: str):
 @click.option("--sampler", type=click.Choice(["gmm", "prior"]), default="gmm", show_default=True,
               help="gmm: codes from a Gaussian mixture fitted to the latent codes of the training images (they "
                    "land where the decoder was trained: sharper images); prior: codes from N(0, I).")
-@click.option("--temperature", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--temperature", type=FiniteFloat(0, 10), default=1.0, show_default=True,
               help="Spread of the codes: below 1 gives typical, cleaner images; above 1 more varied, stranger ones.")
 @optional_data_option("fit the mixture to instead of the training images")
 @split_option
@@ -623,7 +654,7 @@ def dims_list(ctx, param, value):
               help="Dimensions to show, in this order; repeatable or comma-separated.  "
                    "[default: the active ones (KL at least 0.01 nats), most informative first, at most 16]")
 @click.option("--steps", type=click.IntRange(min=2, max=64), default=11, show_default=True, help="Images per row.")
-@click.option("--range", "span", type=click.FloatRange(min=0, min_open=True), default=3.0, show_default=True,
+@click.option("--range", "span", type=FiniteFloat(0, 100, open_low=True), default=3.0, show_default=True,
               help="Each dimension goes from -RANGE to +RANGE (prior standard deviations).")
 @optional_data_option("measure each dimension's KL on, instead of the training images")
 @split_option
@@ -653,7 +684,7 @@ def traverse(model_dir, out, dims, steps, span, data, split, device, seed, quiet
 @click.option("--n", type=click.IntRange(min=1, max=100), default=4, show_default=True,
               help="Random images of the --from label without --images.")
 @click.option("--steps", type=click.IntRange(min=2, max=64), default=6, show_default=True)
-@click.option("--strength", type=FINITE, default=1.0, show_default=True,
+@click.option("--strength", type=FiniteFloat(-100, 100), default=1.0, show_default=True,
               help="How far to go: 1 moves by the whole difference of the two mean codes.")
 @split_option
 @device_option
@@ -692,6 +723,15 @@ def pipeline_file(name_or_path: str) -> Path:
     raise VaeToolsError(f"{name_or_path}: no such pipeline file or ready-made pipeline ({available})")
 
 
+@contextlib.contextmanager
+def continued_by(again: str):
+    """Ctrl-C outside a step (while the pipeline is read or checked) still says how to go on."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted before a step started; continue with: {again}") from None
+
+
 def finish(state: dict, run: Path) -> None:
     total = sum(step.get("seconds", 0) for name, step in state["steps"].items()
                 if name in state["order"] and not step.get("skipped"))
@@ -726,12 +766,16 @@ def run(pipeline, set_options, out, force, quiet):
     """
     from vaetools_pipelines.runner import load_pipeline, run_pipeline
 
-    spec = load_pipeline(pipeline_file(pipeline), set_options, out)
-    state = run_pipeline(spec, step_commands(), force=force, quiet=quiet)
+    again = command_line("run", pipeline, *(w for s in set_options for w in ("--set", s)),
+                         *(["--out", out] if out else []), *(["--quiet"] if quiet else []))
+    with continued_by(again):
+        spec = load_pipeline(pipeline_file(pipeline), set_options, out)
+        state = run_pipeline(spec, step_commands(), force=force, quiet=quiet, again=again)
     finish(state, spec.out)
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                "allow_interspersed_args": False})  # chain's own options come before the steps
 @data_option
 @click.option("--out", default="runs/chain", show_default=True, type=click.Path(file_okay=False), help="Run folder.")
 @click.option("--force", is_flag=True, help="Rerun every step, even those that have not changed.")
@@ -748,8 +792,10 @@ def chain(data, out, force, quiet, steps):
     """
     from vaetools_pipelines.runner import Pipeline, run_pipeline, split_chain
 
-    spec = Pipeline(data, Path(out), split_chain(list(steps)), "vaetools chain " + " ".join(steps))
-    state = run_pipeline(spec, step_commands(), force=force, quiet=quiet)
+    again = command_line("chain", "--data", data, "--out", out, *(["--quiet"] if quiet else []), *steps)
+    with continued_by(again):
+        spec = Pipeline(data, Path(out), split_chain(list(steps)), "vaetools chain " + " ".join(steps))
+        state = run_pipeline(spec, step_commands(), force=force, quiet=quiet, again=again)
     finish(state, spec.out)
 
 
@@ -763,8 +809,10 @@ def demo(out, force, quiet):
     interpolate, traverse; ends by printing where the index page is."""
     from vaetools_pipelines.runner import load_pipeline, run_pipeline
 
-    spec = load_pipeline(pipeline_file("demo"), out=out)
-    state = run_pipeline(spec, step_commands(), force=force, quiet=quiet)
+    again = command_line("demo", "--out", out, *(["--quiet"] if quiet else []))
+    with continued_by(again):
+        spec = load_pipeline(pipeline_file("demo"), out=out)
+        state = run_pipeline(spec, step_commands(), force=force, quiet=quiet, again=again)
     finish(state, spec.out)
 
 

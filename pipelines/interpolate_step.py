@@ -36,7 +36,7 @@ def random_pairs(dataset, count: int, seed: int) -> np.ndarray:
     return np.array(pairs, dtype=np.int64)
 
 
-@writes_output_set
+@writes_output_set(replaces=("pair_*.png",))
 def run_interpolate(model_dir: str | Path, data: str, out: str | Path, between: Sequence[tuple[str, str]] = (),
                     pairs: int = 4, steps: int = 10, split: str = "all", device: str = "auto", seed: int = 0) -> dict:
     """Writes pair_NN.png per pair (a spherical and a straight path, the two images at the ends),

@@ -15,7 +15,9 @@ from vae_tools.errors import VaeToolsError
 
 
 @contextlib.contextmanager
-def staged_folder(out: str | Path):
+def staged_folder(out: str | Path, replaces: tuple = ()):
+    """``replaces``: glob patterns of the files of a numbered set (sample_00012.png, pair_03.png): a
+    file of ``out`` matching one that this run did not write is left from an earlier, larger run, and goes."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise VaeToolsError(f"{out}: exists and is not a folder")
@@ -27,7 +29,12 @@ def staged_folder(out: str | Path):
     stage = Path(tempfile.mkdtemp(prefix=".vaetools-", suffix=".part", dir=home))
     try:
         yield stage
+        written = {p.relative_to(stage) for p in stage.rglob("*") if p.is_file()}
         _move_into(stage, out)
+        for pattern in replaces:
+            for stale in out.glob(pattern):
+                if stale.is_file() and stale.relative_to(out) not in written:
+                    stale.unlink()
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
@@ -43,10 +50,12 @@ def _move_into(stage: Path, out: Path) -> None:
             os.replace(path, target)
 
 
-def writes_output_set(step):
+def writes_output_set(step=None, *, replaces: tuple = ()):
     """Decorate a step function whose ``out`` parameter is a folder: it writes into a staged folder.
     A step that takes ``write`` (False in the processes of a torchrun job that only compute) runs
-    without one."""
+    without one. ``replaces``: see staged_folder."""
+    if step is None:
+        return functools.partial(writes_output_set, replaces=replaces)
     signature = inspect.signature(step)
 
     @functools.wraps(step)
@@ -55,7 +64,7 @@ def writes_output_set(step):
         bound.apply_defaults()
         if not bound.arguments.get("write", True):
             return step(*bound.args, **bound.kwargs)
-        with staged_folder(bound.arguments["out"]) as stage:
+        with staged_folder(bound.arguments["out"], replaces) as stage:
             bound.arguments["out"] = stage
             return step(*bound.args, **bound.kwargs)
 

@@ -32,11 +32,30 @@ def _holder(path: Path) -> dict:
         return {}
 
 
-@contextlib.contextmanager
 def run_folder_lock(run: Path):
     """Hold ``run``'s lock for the duration; a second writer gets one clear error instead of silently
     overwriting the first one's outputs."""
-    path = Path(run) / LOCK_FILE
+    return _lock(Path(run) / LOCK_FILE, Path(run))
+
+
+@contextlib.contextmanager
+def output_lock(out: Path):
+    """The lock of one command's output (a run folder, a folder of outputs or a table), held beside it
+    so that taking it neither creates nor writes into the output before the command has checked its inputs."""
+    out = Path(out).expanduser().absolute()
+    made = [folder for folder in (out.parent, *out.parent.parents) if not folder.exists()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with _lock(out.parent / f".{out.name}{LOCK_FILE}", out):
+            yield
+    finally:
+        for folder in made:  # innermost first: what was made only to hold the lock goes if it stayed empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+@contextlib.contextmanager
+def _lock(path: Path, run: Path):
     me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}
     for _ in range(2):
         try:

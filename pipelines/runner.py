@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import re
 import shutil
@@ -23,6 +24,22 @@ from vae_tools.atomic import write_json
 from vae_tools.errors import ConfigError, VaeToolsError
 
 STATE_FILE = "pipeline_state.json"
+INDEX_FILE = "index.html"
+TOP_LEVEL_KEYS = ("data", "name", "out", "steps")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key written twice in one mapping is an error, not the last value."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is written twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 @dataclass
@@ -64,6 +81,9 @@ def apply_overrides(raw: dict, overrides: list, where: str) -> dict:
         except yaml.YAMLError:
             raise ConfigError(f"--set {text!r}: the value is not valid YAML") from None
         key = key.strip()
+        if key == "steps":
+            raise ConfigError(f"--set {text!r}: the steps are the pipeline file's; change a step's option with "
+                              "STEP.OPTION=VALUE, e.g. train.epochs=5")
         if "." not in key:
             raw[key] = parsed
             continue
@@ -84,21 +104,19 @@ def load_pipeline(path: str | Path, overrides: list = (), out: Optional[str] = N
         raise ConfigError(f"{path}: no such pipeline file")
     text = path.read_text()
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
         node = yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("steps"), list) or not raw["steps"]:
-        raise ConfigError(f"{path}: expected a mapping with 'data' and a non-empty list 'steps'")
+    _check_top_level(raw, str(path))
     lines = _step_lines(node)
     raw = apply_overrides(raw, list(overrides), str(path))
-    unknown_keys = set(raw) - {"data", "name", "out", "steps"}
-    if unknown_keys:
-        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown_keys))}; use data, name, out, steps")
-    if not raw.get("data") or not isinstance(raw["data"], str):
-        raise ConfigError(f"{path}: 'data' must name one source (such as digits, mnist or a path)")
+    _check_top_level(raw, str(path))
+    for key in ("name", "out"):
+        if raw.get(key) is not None and not isinstance(raw[key], str):
+            raise ConfigError(f"{path}: '{key}' must be text, got {type(raw[key]).__name__} {raw[key]!r}")
     steps = []
     for i, entry in enumerate(raw["steps"]):
         line = lines[i] if i < len(lines) else None
@@ -118,6 +136,17 @@ def load_pipeline(path: str | Path, overrides: list = (), out: Optional[str] = N
         check_run_name(name, str(path))
     target = Path(out or raw.get("out") or Path("runs") / name)
     return Pipeline(str(raw["data"]), target, steps, str(path))
+
+
+def _check_top_level(raw, where: str) -> None:
+    if not isinstance(raw, dict) or not isinstance(raw.get("steps"), list) or not raw["steps"]:
+        raise ConfigError(f"{where}: expected a mapping with 'data' and a non-empty list 'steps'")
+    unknown_keys = set(raw) - set(TOP_LEVEL_KEYS)
+    if unknown_keys:
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown_keys)))}; "
+                          f"use {', '.join(TOP_LEVEL_KEYS)}")
+    if not raw.get("data") or not isinstance(raw["data"], str):
+        raise ConfigError(f"{where}: 'data' must name one source (such as digits, mnist or a path)")
 
 
 def check_run_name(name: str, where: str) -> None:
@@ -166,7 +195,7 @@ def read_state(run: Path) -> dict:
 
 
 def step_context(step: StepSpec, command: click.Command, run: Path, data: str, where: str,
-                 quiet: bool = False) -> click.Context:
+                 quiet: bool = False, runner_sets: Optional[dict] = None) -> click.Context:
     """The step's command with its options parsed and typed: what the run folder supplies and a
     pipeline file's options go in as values (Click converts and checks each one as it would the
     same option typed), while the options typed after a step of `vaetools chain` are parsed as the
@@ -174,7 +203,7 @@ def step_context(step: StepSpec, command: click.Command, run: Path, data: str, w
     try:
         typed = typed_after_step(command, step)
         supplied = LAYOUT[step.name].supplies(run, data)
-        values = parameter_values(command, [supplied, step.options, typed], step.name, where)
+        values = parameter_values(command, [supplied, step.options, typed, runner_sets or {}], step.name, where)
         if quiet and any(p.name == "quiet" for p in command.params):
             values["quiet"] = True
         return command.make_context(f"vaetools {step.name}", [], default_map=values)
@@ -204,6 +233,12 @@ def typed_after_step(command: click.Command, step: StepSpec) -> dict:
     values, extra, _ = command.make_parser(click.Context(command)).parse_args(list(step.args))
     if extra:
         raise click.UsageError(f"Got unexpected extra argument ({' '.join(extra)})")
+    reserved = reserved_options(step.name)
+    for param in command.params:
+        spellings = {opt.lstrip("-").replace("-", "_") for opt in (*param.opts, *param.secondary_opts)}
+        if param.name in values and spellings & reserved:
+            raise click.UsageError(f"Got unexpected extra argument ({param.opts[0]}: the run folder sets it for every "
+                                   f"step; give --out and --data before the steps)")
     return values
 
 
@@ -222,29 +257,63 @@ def parameter_values(command: click.Command, layers: list, step: str, where: str
             if param is None:
                 raise ConfigError(f"{where}: {key!r} is not an option of {step} (see `vaetools {step} --help`)")
             if param.multiple:
-                values[param.name] = [*values.get(param.name, ()), *(value if isinstance(value, (list, tuple)) else [value])]
+                items = value if isinstance(value, (list, tuple)) else [value]
+                values[param.name] = [*values.get(param.name, ()), *(_typed(param, v, key, step, where) for v in items)]
             elif isinstance(value, list) and param.nargs == 1:
                 raise ConfigError(f"{where}: {step} takes one value for {key!r}, got a list")
             else:
-                values[param.name] = value
+                values[param.name] = _typed(param, value, key, step, where)
     return values
 
 
+def _typed(param: click.Parameter, value, key: str, step: str, where: str):
+    """A value from YAML as strict as the same value typed: Click itself would take 1.9 or true for a
+    whole number (int() of them is 1), so those are refused here, as are mappings for any option."""
+    def wrong(expected: str):
+        return ConfigError(f"{where}: {step} option {key!r} takes {expected}, got {type(value).__name__} {value!r}")
+
+    if isinstance(value, dict):
+        raise wrong("one value")
+    if getattr(param, "is_flag", False):
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if isinstance(param.type, click.types.IntParamType) and (isinstance(value, (bool, float))):
+        raise wrong("a whole number")
+    if isinstance(param.type, (click.types.FloatParamType, click.types.IntParamType)) or \
+            getattr(param.type, "name", "") == "number":
+        if isinstance(value, bool):
+            raise wrong("a number")
+    elif isinstance(value, bool):
+        raise wrong("text or a number")
+    return value
+
+
 def check_pipeline(pipeline: Pipeline, commands: dict) -> None:
-    """Parse every step's options before anything runs, so a typo in the last step costs nothing."""
-    for step in pipeline.steps:
-        where = f"{pipeline.source}:{step.line}" if step.line else pipeline.source
-        step_context(step, commands[step.name], pipeline.out, pipeline.data, where)
+    """Everything a run needs, checked before anything is written, moved or removed: the run folder's
+    place, every step's options and paths (a typo in the last step costs nothing), the data source,
+    and that no output would replace a file or folder this pipeline did not write."""
+    from vaetools_pipelines.safe_paths import UnsafeOutput, check_command_paths, check_outside_image_folder
 
-
-def run_pipeline(pipeline: Pipeline, commands: dict, force: bool = False, quiet: bool = False,
-                 echo=click.echo) -> dict:
-    """Runs the steps; returns the state. A failing step raises VaeToolsError naming it; the outputs of
-    earlier steps stay, and running again continues with the failed step."""
     run = pipeline.out
     if run.exists() and not run.is_dir():
         raise VaeToolsError(f"{run}: exists and is not a folder")
-    check_pipeline(pipeline, commands)
+    try:
+        check_outside_image_folder(str(run), pipeline.data)
+    except UnsafeOutput as exc:
+        raise UnsafeOutput(f"{pipeline.source}: {exc.format_message()}") from None
+    for step in pipeline.steps:
+        where = f"{pipeline.source}:{step.line}" if step.line else pipeline.source
+        # A resumable step writes its partial folder; the runner itself then replaces the output.
+        layout, partial = LAYOUT[step.name], None
+        if layout.resumes is not None:
+            folder = _partial(run, step.name)
+            partial = {"out": folder, "resume": folder.is_dir() and layout.resumes(folder)}
+        context = step_context(step, commands[step.name], run, pipeline.data, where, runner_sets=partial)
+        try:
+            check_command_paths(context.params, step.name)
+        except UnsafeOutput as exc:
+            raise UnsafeOutput(f"{where}: step {step.name}: {exc.format_message()}") from None
     names = [s.name for s in pipeline.steps]
     for position, step in enumerate(pipeline.steps):
         later = [n for n in LAYOUT[step.name].needs if n in names[position + 1:]]
@@ -254,12 +323,55 @@ def run_pipeline(pipeline: Pipeline, commands: dict, force: bool = False, quiet:
         missing = [n for n in LAYOUT[step.name].needs if n not in names and not (run / LAYOUT[n].output).exists()]
         if missing:
             raise ConfigError(f"step {step.name} needs the output of {', '.join(missing)}: add it before {step.name}")
+    _check_source(pipeline)
+    _check_ownership(pipeline, read_state(run))
+
+
+def _check_source(pipeline: Pipeline) -> None:
+    from vae_tools.data import load_dataset
+    from vae_tools.errors import DataError
+
+    try:
+        load_dataset(pipeline.data)
+    except DataError as exc:
+        raise ConfigError(f"{pipeline.source}: data: {exc}") from None
+
+
+def _check_ownership(pipeline: Pipeline, state: dict) -> None:
+    """A run folder's files are the runner's only where its state records writing them: a user's own
+    folder named model/ (or labels/, index.html, ...) is never replaced."""
+    run = pipeline.out
+    recorded = set(state.get("steps", {}))
+    places = [(run / INDEX_FILE, bool(recorded))]
+    for step in pipeline.steps:
+        layout = LAYOUT[step.name]
+        places.append((run / layout.output, step.name in recorded))
+        if layout.resumes is not None:
+            places.append((_partial(run, step.name), bool(state.get("steps", {}).get(step.name, {}).get("partial"))))
+    for place, ours in places:
+        if (place.exists() or place.is_symlink()) and not ours:
+            raise ConfigError(f"{place}: exists and was not written by this pipeline (no record of it in {run / STATE_FILE}); "
+                              "vaetools will not replace it: choose another --out, or move it away")
+
+
+def _partial(run: Path, step: str) -> Path:
+    return run / f".{LAYOUT[step].output}.partial"
+
+
+def run_pipeline(pipeline: Pipeline, commands: dict, force: bool = False, quiet: bool = False,
+                 echo=click.echo, again: Optional[str] = None) -> dict:
+    """Runs the steps; returns the state. A failing step raises VaeToolsError naming it, an interrupted
+    one Interrupted; the outputs of earlier steps stay, and running again (``again``, the command line
+    that does) continues with that step."""
+    run = pipeline.out
+    check_pipeline(pipeline, commands)
     run.mkdir(parents=True, exist_ok=True)
     with run_folder_lock(run):
-        return _run_steps(pipeline, commands, force, quiet, echo)
+        _check_ownership(pipeline, read_state(run))  # again, now that no other writer can change the folder
+        return _run_steps(pipeline, commands, force, quiet, echo, again or "the same command again")
 
 
-def _run_steps(pipeline: Pipeline, commands: dict, force: bool, quiet: bool, echo) -> dict:
+def _run_steps(pipeline: Pipeline, commands: dict, force: bool, quiet: bool, echo, again: str) -> dict:
     run = pipeline.out
     names = [s.name for s in pipeline.steps]
     state = read_state(run)
@@ -276,31 +388,76 @@ def _run_steps(pipeline: Pipeline, commands: dict, force: bool, quiet: bool, ech
             echo(f"[{step.name}] unchanged since its last run; skipped")
             previous["skipped"] = True
             continue
-        echo(f"[{step.name}] running")
-        if step.name == "train" and output.exists():
-            shutil.rmtree(output)  # the options changed (or --force): train afresh
-        command = commands[step.name]
-        started = time.perf_counter()
-        state["steps"][step.name] = {"fingerprint": key, "status": "running", "options": step.options,
-                                     "args": step.args}
-        write_json(run / STATE_FILE, state)
-        try:
-            with step_context(step, command, run, pipeline.data, pipeline.source, quiet) as ctx:
-                command.invoke(ctx)
-        except (VaeToolsError, click.ClickException) as exc:
-            message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
-            state["steps"][step.name].update(status="failed", error=message,
-                                             seconds=round(time.perf_counter() - started, 2))
-            write_json(run / STATE_FILE, state)
-            raise VaeToolsError(f"step {step.name} failed: {message}; the outputs of earlier steps are kept in "
-                                f"{run}, and running the pipeline again continues from {step.name}") from None
-        state["steps"][step.name].update(status="done", seconds=round(time.perf_counter() - started, 2),
-                                         finished=time.strftime("%Y-%m-%d %H:%M:%S"))
-        write_json(run / STATE_FILE, state)
+        _run_step(step, commands[step.name], pipeline, state, key, previous, quiet, echo, again)
     from vaetools_pipelines.index_page import write_index
 
     write_index(run, state, pipeline)
     return state
+
+
+def _run_step(step: StepSpec, command: click.Command, pipeline: Pipeline, state: dict, key: str, previous: dict,
+              quiet: bool, echo, again: str) -> None:
+    """One step. A resumable step (train) runs in a partial folder beside its output and replaces the
+    output only when it has finished, so a failure or Ctrl-C never costs the model that was there."""
+    from vaetools_pipelines.interrupts import Interrupted
+
+    run, layout = pipeline.out, LAYOUT[step.name]
+    output = run / layout.output
+    partial = _partial(run, step.name) if layout.resumes is not None else None
+    extra = {}
+    if partial is not None and partial.exists():
+        if previous.get("partial") and previous.get("fingerprint") == key and layout.resumes(partial):
+            echo(f"[{step.name}] continuing the interrupted run in {partial}")
+            extra = {"resume": True}
+        else:
+            shutil.rmtree(partial)  # this pipeline's own, left by a run with other options
+    echo(f"[{step.name}] running")
+    started = time.perf_counter()
+    record = state["steps"][step.name] = {"fingerprint": key, "status": "running", "options": step.options,
+                                          "args": step.args, "partial": partial is not None}
+    write_json(run / STATE_FILE, state)
+
+    def stopped(status: str, message: str) -> bool:
+        """Record how the step ended; keep a partial output only where it holds work to continue."""
+        kept = partial is not None and partial.exists() and layout.resumes(partial)
+        if partial is not None and partial.exists() and not kept:
+            shutil.rmtree(partial)
+        record.update(status=status, error=message, partial=kept, seconds=round(time.perf_counter() - started, 2))
+        write_json(run / STATE_FILE, state)
+        return kept
+
+    try:
+        target = {"out": partial, **extra} if partial is not None else {}
+        with step_context(step, command, run, pipeline.data, pipeline.source, quiet, target) as ctx:
+            command.invoke(ctx)
+    except (Interrupted, KeyboardInterrupt):
+        kept = stopped("interrupted", "interrupted")
+        what = f"; its finished work is kept in {partial} and running again continues it" if kept else ""
+        raise Interrupted(f"step {step.name} interrupted{what}; the outputs of earlier steps are kept in {run}; "
+                          f"continue with: {again}") from None
+    except (VaeToolsError, click.ClickException) as exc:
+        message = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+        stopped("failed", message)
+        raise VaeToolsError(f"step {step.name} failed: {message}; the outputs of earlier steps are kept in "
+                            f"{run}, and running the pipeline again continues from {step.name}") from None
+    if partial is not None:
+        _replace(partial, output)
+    record.update(status="done", partial=False, seconds=round(time.perf_counter() - started, 2),
+                  finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+    write_json(run / STATE_FILE, state)
+
+
+def _replace(new: Path, old: Path) -> None:
+    """Put the finished folder ``new`` where ``old`` is: renames only, so no moment holds half of either."""
+    if not old.exists():
+        os.replace(new, old)
+        return
+    retired = old.with_name(f".{old.name}.replaced")
+    if retired.exists():
+        shutil.rmtree(retired)
+    os.replace(old, retired)
+    os.replace(new, old)
+    shutil.rmtree(retired)
 
 
 def versions() -> dict:

@@ -47,9 +47,34 @@ def check_output(out: Optional[str], inputs: Iterable[tuple[str, str]]) -> None:
         if _inside(source, target):
             raise UnsafeOutput(f"--out {out} would overwrite {flag} {value}, which this command reads; "
                                "choose another --out")
-        if option == "data" and source.is_dir() and _inside(target, source):
-            raise UnsafeOutput(f"--out {out} lies inside the image folder --data {value}: its files would "
-                               "become part of the data; choose a folder outside it")
+        if option == "data":
+            check_outside_image_folder(out, value)
+
+
+def check_outside_image_folder(out: str, data: str) -> None:
+    """An output inside an image folder given as --data would become part of the data."""
+    source = _existing(str(data))
+    if source is not None and source.is_dir() and _inside(Path(out).expanduser().resolve(), source):
+        raise UnsafeOutput(f"--out {out} lies inside the image folder --data {data}: its files would "
+                           "become part of the data; choose a folder outside it")
+
+
+def check_not_in_a_run_folder(out: str, command: Optional[str], resume: bool = False) -> None:
+    """A trained run folder's own files (its manifest: vae_tools.run_folder.RUN_FILES) are written by
+    `vaetools train` alone: another command's output may sit beside them, never on them."""
+    from vae_tools.run_folder import RUN_FILES, is_run_folder
+
+    target = Path(out).expanduser().resolve()
+    if is_run_folder(target):
+        if command == "train" and resume:
+            return
+        raise UnsafeOutput(f"--out {out} is a trained run folder; choose a new folder (or a file beside its own)")
+    for folder in target.parents:
+        if is_run_folder(folder):
+            first = target.relative_to(folder).parts[0]
+            if first in RUN_FILES:
+                raise UnsafeOutput(f"--out {out} would overwrite {first} of the run folder {folder}; choose another name")
+            return
 
 
 def check_writable(target: Path, out: str) -> None:
@@ -68,7 +93,8 @@ def check_writable(target: Path, out: str) -> None:
         raise UnsafeOutput(f"--out {out}: cannot write in {existing} (permission denied)")
 
 
-def check_command_paths(params: dict) -> None:
+def check_command_paths(params: dict, command: Optional[str] = None) -> None:
+    """Every check of a command's --out against what it reads and what a run folder holds."""
     values = []
     for option in INPUT_OPTIONS:
         value = params.get(option)
@@ -76,3 +102,5 @@ def check_command_paths(params: dict) -> None:
             if item:
                 values.append((option, str(item)))
     check_output(params.get("out"), values)
+    if params.get("out") is not None:
+        check_not_in_a_run_folder(str(params["out"]), command, bool(params.get("resume")))

@@ -29,7 +29,7 @@ def model_and_sampler(model_dir, sampler: str, data: Optional[str], split: str, 
     return model, mixture, f"a {mixture.n_components_}-component Gaussian mixture fitted to the latent codes of {whose}"
 
 
-@writes_output_set
+@writes_output_set(replaces=("images/sample_*.png",))
 def run_sample(model_dir: str | Path, out: str | Path, n: int = 64, sampler: str = "gmm", temperature: float = 1.0,
                data: Optional[str] = None, split: str = "all", device: str = "auto", seed: int = 0) -> dict:
     """Writes samples.png (a grid), samples.npz (x: 8-bit images, z: their codes), images/ (one PNG

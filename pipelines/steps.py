@@ -19,6 +19,9 @@ class StepLayout:
     needs: tuple = ()  # steps whose outputs this one reads
     command: Optional[object] = None  # its click.Command; None: the vaetools sub-command of the same name
     section: Optional[Callable] = None  # run folder -> its index-page Section (pipelines/index_page.py)
+    # For a step that can continue where it stopped: (partial output) -> whether it holds work to
+    # continue. The runner then writes it beside its place and moves it in only when it finishes.
+    resumes: Optional[Callable[[Path], bool]] = None
 
 
 def _joins(run: Path) -> dict:
@@ -32,8 +35,14 @@ def _from_model(output: str):
     return lambda run, data: {"model": run / "model", "data": data, "out": run / output}
 
 
+def _holds_epochs(folder: Path) -> bool:
+    from vae_tools.run_folder import STATE_FILE
+
+    return (folder / STATE_FILE).is_file()
+
+
 LAYOUT = {
-    "train": StepLayout("model", lambda run, data: {"data": data, "out": run / "model"}),
+    "train": StepLayout("model", lambda run, data: {"data": data, "out": run / "model"}, resumes=_holds_epochs),
     "embed": StepLayout("embeddings.parquet", lambda run, data: {**_from_model("embeddings.parquet")(run, data),
                                                                  "elbo": True}, ("train",)),
     "label-propagate": StepLayout("labels", _from_model("labels"), ("train",)),

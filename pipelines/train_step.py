@@ -20,6 +20,7 @@ def run_train(
     split: str = "all",
     resume: bool = False,
     progress: bool = True,
+    allow_other_data: bool = False,
 ) -> TrainResult:
     """Train on ``data`` into the run folder ``out``. On ``resume`` the folder's own configuration is
     used, and only ``epochs`` and ``patience`` (and hardware options) may be changed."""
@@ -30,9 +31,13 @@ def run_train(
         if not isinstance(stored, dict) or set(stored) - set(TrainConfig.__dataclass_fields__):
             raise ConfigError(f"{out}/config.json: its 'training' section is not a vaetools training configuration")
         changeable = {"epochs", "patience", "device", "amp", "compile", "workers"}
-        changed = sorted(k for k, v in overrides.items() if k not in changeable and stored.get(k) != v)
-        if changed or config:
-            raise ConfigError(f"{out}: --resume continues the stored configuration; cannot change {', '.join(changed) or '--config'}")
+        asked = dict(overrides)
+        if config:  # what the preset sets (a value other than the default) must match the run too
+            defaults = TrainConfig().to_dict()
+            asked = {k: v for k, v in load_config(config, overrides).to_dict().items() if k in overrides or v != defaults[k]}
+        changed = sorted(k for k, v in asked.items() if k not in changeable and stored.get(k) != v)
+        if changed:
+            raise ConfigError(f"{out}: --resume continues the stored configuration; cannot change {', '.join(changed)}")
         cfg = TrainConfig(**{**stored, **overrides}).validate(f"{out}/config.json")
     else:
         cfg = load_config(config, overrides)
@@ -42,7 +47,7 @@ def run_train(
         if trained_on and trained_on != tuple(dataset.shape):
             raise ConfigError(f"{out}: was trained on images of {_shape_text(trained_on)} but {data} holds "
                               f"{_shape_text(dataset.shape)}; resume with the same data, or pass --image-size/--channels")
-    return train(dataset, cfg, out_dir=out, resume=resume, progress=progress)
+    return train(dataset, cfg, out_dir=out, resume=resume, progress=progress, allow_other_data=allow_other_data)
 
 
 def _shape_text(shape) -> str:

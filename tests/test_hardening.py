@@ -223,7 +223,7 @@ def test_a_second_writer_of_a_run_folder_is_refused_and_a_stale_lock_taken_over(
     from vae_tools.errors import VaeToolsError
 
     spec = tmp_path / "p.yaml"
-    spec.write_text(f"data: {tmp_path / 'missing.npz'}\nsteps:\n  - train\n")
+    spec.write_text("data: digits\nsteps:\n  - train\n")
     run = tmp_path / "runs" / "p"
     run.mkdir(parents=True)
     from vaetools_pipelines.runner import run_pipeline

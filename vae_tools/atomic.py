@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Iterator
+
+from safetensors import SafetensorError
 
 
 @contextlib.contextmanager
@@ -20,7 +24,16 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except OSError as exc:
+            if exc.filename is None:  # a failed write names no file: name the one being written
+                raise OSError(exc.errno, exc.strerror, str(target)) from None
+            raise
+        except SafetensorError as exc:  # safetensors reports the system's refusal as its own error
+            code = re.search(r"code: (\d+)", str(exc))
+            number = int(code.group(1)) if code else errno.EIO
+            raise OSError(number, os.strerror(number), str(target)) from None
         # mkstemp creates the file private (0600); give the result the permissions of an ordinary new file.
         umask = os.umask(0)
         os.umask(umask)

@@ -12,7 +12,7 @@ from typing import Any, Optional
 import yaml
 
 from vae_tools.errors import ConfigError
-from vae_tools.models.defaults import ACTIVATION, HIDDEN_DIM, LATENT_DIM, LIKELIHOOD_CHOICE, NOISE
+from vae_tools.models.defaults import ACTIVATION, HIDDEN_DIM, LATENT_DIM, LIKELIHOOD_CHOICE, NOISE, SIZE_LIMITS
 
 
 DEFAULT_EPOCHS = 30
@@ -56,8 +56,14 @@ class TrainConfig:
     workers: int = 0  # DataLoader processes decoding image files; 0 decodes in the training process
 
     def validate(self, where: str = "configuration") -> "TrainConfig":
+        self._check_types(where)
+        limit = SIZE_LIMITS
         checks = [
-            (self.latent_dim >= 1, "latent_dim must be at least 1"),
+            (1 <= self.latent_dim <= limit["latent_dim"], f"latent_dim must be from 1 to {limit['latent_dim']}"),
+            (1 <= self.hidden_dim <= limit["hidden_dim"], f"hidden_dim must be from 1 to {limit['hidden_dim']}"),
+            (self.widths is None or (isinstance(self.widths, list) and 1 <= len(self.widths) <= limit["stages"]
+                                     and all(_whole(w) and 1 <= w <= limit["width"] for w in self.widths)),
+             f"widths must be a list of 1-{limit['stages']} whole numbers from 1 to {limit['width']}"),
             (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
             (self.min_steps >= 1, "min_steps must be at least 1"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
@@ -82,13 +88,34 @@ class TrainConfig:
         if self.image_size is not None:
             size = self.image_size
             size = [size, size] if isinstance(size, int) else list(size)
-            if len(size) != 2 or not all(isinstance(v, int) and v >= 4 for v in size):
-                raise ConfigError(f"{where}: image_size must be one size or [height, width], each at least 4")
+            if len(size) != 2 or not all(_whole(v) and 4 <= v <= limit["image_side"] for v in size):
+                raise ConfigError(f"{where}: image_size must be one size or [height, width], each from 4 to "
+                                  f"{limit['image_side']}")
             self.image_size = size
         return self
 
+    def _check_types(self, where: str) -> None:
+        """Whole numbers are whole (not 1.9, not true), numbers are numbers, flags are true or false."""
+        for spec in dataclasses.fields(self):
+            value = getattr(self, spec.name)
+            kind = str(spec.type)
+            if value is None and kind.startswith("Optional"):
+                continue
+            if "int" in kind and "list" not in kind and not _whole(value):
+                raise ConfigError(f"{where}: {spec.name} must be a whole number, got {value!r}")
+            if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise ConfigError(f"{where}: {spec.name} must be a number, got {value!r}")
+            if kind == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"{where}: {spec.name} must be true or false, got {value!r}")
+            if kind == "str" and not isinstance(value, str):
+                raise ConfigError(f"{where}: {spec.name} must be text, got {value!r}")
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 FIELD_TYPES = {f.name: f.type for f in dataclasses.fields(TrainConfig)}

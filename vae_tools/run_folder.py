@@ -17,6 +17,7 @@ from vae_tools import __version__
 from vae_tools.atomic import atomic_path, finite_json
 from vae_tools.errors import RunFolderError
 from vae_tools.models import get_model
+from vae_tools.models.defaults import SIZE_LIMITS
 
 FORMAT = "vaetools-run"
 FORMAT_VERSION = 1
@@ -25,6 +26,19 @@ WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.json"
 STATE_TENSORS_FILE = "training_state.safetensors"
 HISTORY_FILE = "history.csv"
+CURVES_FILE = "loss_curves.png"
+SUMMARY_FILE = "latent_summary.safetensors"
+# The run folder's manifest: every file training writes into it. Nothing else writes these names there.
+RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, STATE_TENSORS_FILE, HISTORY_FILE, CURVES_FILE, SUMMARY_FILE)
+
+
+def is_run_folder(path: Path) -> bool:
+    """Whether ``path`` holds a run that training started: its configuration and weights or state."""
+    path = Path(path)
+    try:
+        return (path / CONFIG_FILE).is_file() and ((path / WEIGHTS_FILE).is_file() or (path / STATE_FILE).is_file())
+    except OSError:  # a name too long to look up holds nothing
+        return False
 
 
 def run_config(model: nn.Module, train_config: dict, data: dict) -> dict:
@@ -66,9 +80,6 @@ def read_run_config(run_dir: str | Path) -> dict:
 
 
 MAX_JSON_BYTES = 1 << 20
-# Bounds on a stored model's sizes: far beyond any real run, small enough that building the model
-# cannot exhaust memory (a hand-edited latent_dim of 1e12 would try to allocate terabytes).
-SIZE_LIMITS = {"latent_dim": 4096, "hidden_dim": 65536, "image_side": 4096, "width": 4096, "stages": 8}
 
 
 def _reject_constant(name: str):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
@@ -50,6 +50,12 @@ class VAEAnomalyDetector(BaseEstimator):
         self.verbose = verbose
         self.vae = vae
         self.scoring_batch_size = scoring_batch_size
+
+    def __sklearn_clone__(self) -> "VAEAnomalyDetector":
+        """A copy with the same parameters that shares a given ``vae``: cloning a trained model the
+        usual way would hand GridSearchCV and cross_val_score an untrained one."""
+        params = {k: clone(v, safe=False) for k, v in self.get_params(deep=False).items() if k != "vae"}
+        return type(self)(**params, vae=self.vae)
 
     def fit(self, X, y=None) -> "VAEAnomalyDetector":
         if self.score not in SCORES:

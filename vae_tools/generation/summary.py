@@ -16,10 +16,10 @@ from safetensors.torch import load_file, save_file
 from vae_tools.atomic import atomic_path
 from vae_tools.embedding import encode_rows
 from vae_tools.errors import DataError, RunFolderError
+from vae_tools.run_folder import SUMMARY_FILE
 from vae_tools.generation.latent_paths import kl_per_dimension
 from vae_tools.generation.samplers import MAX_FIT_SAMPLES, GaussianMixtureSampler
 
-SUMMARY_FILE = "latent_summary.safetensors"
 ACTIVE_KL = 0.01  # nats: below this a dimension carries (almost) nothing about the image
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from vae_tools.atomic import atomic_path
-from vae_tools.run_folder import HISTORY_FILE
+from vae_tools.run_folder import CURVES_FILE, HISTORY_FILE
 
 
 def save_history(history: list[dict], run_dir: Path, plot: bool = True) -> None:
@@ -17,7 +17,7 @@ def save_history(history: list[dict], run_dir: Path, plot: bool = True) -> None:
     with atomic_path(run_dir / HISTORY_FILE) as tmp:
         frame.to_csv(tmp, index=False)
     if plot:
-        plot_history(frame, run_dir / "loss_curves.png")
+        plot_history(frame, run_dir / CURVES_FILE)
 
 
 def plot_history(frame: pd.DataFrame, target: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import inspect
 import math
 import time
@@ -89,8 +90,10 @@ def train(
     out_dir: Optional[str | Path] = None,
     resume: bool = False,
     progress: bool = True,
+    allow_other_data: bool = False,
 ) -> TrainResult:
-    """Fit a VAE to ``dataset``; with ``out_dir``, every epoch is saved there and ``resume`` continues it.
+    """Fit a VAE to ``dataset``; with ``out_dir``, every epoch is saved there and ``resume`` continues it
+    (on the images it was trained on, by their ids and count, unless ``allow_other_data``).
 
     Inside a torch.distributed process group (``torchrun``) every process runs this with the same
     arguments: each takes its share of every batch (``batch_size`` stays the global batch), DDP
@@ -120,6 +123,8 @@ def train(
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
     if run_dir is not None:
         if resume:
+            if not allow_other_data:
+                check_same_data(run_folder.read_run_config(run_dir).get("data", {}), dataset, run_dir)
             state.update(run_folder.load_training_state(run_dir, model, optimizer))
             _match_parameter_layout(optimizer)
             # The stored configuration is already decided; keep the reasons given when it was.
@@ -163,9 +168,26 @@ def with_automatic_choices(config: TrainConfig, train_set: ImageDataset) -> tupl
     return config, choices
 
 
+def data_record(dataset: ImageDataset) -> dict:
+    """What identifies the training images in config.json: their source, count and ids (a digest)."""
+    ids = hashlib.sha256("\n".join(map(str, dataset.ids)).encode()).hexdigest()
+    return {"source": dataset.name, "n_samples": len(dataset), "labelled": dataset.has_labels, "ids_sha256": ids}
+
+
+def check_same_data(recorded: dict, dataset: ImageDataset, run_dir: Path) -> None:
+    """Resuming on other images of the same shape would train on them silently and rewrite the
+    run's record of what it learnt from."""
+    now = data_record(dataset)
+    differs = [key for key in ("n_samples", "ids_sha256") if key in recorded and recorded[key] != now[key]]
+    if differs:
+        raise ConfigError(f"{run_dir}: was trained on {recorded.get('source')} ({recorded.get('n_samples')} images), "
+                          f"not on {now['source']} ({now['n_samples']} images{', other ids' if 'ids_sha256' in differs else ''}); "
+                          "resume it with the data it was trained on, or allow other data to continue on these")
+
+
 def _start_run_folder(run_dir: Path, model: BaseVAE, config: TrainConfig, dataset: ImageDataset, choices: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    data_info = {"source": dataset.name, "n_samples": len(dataset), "labelled": dataset.has_labels}
+    data_info = data_record(dataset)
     write_json(run_dir / run_folder.CONFIG_FILE,
                {**run_folder.run_config(model, config.to_dict(), data_info), "choices": choices})
 
