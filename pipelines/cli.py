@@ -56,8 +56,24 @@ def process_group(device):
     try:
         yield distributed.is_main_process()
         finished = True
+    except Exception as exc:
+        if distributed.world_size() > 1 and collective_failed(exc):
+            # The process that failed printed the reason; this one only lost its partner.
+            raise click.ClickException(f"process {distributed.rank()} of the torchrun job stops: another process "
+                                       "stopped first (its error is above)") from None
+        raise
     finally:
         distributed.stop(wait=finished)
+
+
+def collective_failed(exc: Exception) -> bool:
+    """Whether ``exc`` is a collective operation failing because another process has gone."""
+    import torch.distributed as dist
+
+    kinds = tuple(k for k in (getattr(dist, "DistError", None),) if k is not None)
+    text = str(exc).lower()
+    return isinstance(exc, kinds) or (isinstance(exc, RuntimeError) and any(
+        word in text for word in ("gloo", "nccl", "connection closed", "connection reset", "broken pipe")))
 
 
 class VaeToolsGroup(click.Group):

@@ -36,7 +36,8 @@ def torchrun(*args, cwd, **kwargs):
         return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    if kwargs.pop("ok", True):
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     return done
 
 
@@ -117,6 +118,26 @@ def test_ddp_embed_command_writes_each_id_once_in_order(bars):
     for table in (pd.read_parquet(bars / "parts.parquet"), read_table(bars / "parts.parquet")):
         assert list(table["id"]) == [one["id"][0]]
         assert np.abs(table[mu].to_numpy() - one[mu].to_numpy()[:1]).max() < 1e-5
+
+
+def test_a_bad_file_in_one_processes_block_is_one_error_line_not_a_gloo_traceback(bars, tmp_path):
+    from PIL import Image
+
+    subprocess.run([sys.executable, "-m", "vaetools_pipelines.cli", "train", "--data", "bars.npz", "--out",
+                    str(tmp_path / "m"), *SMALL], cwd=bars, check=True, capture_output=True)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i, image in enumerate(np.load(bars / "bars.npz")["x"][:40]):
+        Image.fromarray(image).save(folder / f"{i:03d}.png")
+    whole = (folder / "039.png").read_bytes()
+    (folder / "039.png").write_bytes(whole[: len(whole) // 2])  # the header reads, the pixels do not
+    done = torchrun("-m", "vaetools_pipelines.cli", "embed", "--model", str(tmp_path / "m"), "--data", str(folder),
+                    "--out", str(tmp_path / "e.parquet"), "--device", "cpu", "--quiet", cwd=bars, ok=False)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0 and not (tmp_path / "e.parquet").exists()
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert any("039.png: cannot decode image" in line for line in errors), output[-3000:]
+    assert "gloo" not in output.lower() and "pair.cc" not in output, output[-3000:]
 
 
 def descendants(pid: int) -> list[int]:
