@@ -259,6 +259,19 @@ def test_a_detector_around_a_trained_vae_survives_clone_and_cross_validation(wor
         VAEAnomalyDetector(vae=emb).predict(images)
 
 
+def test_every_estimator_says_not_fitted_before_fit():
+    from sklearn.exceptions import NotFittedError
+
+    from vae_tools import LabelPropagator, VAEEmbedder
+    from vae_tools.anomaly import VAEAnomalyDetector
+
+    x = np.random.default_rng(0).random((10, 4))
+    for call in (LabelPropagator().predict, LabelPropagator().predict_proba, VAEEmbedder().transform,
+                 VAEEmbedder().score_samples, VAEAnomalyDetector().predict, VAEAnomalyDetector().decision_function):
+        with pytest.raises(NotFittedError):
+            call(x)
+
+
 def test_a_full_disk_while_saving_weights_is_one_line_naming_the_file(world, tmp_path, monkeypatch):
     from safetensors import SafetensorError
 

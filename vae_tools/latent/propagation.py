@@ -155,7 +155,8 @@ class LabelPropagator(ClassifierMixin, BaseEstimator):
         return proba / len(fitted_maps)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(1)]
+        probabilities = self.predict_proba(X)  # checks that the propagator was fitted
+        return self.classes_[probabilities.argmax(1)]
 
 
 def _spread(graph: sp.csr_matrix, targets: np.ndarray, n_classes: int, alpha: float, max_iter: int,
