@@ -16,6 +16,7 @@ from vae_tools.config import DEFAULT_EPOCHS, TrainConfig, parse_set_option
 from vae_tools.data import SOURCE_HELP
 from vae_tools.errors import VaeToolsError
 from vae_tools.models import list_models
+from vae_tools.models.defaults import LATENT_DIM, PHOTO_LATENT_DIM
 from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
 from vae_tools.latent.defaults import (ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURE_SETS, FEATURES, JUDGE_FOLDS, MAPS,
                                        MIN_JUDGING_LABELS, REDUCE, REDUCTIONS, REFINE_EPOCHS, REFINE_ROUNDS, UMAP_BACKEND,
@@ -208,16 +209,18 @@ def main():
 @main.command()
 @data_option
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to create (or continue with --resume).")
-@click.option("--architecture", "--model", "model_name", type=click.Choice(list_models()), default=None,
-              help="Which network: conv, or denoising (trained on corrupted inputs). Elsewhere --model names a "
-                   "trained run folder; here the older spelling --model still works." + shown_default("model"))
+@click.option("--architecture", "--model", "model_name", type=click.Choice(["auto", *list_models()]), default=None,
+              help="Which network: conv; denoising (trained on corrupted inputs); photo (a residual encoder also "
+                   "trained to give crops, flips and colour changes of an image one code: for photographs); auto "
+                   "picks photo for continuous-tone images and conv for strokes, and says why. Elsewhere --model "
+                   "names a trained run folder; here the older spelling --model still works." + shown_default("model"))
 @click.option("--config", default=None, metavar="PRESET|FILE",
               help="A YAML file, or a preset in configs/ (conv, denoising, laptop).")
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Maximum epochs (early stopping may end sooner).  [default: enough for "
                    f"{TRAINING.min_steps} steps, at least {DEFAULT_EPOCHS}]")
 @click.option("--latent-dim", type=click.IntRange(min=1), default=None,
-              help="Size of the latent space." + shown_default("latent_dim"))
+              help=f"Size of the latent space.  [default: {LATENT_DIM}; {PHOTO_LATENT_DIM} for the photo model]")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Images per step." + shown_default("batch_size"))
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Peak learning rate." + shown_default("lr"))

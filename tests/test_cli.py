@@ -137,7 +137,7 @@ def test_each_training_default_is_declared_once_and_every_surface_agrees():
     from vae_tools.anomaly import VAEAnomalyDetector
     from vae_tools.config import TrainConfig, presets_dir
     from vae_tools.models import get_model_class
-    from vae_tools.models.defaults import LIKELIHOOD
+    from vae_tools.models.defaults import LATENT_DIM, LIKELIHOOD, PHOTO_LATENT_DIM
     from vae_tools.sklearn_api import VAEEmbedder
 
     training = TrainConfig()
@@ -158,6 +158,10 @@ def test_each_training_default_is_declared_once_and_every_surface_agrees():
             if surface.endswith("model") and field == "likelihood":
                 assert value == LIKELIHOOD  # a model needs a concrete one; training decides "auto" from the data
                 continue
+            if (surface.endswith("model") or surface == "configs/conv.yaml") and field in ("latent_dim", "model"):
+                # training leaves both to the data (model auto) and the model (its own code size)
+                assert value == {"latent_dim": LATENT_DIM, "model": "conv"}[field], f"{surface}: {name} = {value!r}"
+                continue
             if field in TrainConfig.__dataclass_fields__ and field != "image_shape":
                 assert value == getattr(training, field), f"{surface}: {name} = {value!r}, TrainConfig: {getattr(training, field)!r}"
                 compared += 1
@@ -166,4 +170,6 @@ def test_each_training_default_is_declared_once_and_every_surface_agrees():
     for option, field in (("--latent-dim", "latent_dim"), ("--lr", "lr"), ("--beta", "beta"), ("--seed", "seed"),
                           ("--batch-size", "batch_size"), ("--likelihood", "likelihood"), ("--noise", "noise")):
         shown = help_text.split(option + " ", 1)[1].split("[default: ", 1)[1].split("]", 1)[0]
-        assert shown == str(getattr(training, field)), option
+        expected = f"{LATENT_DIM}; {PHOTO_LATENT_DIM} for the photo model" if field == "latent_dim" else \
+            str(getattr(training, field))
+        assert shown == expected, option

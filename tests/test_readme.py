@@ -23,7 +23,7 @@ def test_the_readme_python_example_runs(tmp_path, monkeypatch):
     # The example's estimators train until early stopping (at least 3,000 steps); a few epochs
     # show the same calls work, in seconds.
     monkeypatch.setattr(trainer, "training_length", 
-                        lambda config, steps: {"epochs": config.epochs or 3, "patience": 3, "why": ""})
+                        lambda config, steps, *_: {"epochs": config.epochs or 3, "patience": 3, "why": ""})
     images, labels = make_images(n=200, size=12, seed=4)
     monkeypatch.chdir(tmp_path)
     VAEEmbedder(latent_dim=4, epochs=2, device="cpu").fit(images, out_dir=tmp_path / "runs" / "NAME")

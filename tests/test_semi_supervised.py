@@ -27,7 +27,8 @@ def bars():
     config = TrainConfig(epochs=25, batch_size=16, latent_dim=4, hidden_dim=32, widths=[8, 16], device="cpu")
     trained = train(dataset, config, progress=False).model
     torch.manual_seed(0)
-    untrained = build_model(dataclasses.replace(config, likelihood=trained.likelihood), dataset.shape).eval()
+    untrained = build_model(dataclasses.replace(config, likelihood=trained.likelihood, model=trained.registry_name),
+                            dataset.shape).eval()
     keep = hide_labels(labels, 0.5, seed=0, stratify=True)
     return dataset, labels, np.where(keep, labels, -1), trained, untrained
 

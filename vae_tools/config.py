@@ -12,7 +12,7 @@ from typing import Any, Optional
 import yaml
 
 from vae_tools.errors import ConfigError
-from vae_tools.models.defaults import ACTIVATION, HIDDEN_DIM, LATENT_DIM, LIKELIHOOD_CHOICE, NOISE, SIZE_LIMITS
+from vae_tools.models.defaults import ACTIVATION, HIDDEN_DIM, LIKELIHOOD_CHOICE, MODEL_CHOICE, NOISE, SIZE_LIMITS
 
 
 DEFAULT_EPOCHS = 30
@@ -21,8 +21,8 @@ DEFAULT_EPOCHS = 30
 @dataclass
 class TrainConfig:
     # model
-    model: str = "conv"
-    latent_dim: int = LATENT_DIM
+    model: str = MODEL_CHOICE  # auto: photo for continuous-tone images, conv for strokes and documents
+    latent_dim: Optional[int] = None  # None: the model's own (LATENT_DIM; PHOTO_LATENT_DIM for the photo model)
     widths: Optional[list] = None
     hidden_dim: int = HIDDEN_DIM
     likelihood: str = LIKELIHOOD_CHOICE  # auto: bernoulli or gaussian, from the images' histogram
@@ -59,7 +59,8 @@ class TrainConfig:
         self._check_types(where)
         limit = SIZE_LIMITS
         checks = [
-            (1 <= self.latent_dim <= limit["latent_dim"], f"latent_dim must be from 1 to {limit['latent_dim']}"),
+            (self.latent_dim is None or 1 <= self.latent_dim <= limit["latent_dim"],
+             f"latent_dim must be from 1 to {limit['latent_dim']}"),
             (1 <= self.hidden_dim <= limit["hidden_dim"], f"hidden_dim must be from 1 to {limit['hidden_dim']}"),
             (self.widths is None or (isinstance(self.widths, list) and 1 <= len(self.widths) <= limit["stages"]
                                      and all(_whole(w) and 1 <= w <= limit["width"] for w in self.widths)),

@@ -115,7 +115,8 @@ def propagate_labels(
 
     folds = labelled_folds(y, JUDGE_FOLDS, seed)
     n_judging = sum(len(fold) for fold in folds)
-    note = _refinement_blocker(refine_rounds, model is not None and dataset is not None, chosen, n_judging)
+    note = _refinement_blocker(refine_rounds, model is not None and dataset is not None, chosen, n_judging,
+                               getattr(as_module(model), "stops_early", True) if model is not None else True)
     full = propagated(model, latents, space, y)
     # One lineage per fold, never shown that fold's labels, so that they can judge its rounds.
     judges = [propagated(model, latents, space, without_labels(y, fold)) for fold in folds] if not note else []
@@ -174,11 +175,16 @@ def _maps_note(reduce: str, asked, wanted: int, made: int, n_samples: int) -> st
             f"so {made}")
 
 
-def _refinement_blocker(refine_rounds: int, have_model: bool, chosen: str, n_judging: int) -> str:
+def _refinement_blocker(refine_rounds: int, have_model: bool, chosen: str, n_judging: int,
+                        plain_elbo: bool = True) -> str:
     if refine_rounds <= 0:
         return "refinement is off"
     if not have_model:
         return "refinement needs the model and the images"
+    if not plain_elbo:
+        # Fine-tuning on the ELBO and the labels alone would drop the term the model's codes rest on.
+        return ("refinement fine-tunes on the ELBO and the labels, which would undo the photo model's "
+                "consistency term; it is not yet adapted to that model, so it is skipped")
     if chosen == "pixels":
         return "the pixels scored best, so fine-tuning the VAE cannot change the result"
     if n_judging < MIN_JUDGING_LABELS:

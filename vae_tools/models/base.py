@@ -30,6 +30,7 @@ class BaseVAE(nn.Module, ABC):
     """
 
     registry_name: str  # set by @register_model
+    stops_early = True  # whether the validation ELBO says when training has done its work
     image_shape: tuple
     latent_dim: int
     likelihood: str
@@ -57,6 +58,12 @@ class BaseVAE(nn.Module, ABC):
     def training_input(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """What the encoder sees during training for the clean batch ``x`` (a denoising model corrupts it)."""
         return x
+
+    def training_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """What one training step minimises for the clean batch ``x``: the per-image reconstruction
+        NLL and KL, and one scalar of the model's own (a consistency term, say; zero by default)."""
+        recon, kl = self.loss_terms(self.training_input(x), x)
+        return recon, kl, recon.new_zeros(())
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

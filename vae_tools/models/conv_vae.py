@@ -70,11 +70,7 @@ class ConvVAE(BaseVAE):
         self._bottom = (self.widths[-1], self._padded[0] // factor, self._padded[1] // factor)
         flat = math.prod(self._bottom)
 
-        down, c_in = [], channels
-        for w in self.widths:
-            down += [nn.Conv2d(c_in, w, 4, stride=2, padding=1), act()]
-            c_in = w
-        self.encoder = nn.Sequential(*down, nn.Flatten(), nn.Linear(flat, self.hidden_dim), act())
+        self.encoder = self.build_encoder(channels, act)
         self.to_mu = nn.Linear(self.hidden_dim, self.latent_dim)
         self.to_logvar = nn.Linear(self.hidden_dim, self.latent_dim)
 
@@ -88,6 +84,14 @@ class ConvVAE(BaseVAE):
         self.decoder = nn.Sequential(*up[:-1])  # the last layer outputs logits or means, no activation
         # One learned noise scale for the Gaussian likelihood (sigma-VAE); unused for Bernoulli.
         self.log_sigma = nn.Parameter(torch.full((), -1.0), requires_grad=likelihood == "gaussian")
+
+    def build_encoder(self, channels: int, act) -> nn.Module:
+        """Images (padded to ``self._padded``) -> (B, hidden_dim): one strided convolution per width."""
+        down, c_in = [], channels
+        for w in self.widths:
+            down += [nn.Conv2d(c_in, w, 4, stride=2, padding=1), act()]
+            c_in = w
+        return nn.Sequential(*down, nn.Flatten(), nn.Linear(math.prod(self._bottom), self.hidden_dim), act())
 
     def config(self) -> dict:
         """Everything needed to rebuild this module (stored in a run folder's config.json)."""

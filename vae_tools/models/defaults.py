@@ -2,6 +2,10 @@
 training configuration and the estimators all read them from here."""
 
 LATENT_DIM = 16
+PHOTO_LATENT_DIM = 64  # photos hold more than strokes: 16 dimensions are not enough for their kinds
+# Training picks the model from the images' histogram, as it picks the likelihood: continuous tones
+# (photos, colour or grey) get the photo model, strokes and documents the conv model.
+MODEL_CHOICE = "auto"
 HIDDEN_DIM = 256
 LIKELIHOOD = "bernoulli"  # a model built directly
 # Training picks the likelihood from the images' histogram (vae_tools/data/pixel_histogram.py).

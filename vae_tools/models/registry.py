@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 # The built-in models and the module that registers each: their names are known (for --help) without
 # importing torch, and a module is imported only when its model is asked for.
-BUILTIN_MODELS = {"conv": "vae_tools.models.conv_vae", "denoising": "vae_tools.models.denoising"}
+BUILTIN_MODELS = {"conv": "vae_tools.models.conv_vae", "denoising": "vae_tools.models.denoising",
+                  "photo": "vae_tools.models.photo_vae"}
 _MODELS: dict[str, type[nn.Module]] = {}
 
 

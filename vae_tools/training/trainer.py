@@ -47,12 +47,13 @@ class TrainResult:
 
 def build_model(config: TrainConfig, image_shape: tuple[int, int, int]) -> BaseVAE:
     """The registered model ``config.model``, given every option of ``config`` its constructor takes."""
-    if config.likelihood == "auto":
-        raise ConfigError("likelihood 'auto' is decided from the images when training; to build a model "
-                          "directly, give bernoulli or gaussian")
+    if config.likelihood == "auto" or config.model == "auto":
+        raise ConfigError("model and likelihood 'auto' are decided from the images when training; to build a "
+                          "model directly, name both")
     model_class = get_model_class(config.model)
+    # An unset size (None) is the model's own default.
     params = {name: getattr(config, name) for name in constructor_parameters(model_class)
-              if name in TrainConfig.__dataclass_fields__}
+              if name in TrainConfig.__dataclass_fields__ and getattr(config, name) is not None}
     return model_class(image_shape=image_shape, **params)
 
 
@@ -119,7 +120,7 @@ def train(
                                   fused=device.type == "cuda")
     batch_size = min(config.batch_size, len(train_set))
     steps_per_epoch = max(1, len(train_set) // batch_size)  # the last partial batch is dropped
-    length = choices["training_length"] = training_length(config, steps_per_epoch)
+    length = choices["training_length"] = training_length(config, steps_per_epoch, model.stops_early)
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
     if run_dir is not None:
         if resume:
@@ -159,12 +160,25 @@ def with_automatic_choices(config: TrainConfig, train_set: ImageDataset) -> tupl
     """``config`` with its ``auto`` settings decided from the training images, and each decision
     with its reason (config.json's "choices"; `vaetools train` prints them)."""
     choices = {}
-    if config.likelihood == "auto":
+    if config.likelihood == "auto" and config.model == "photo":
+        choices["likelihood"] = {"value": "gaussian", "automatic": False, "why": "the photo model's likelihood"}
+        config = dataclasses.replace(config, likelihood="gaussian")
+    elif config.likelihood == "auto":
         choice = choose_likelihood(train_set, config.seed)
         config = dataclasses.replace(config, likelihood=choice["value"])
         choices["likelihood"] = choice
     else:
         choices["likelihood"] = {"value": config.likelihood, "automatic": False, "why": "set by the user"}
+    if config.model == "auto":
+        photos = config.likelihood == "gaussian"
+        why = ("continuous-tone images (as the likelihood's choice found), so the photo model: a residual "
+               "encoder also trained to give crops, flips and colour changes of an image one code"
+               if photos else "strokes or shapes on a plain background, so the conv model (no flips or crops, "
+                              "which would change what a stroke means)")
+        choices["model"] = {"value": "photo" if photos else "conv", "why": why}
+        config = dataclasses.replace(config, model=choices["model"]["value"])
+    else:
+        choices["model"] = {"value": config.model, "automatic": False, "why": "set by the user"}
     return config, choices
 
 
@@ -219,6 +233,10 @@ class _Epochs:
             is_best = self.record(row)
             if self.progress:
                 self.report(row)
+                if epoch == self.state["history"][0]["epoch"] and epoch < length["epochs"]:
+                    left = length["epochs"] - epoch
+                    tqdm.write(f"at this pace the other {left} epochs take about "
+                               f"{row['seconds'] * left / 60:.0f} min{' (or less, if it stops early)' if self.model.stops_early else ''}")
             if self.run_dir is not None:
                 run_folder.save_checkpoint(self.run_dir, self.model, self.optimizer, self.state, is_best)
             if self.state["bad_epochs"] >= length["patience"]:
@@ -242,12 +260,14 @@ class _Epochs:
         monitored = row["val_loss"] if self.val_set else row["train_loss"]
         if not np.isfinite(monitored):
             raise VaeToolsError(f"training diverged at epoch {epoch} (the loss is not finite); try a lower lr")
-        is_best = improved(monitored, state["best_val"])
+        # A model trained on a term of its own beside the ELBO keeps learning what the validation ELBO
+        # does not see: its last epoch is kept, and the run is not stopped early.
+        is_best = improved(monitored, state["best_val"]) or not self.model.stops_early
         if is_best:
             state.update(best_val=monitored, best_epoch=epoch, bad_epochs=0)
             if self.run_dir is None:
                 self.best_weights = copy.deepcopy(self.model.state_dict())
-        elif epoch > self.loop.config.kl_warmup_epochs:
+        elif epoch > self.loop.config.kl_warmup_epochs and self.model.stops_early:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
         return is_best
@@ -268,7 +288,7 @@ def _match_parameter_layout(optimizer) -> None:
                 moments[key] = torch.empty_like(param).copy_(value)
 
 
-def training_length(config: TrainConfig, steps_per_epoch: int) -> dict:
+def training_length(config: TrainConfig, steps_per_epoch: int, stops_early: bool = True) -> dict:
     """The most epochs to run and the early-stopping patience. Set epochs are taken as they are. By
     default a run gets at least ``min_steps`` optimisation steps: a fixed epoch count leaves small
     data sets undertrained (30 epochs of 1,617 digits are 360 steps, and the best epoch was the last),
@@ -278,8 +298,10 @@ def training_length(config: TrainConfig, steps_per_epoch: int) -> dict:
         return {"epochs": config.epochs, "patience": config.patience, "why": "epochs set by the user", "automatic": False}
     epochs = max(DEFAULT_EPOCHS, math.ceil(config.min_steps / steps_per_epoch))
     patience = math.ceil(config.patience * epochs / DEFAULT_EPOCHS)
-    why = (f"up to {epochs} epochs ({steps_per_epoch} steps each; at least {DEFAULT_EPOCHS} epochs and "
-           f"{config.min_steps} steps), stopping after {patience} epochs without a better validation loss")
+    ending = (f"stopping after {patience} epochs without a better validation loss" if stops_early else
+              "all of them run (this model does not stop early: the validation ELBO does not measure what it learns)")
+    why = (f"{'up to ' if stops_early else ''}{epochs} epochs ({steps_per_epoch} steps each; at least {DEFAULT_EPOCHS} epochs and "
+           f"{config.min_steps} steps), {ending}")
     return {"epochs": epochs, "patience": patience, "why": why}
 
 
