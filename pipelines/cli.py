@@ -82,6 +82,10 @@ class VaeToolsGroup(click.Group):
 
     command_class = SafeCommand
 
+    def parse_args(self, ctx, args):
+        ctx.meta["vaetools.argv"] = list(args)  # for the line that repeats the command after a Ctrl-C
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -93,7 +97,8 @@ class VaeToolsGroup(click.Group):
         except VaeToolsError as exc:
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt:
-            raise Interrupted("interrupted; no file was left half-written: run the same command again") from None
+            again = command_line(*ctx.meta.get("vaetools.argv", []))
+            raise Interrupted(f"interrupted; no file was left half-written; continue with: {again}") from None
         except OSError as exc:  # a write or read the system refused: permission, disk full, name too long...
             raise click.ClickException(os_error_line(exc)) from None
 

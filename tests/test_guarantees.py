@@ -444,6 +444,21 @@ def test_only_the_output_set_changes_whatever_out_names(world, tmp_path_factory,
 
 # --- Ctrl-C at any point of a pipeline's training keeps the finished epochs -----------------------
 
+@pytest.mark.parametrize("where", ["vaetools_pipelines.safe_paths.check_command_paths",
+                                   "vaetools_pipelines.runner.split_chain", "vaetools_pipelines.runner.check_pipeline"])
+def test_ctrl_c_before_any_step_prints_the_line_that_continues(tmp_path, monkeypatch, where):
+    """Wherever the interrupt lands before a step has started, one line says how to go on."""
+    import importlib
+
+    module, name = where.rsplit(".", 1)
+    monkeypatch.setattr(importlib.import_module(module), name, lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    line = one_error_line(invoke("chain", "--data", "my data.npz", "--out", tmp_path / "r 1", "train", "--epochs", "3",
+                                 ok=False), code=130)
+    again = shlex.split(line.split("continue with: ", 1)[1])
+    assert again == ["vaetools", "chain", "--data", "my data.npz", "--out", str(tmp_path / "r 1"), "train", "--epochs", "3"]
+    assert not (tmp_path / "r 1").exists()
+
+
 def _start_chain(data: Path, run: Path, epochs: int) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "vaetools_pipelines.cli", "chain", "--data", str(data), "--out", str(run),
@@ -452,7 +467,7 @@ def _start_chain(data: Path, run: Path, epochs: int) -> subprocess.Popen:
 
 
 @pytest.mark.parametrize("stop_at, how", [(1, signal.SIGINT), (2, signal.SIGKILL),
-                                         (float(np.random.default_rng().uniform(0.5, 4.0)), signal.SIGINT)])
+                                         (float(np.random.default_rng().uniform(1.0, 4.0)), signal.SIGINT)])
 def test_stopping_a_pipelines_training_keeps_its_epochs_and_the_printed_line_continues_it(world, tmp_path, stop_at, how):
     """stop_at: a whole number of finished epochs, or a random moment in seconds (while the data are
     read, the model built or an epoch runs)."""
