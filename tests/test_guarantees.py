@@ -462,12 +462,12 @@ def test_ctrl_c_before_any_step_prints_the_line_that_continues(tmp_path, monkeyp
 def _start_chain(data: Path, run: Path, epochs: int) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "-m", "vaetools_pipelines.cli", "chain", "--data", str(data), "--out", str(run),
-               "train", *tiny_training(epochs)[2:], "--epochs", str(epochs)]
+               "train", *tiny_training(epochs)[2:], "--epochs", str(epochs), "--set", "patience=1000"]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
 @pytest.mark.parametrize("stop_at, how", [(1, signal.SIGINT), (2, signal.SIGKILL),
-                                         (float(np.random.default_rng().uniform(1.0, 4.0)), signal.SIGINT)])
+                                         (float(np.random.default_rng().uniform(1.0, 3.5)), signal.SIGINT)])
 def test_stopping_a_pipelines_training_keeps_its_epochs_and_the_printed_line_continues_it(world, tmp_path, stop_at, how):
     """stop_at: a whole number of finished epochs, or a random moment in seconds (while the data are
     read, the model built or an epoch runs)."""
@@ -476,7 +476,7 @@ def test_stopping_a_pipelines_training_keeps_its_epochs_and_the_printed_line_con
     np.savez(data, x=images, y=labels)
     run = tmp_path / "p"
     partial = run / ".model.partial"
-    process = _start_chain(data, run, epochs=40)
+    process = _start_chain(data, run, epochs=150)
     started = time.monotonic()
     while time.monotonic() - started < 120 and process.poll() is None:
         if isinstance(stop_at, float):
@@ -489,6 +489,7 @@ def test_stopping_a_pipelines_training_keeps_its_epochs_and_the_printed_line_con
             except (OSError, ValueError, KeyError):
                 pass
         time.sleep(0.02)
+    assert process.poll() is None, "the training ended before it could be stopped; give it more epochs"
     process.send_signal(how)
     output = process.communicate(timeout=60)[0]
     state_file = partial / "training_state.json"
@@ -504,7 +505,7 @@ def test_stopping_a_pipelines_training_keeps_its_epochs_and_the_printed_line_con
         command = [sys.executable, "-m", "vaetools_pipelines.cli", *again[1:]]
     else:  # killed: the same command continues
         command = [sys.executable, "-m", "vaetools_pipelines.cli", "chain", "--data", str(data), "--out", str(run),
-                   "train", *tiny_training(40)[2:], "--epochs", "40"]
+                   "train", *tiny_training(150)[2:], "--epochs", "150", "--set", "patience=1000"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=300,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stdout + done.stderr
