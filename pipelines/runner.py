@@ -235,11 +235,15 @@ def typed_after_step(command: click.Command, step: StepSpec) -> dict:
         raise click.UsageError(f"Got unexpected extra argument ({' '.join(extra)})")
     reserved = reserved_options(step.name)
     for param in command.params:
-        spellings = {opt.lstrip("-").replace("-", "_") for opt in (*param.opts, *param.secondary_opts)}
-        if param.name in values and spellings & reserved:
+        if param.name in values and option_spellings(param) & reserved:
             raise click.UsageError(f"Got unexpected extra argument ({param.opts[0]}: the run folder sets it for every "
                                    f"step; give --out and --data before the steps)")
     return values
+
+
+def option_spellings(param: click.Parameter) -> set:
+    """An option's names as a pipeline file may write them: --labelled -> labelled, --refine-rounds -> refine_rounds."""
+    return {opt.lstrip("-").replace("-", "_") for opt in (*param.opts, *param.secondary_opts)}
 
 
 def parameter_values(command: click.Command, layers: list, step: str, where: str) -> dict:
@@ -247,8 +251,7 @@ def parameter_values(command: click.Command, layers: list, step: str, where: str
     layers win, except that a repeatable option collects the values of every layer."""
     known = {param.name: param for param in command.params}
     for param in command.params:
-        for opt in (*param.opts, *param.secondary_opts):
-            known[opt.lstrip("-").replace("-", "_")] = param
+        known.update(dict.fromkeys(option_spellings(param), param))
     values = {}
     for options in layers:
         for key, value in options.items():
