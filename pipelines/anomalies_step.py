@@ -2,34 +2,81 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-import torch
-from sklearn.metrics import roc_auc_score
+import click
 
-from vaetools_pipelines.anomaly_report import write_report
-from vaetools_pipelines.figures import thumbnail_rows
-from vaetools_pipelines.latent_inputs import ensure_out_dir
-from vaetools_pipelines.run_inputs import load_model_and_data
+from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORING_BATCH_SIZE
+from vae_tools.anomaly.score_registry import get_score, list_scores
+from vaetools_pipelines import common_options as common
+from vaetools_pipelines.option_types import FINITE, FiniteFloat, RegisteredName, comma_list
 from vaetools_pipelines.output_set import writes_output_set
-from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
-from vae_tools.anomaly.detector import VAEAnomalyDetector
-from vae_tools.anomaly.evaluation import ground_truth, truth_metrics
-from vae_tools.atomic import write_json
-from vae_tools.errors import DataError
-from vae_tools.tables import write_table
+from vaetools_pipelines.sections import Section, metrics_of
+from vaetools_pipelines.step_api import Step, option
+from vaetools_pipelines.steps import from_model
 
-PART_COLUMNS = ("adjusted", "complexity", "iwae", "elbo", "recon", "kl", "latent", "background")
+if TYPE_CHECKING:  # for the annotations only: the modules load when a step runs
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class AnomaliesParameters:
+    model_dir: str = common.model_run("A run folder from `vaetools train`, trained on normal images.")
+    data: str = common.data()
+    out: str = common.out_folder()
+    score: str = option(SCORE, type=RegisteredName(list_scores),
+                        help=lambda: "; ".join(f"{name}: {get_score(name).help}" for name in list_scores()) + ".")
+    samples: int = option(SAMPLES, type=click.IntRange(min=1),
+                          help="Monte Carlo samples of z per image (elbo, iwae, complexity, adjusted).")
+    contamination: float = option(None, type=FiniteFloat(0, 1, open_low=True, open_high=True),
+                                  help="Expected share of anomalies (e.g. 0.01): flag that share of the highest scores.")
+    percentile: float = option(None, type=FiniteFloat(0, 100, open_low=True, open_high=True),
+                               help="Flag scores above this percentile (0-100).")
+    threshold: float = option(None, type=FINITE, help="Flag scores above this value.")
+    normal_labels: tuple = option(None, callback=comma_list, metavar="L1,L2",
+                                  help="Ground truth: these labels are normal, all others anomalies (adds AUROC, AP, F1).")
+    anomaly_labels: tuple = option(None, callback=comma_list, metavar="L1,L2",
+                                   help="Ground truth: these labels are the anomalies.")
+    top: int = option(24, type=click.IntRange(min=1), help="Anomalies shown in report.html (top_anomalies.png shows up to 12).")
+    plant: int = option(0, type=click.IntRange(min=0, max=10_000), metavar="N",
+                        help="A check without labelled anomalies: add N synthetic outliers (inverted copies of images "
+                             "and uniform noise) and report how many are flagged and their AUROC against the data. The "
+                             "threshold is set on the data alone; the data is then held in memory.")
+    split: str = common.split()
+    batch_size: int = common.batch_size(SCORING_BATCH_SIZE)
+    device: str = common.device()
+    seed: int = common.seed()
+    quiet: bool = common.quiet()
+
+
+def report(metrics: dict, p: AnomaliesParameters) -> list:
+    from pathlib import Path
+
+    truth = metrics.get("truth") or {}
+    scored = f"; AUROC {truth['auroc']:.4f}" if truth.get("auroc") is not None else ""
+    if p.plant:
+        scored += (f"; planted outliers: {metrics['planted']['flagged']} of {p.plant} flagged, AUROC "
+                   f"{metrics['planted']['auroc_against_the_data']:.4f}")
+    lines = [f"{metrics['n_anomalies']} of {metrics['n_images']} images flagged (threshold "
+             f"{metrics['threshold']['value']:.4g}, {metrics['threshold']['method']}){scored}; "
+             f"report: {Path(p.out) / 'report.html'}"]
+    for name, choice in metrics["choices"].items():
+        lines.append(f"{name.replace('_', ' ')} {choice['value']:.3g}: {choice['why']}")
+    return lines
+
+
 
 
 def planted_set(dataset, n: int, seed: int):
     """``n`` synthetic outliers of the data's kind, as a data set of their own (ids planted-KIND-NNNN)."""
+    import numpy as np
+
     from vae_tools.anomaly.planted import planted_outliers
     from vae_tools.data import ImageDataset
     from vae_tools.data.arrays import ArrayReader
+    from vae_tools.errors import DataError
 
     sample = np.random.default_rng(seed).choice(len(dataset), size=min(len(dataset), max(n, 100)), replace=False)
     outliers, kinds = planted_outliers(dataset.batch(np.sort(sample)).numpy(), n, seed)
@@ -42,6 +89,9 @@ def planted_set(dataset, n: int, seed: int):
 
 def combined_batches(first, second):
     """Images by position over two data sets, one after the other."""
+    import numpy as np
+    import torch
+
     def batch(positions: np.ndarray):
         positions = np.asarray(positions)
         out = torch.empty((len(positions), *first.shape))
@@ -56,6 +106,8 @@ def combined_batches(first, second):
 
 
 def planted_metrics(planted: np.ndarray, scores: np.ndarray, flagged: np.ndarray) -> dict:
+    from sklearn.metrics import roc_auc_score
+
     return {"n": int(planted.sum()), "flagged": int(flagged[planted].sum()),
             "auroc_against_the_data": float(roc_auc_score(planted, scores)),
             "note": "synthetic outliers (inverted copies of images and uniform noise) added to the data as a check; "
@@ -63,55 +115,50 @@ def planted_metrics(planted: np.ndarray, scores: np.ndarray, flagged: np.ndarray
 
 
 @writes_output_set
-def run_anomalies(
-    model_dir: str | Path,
-    data: str,
-    out: str | Path,
-    score: str = SCORE,
-    samples: int = SAMPLES,
-    contamination: Optional[float] = None,
-    percentile: Optional[float] = None,
-    threshold: Optional[float] = None,
-    normal_labels: Sequence[str] = (),
-    anomaly_labels: Sequence[str] = (),
-    top: int = 24,
-    plant: int = 0,
-    split: str = "all",
-    batch_size: int = 256,
-    device: str = "auto",
-    seed: int = 0,
-    progress: bool = True,
-    write: bool = True,
-) -> dict:
-    """Writes anomalies.csv and .parquet, metrics.json, top_anomalies.png and report.html into ``out``.
-    Under torchrun every process scores its share; only the one with ``write`` writes (the others
-    return an empty dict)."""
-    if score not in SCORES:
-        raise DataError(f"unknown score {score!r}: use one of {', '.join(SCORES)}")
-    model, dataset, torch_device = load_model_and_data(model_dir, data, split, device)
+def run(p: AnomaliesParameters) -> dict:
+    """Writes anomalies.csv and .parquet, metrics.json, top_anomalies.png and report.html into ``p.out``.
+    Under torchrun every process scores its share; only the first writes (the others return an
+    empty dict)."""
+    import numpy as np
+    import pandas as pd
+    import torch
+
+    from vae_tools.anomaly.detector import VAEAnomalyDetector
+    from vae_tools.anomaly.evaluation import ground_truth, truth_metrics
+    from vae_tools.atomic import write_json
+    from vae_tools.errors import DataError
+    from vae_tools.tables import write_table
+    from vae_tools.training import distributed
+    from vaetools_pipelines.anomaly_report import write_report
+    from vaetools_pipelines.figures import thumbnail_rows
+    from vaetools_pipelines.latent_inputs import ensure_out_dir
+    from vaetools_pipelines.run_inputs import load_model_and_data
+
+    get_score(p.score)  # an unknown score is refused before anything is read
+    model, dataset, torch_device = load_model_and_data(p.model_dir, p.data, p.split, p.device)
     if len(dataset) < 2:
-        raise DataError(f"{data}: holds {len(dataset)} image; anomaly scores rank images against each other, "
+        raise DataError(f"{p.data}: holds {len(dataset)} image; anomaly scores rank images against each other, "
                         "so give at least 2")
-    truth = ground_truth(dataset.labels, normal_labels, anomaly_labels, data)
-    detector = VAEAnomalyDetector(vae=model, score=score, samples=samples, contamination=contamination,
-                                  percentile=percentile, threshold=threshold, scoring_batch_size=batch_size,
-                                  random_state=seed, verbose=progress).fit(dataset)
+    truth = ground_truth(dataset.labels, p.normal_labels, p.anomaly_labels, p.data)
+    detector = VAEAnomalyDetector(vae=model, score=p.score, samples=p.samples, contamination=p.contamination,
+                                  percentile=p.percentile, threshold=p.threshold, scoring_batch_size=p.batch_size,
+                                  random_state=p.seed, verbose=not p.quiet).fit(dataset)
     parts, cut = detector.score_parts_, detector.threshold_info_
     planted = np.zeros(len(dataset), dtype=bool)
     ids = dataset.ids.astype(str)
     labels = np.asarray(dataset.labels, dtype=object) if dataset.has_labels else None
     images_of = dataset.batch
-    if plant:  # scored like any new image: against the data's threshold and latent mixture
-        extra = planted_set(dataset, plant, seed)
-        parts = pd.concat([parts, detector.score_parts(extra)], ignore_index=True)
+    if p.plant:  # scored like any new image: against the data's threshold and latent mixture
+        extra = planted_set(dataset, p.plant, p.seed)
+        parts = pd.concat([parts, detector.score_parts(extra, [p.score])], ignore_index=True)
         planted = np.arange(len(parts)) >= len(dataset)
         ids = np.concatenate([ids, extra.ids.astype(str)])
-        labels = None if labels is None else np.concatenate([labels.astype(str), np.full(plant, "planted")]).astype(object)
-        truth = None if truth is None else np.concatenate([truth, np.ones(plant, dtype=truth.dtype)])
+        labels = None if labels is None else np.concatenate([labels.astype(str), np.full(p.plant, "planted")]).astype(object)
+        truth = None if truth is None else np.concatenate([truth, np.ones(p.plant, dtype=truth.dtype)])
         images_of = combined_batches(dataset, extra)
-    if not write:
+    if not distributed.is_main_process():
         return {}
-    scores = parts[score].to_numpy()
+    scores = parts[p.score].to_numpy()
     flagged = scores > cut.value
     order = np.argsort(-scores, kind="stable")
     rank = np.empty(len(scores), dtype=np.int64)
@@ -122,49 +169,100 @@ def run_anomalies(
         table["label"] = labels
     if truth is not None:
         table["true_anomaly"] = truth.astype(bool)
-    if plant:
+    if p.plant:
         table["planted"] = planted
-    for column in PART_COLUMNS:
+    for column in parts.columns:  # the score and the quantities it was computed from
         table[column] = parts[column].to_numpy()
     table = table.sort_values("rank", kind="stable").reset_index(drop=True)
 
-    out = ensure_out_dir(out)
+    out = ensure_out_dir(p.out)
     write_table(table, out / "anomalies.csv")
     write_table(table, out / "anomalies.parquet")
-    metrics = {"score": score, "samples": samples, "background_weight": detector.background_weight_,
-               "choices": {"background_weight": {"value": detector.background_weight_,
-                                                 "why": detector.background_weight_why_}},
+    metrics = {"score": p.score, "samples": p.samples, "background_weight": detector.background_weight_,
+               "choices": detector.choices_,
                "n_images": int((~planted).sum()),
                "n_anomalies": int(flagged[~planted].sum()),
-               "threshold": cut.to_dict(), "model": str(model_dir), "data": str(data)}
+               "threshold": cut.to_dict(), "model": str(p.model_dir), "data": str(p.data)}
     if truth is not None:
         metrics["truth"] = truth_metrics(truth, scores, flagged)
-        metrics["truth"]["normal_labels" if normal_labels else "anomaly_labels"] = list(normal_labels or anomaly_labels)
-    if plant:
+        metrics["truth"]["normal_labels" if p.normal_labels else "anomaly_labels"] = list(p.normal_labels or p.anomaly_labels)
+    if p.plant:
         metrics["planted"] = planted_metrics(planted, scores, flagged)
 
-    shown = order[: min(top, len(order))]
+    shown = order[: min(p.top, len(order))]
     images = images_of(shown).numpy() if len(shown) else np.zeros((0, *dataset.shape), np.float32)
     with torch.no_grad():
         recons = model.reconstruct(torch.from_numpy(images).to(torch_device)).float().clamp(0, 1).cpu().numpy()
     differences = np.abs(images - recons).max(axis=1, keepdims=True)
-    shown_labels = [labels[p] if labels is not None else ("planted" if planted[p] else "") for p in shown]
+    shown_labels = [labels[k] if labels is not None else ("planted" if planted[k] else "") for k in shown]
     columns = min(12, max(1, len(shown)))
-    captions = [f"#{i + 1} {shown_labels[i]}\n{scores[p]:.4g}" if str(shown_labels[i]) else f"#{i + 1}\n{scores[p]:.4g}"
-                for i, p in enumerate(shown)]
+    captions = [f"#{i + 1} {shown_labels[i]}\n{scores[k]:.4g}" if str(shown_labels[i]) else f"#{i + 1}\n{scores[k]:.4g}"
+                for i, k in enumerate(shown)]
     thumbnail_rows([("image", images[:columns], captions[:columns]), ("reconstruction", recons[:columns], [""] * columns),
                     ("difference", differences[:columns], [""] * columns)], out / "top_anomalies.png",
-                   title=f"highest {score} scores (rank, label, score above each image)", max_columns=columns)
+                   title=f"highest {p.score} scores (rank, label, score above each image)", max_columns=columns)
     write_json(out / "metrics.json", metrics)
-    summary = {"data": data, "model": str(model_dir), "images": int((~planted).sum()), "score": score,
-               "Monte Carlo samples": samples, "threshold": f"{cut.value:.6g} ({cut.method}"
+    summary = {"data": p.data, "model": str(p.model_dir), "images": int((~planted).sum()), "score": p.score,
+               "Monte Carlo samples": p.samples, "threshold": f"{cut.value:.6g} ({cut.method}"
                + (f" {cut.parameter}" if cut.parameter is not None else "") + ")",
                "flagged as anomalies": f"{int(flagged[~planted].sum())} ({flagged[~planted].mean():.2%})"}
-    if plant:
-        summary["planted outliers (a check)"] = f"{metrics['planted']['flagged']} of {plant} flagged; AUROC against " \
+    if p.plant:
+        summary["planted outliers (a check)"] = f"{metrics['planted']['flagged']} of {p.plant} flagged; AUROC against " \
                                                 f"the data {metrics['planted']['auroc_against_the_data']:.3f}"
-    top_items = [{"rank": i + 1, "id": ids[p], "label": shown_labels[i], "score": float(scores[p]),
+    top_items = [{"rank": i + 1, "id": ids[k], "label": shown_labels[i], "score": float(scores[k]),
                   "input": images[i], "reconstruction": recons[i], "difference": differences[i]}
-                 for i, p in enumerate(shown)]
-    write_report(out / "report.html", table, summary, metrics.get("truth"), top_items, score, cut.value)
+                 for i, k in enumerate(shown)]
+    write_report(out / "report.html", table, summary, metrics.get("truth"), top_items, p.score, cut.value)
     return metrics
+
+
+def section(run: Path) -> Section:
+    metrics = metrics_of(run, STEP.name)
+    section = Section("Anomalies")
+    if metrics:
+        share = metrics["n_anomalies"] / max(1, metrics["n_images"])
+        section.sentences.append(
+            f"{metrics['n_anomalies']} of {metrics['n_images']} images ({share:.1%}) score above the threshold "
+            f"({metrics['threshold']['method']}) on the {metrics['score']} score, which is high where the model "
+            "explains an image badly. The full report is anomalies/report.html.")
+        for name, choice in (metrics.get("choices") or {}).items():
+            section.sentences.append(f"The score's {name.replace('_', ' ')}, {choice['value']:.3g}: {choice['why']}.")
+        truth = metrics.get("truth") or {}
+        if truth.get("auroc") is not None:
+            section.sentences.append(
+                f"Against the known anomalies: AUROC {truth['auroc']:.3f} (0.5: chance; 1: every anomaly scores "
+                f"above every normal image), {truth['true_positives']} of {truth['n_true_anomalies']} found among "
+                f"the flagged.")
+        planted = metrics.get("planted")
+        if planted:
+            section.sentences.append(
+                f"As a check, {planted['n']} synthetic outliers (inverted copies of images and pure noise) were "
+                f"planted among the images: {planted['flagged']} of them are flagged, and their scores rank above "
+                f"the real images' with AUROC {planted['auroc_against_the_data']:.3f} (0.5: chance; 1: all above).")
+    section.figures.append((run / STEP.output / "top_anomalies.png", "The highest-scoring images, their "
+                            "reconstructions, and where the two differ (bright: badly explained).", "100%"))
+    return section
+
+
+def key_figures(run: Path) -> list:
+    anomalies = metrics_of(run, STEP.name)
+    if not anomalies:
+        return []
+    text = f"{anomalies['n_anomalies']} of {anomalies['n_images']} flagged ({anomalies['score']} score)"
+    truth = anomalies.get("truth") or {}
+    if truth.get("auroc") is not None:
+        text += f", AUROC {truth['auroc']:.3f}"
+    return [("anomalies", text)]
+
+
+STEP = Step(
+    name="anomalies", section=section, key_figures=key_figures, parameters=AnomaliesParameters, run=run, report=report, output="anomalies",
+    supplies=from_model("anomalies"), needs=("train",), distributed=True,
+    help="""Score every image by how badly the VAE explains it and report the worst.
+
+    Without --contamination/--percentile/--threshold the cut is automatic: median + 3.5 robust
+    standard deviations (MAD) of the scores, which needs no labelled anomalies. Writes
+    anomalies.csv/.parquet (id, score, rank, is_anomaly, label, and the quantities the score is made
+    of), metrics.json,
+    top_anomalies.png and report.html (self-contained; open it in any browser).
+    """)

@@ -2,48 +2,93 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+import click
 
-from vaetools_pipelines.run_inputs import load_model_and_data
-from vae_tools.embedding import embed
-from vae_tools.errors import VaeToolsError
-from vae_tools.tables import DONE_MARKER, check_table_path, finish_parts, write_part, write_table
-from vae_tools.training import distributed
+from vae_tools.models.defaults import INFERENCE_BATCH_SIZE
+from vaetools_pipelines import common_options as common
+from vaetools_pipelines.sections import Section
+from vaetools_pipelines.step_api import Step, option
+from vaetools_pipelines.steps import from_model
+
+if TYPE_CHECKING:  # for the annotations only: the modules load when a step runs
+    import pandas as pd
 
 
-def run_embed(
-    model_dir: str | Path,
-    data: str,
-    out: str | Path,
-    split: str = "all",
-    logvar: bool = False,
-    elbo: bool = False,
-    elbo_samples: int = 1,
-    batch_size: int = 512,
-    device: str = "auto",
-    progress: bool = True,
-    write: bool = True,
-    workers: int = 0,
-    partitioned: bool = False,
-) -> int:
-    """Encode ``data`` with the run folder's model into the table ``out``; returns its row count.
-    Under torchrun every process encodes its block; only the one with ``write`` writes a single
-    table, while with ``partitioned`` each writes its block as one part of the folder ``out``."""
-    out = check_parts_path(out) if partitioned else check_table_path(out)
-    model, dataset, torch_device = load_model_and_data(model_dir, data, split, device)
-    frame = embed(model, dataset, batch_size=batch_size, device=torch_device, logvar=logvar, elbo=elbo,
-                  elbo_samples=elbo_samples, progress=progress, workers=workers, gather=not partitioned)
-    if not partitioned:
-        if write:
+@dataclass(frozen=True)
+class EmbedParameters:
+    model_dir: str = common.model_run("A run folder written by `vaetools train`.")
+    data: str = common.data()
+    out: str = option(None, flags=("--out",), type=click.Path(), required=True,
+                      help="Table to write: .parquet, .csv or .npz (chosen by extension).")
+    split: str = common.split()
+    logvar: bool = option(False, is_flag=True, help="Also write the posterior log-variances logvar_*.")
+    elbo: bool = option(False, is_flag=True, help="Also write the per-sample negative ELBO and its terms (recon_nll, kl).")
+    elbo_samples: int = option(1, type=click.IntRange(min=1), help="Monte Carlo samples of z for --elbo.")
+    batch_size: int = common.batch_size(INFERENCE_BATCH_SIZE)
+    partitioned: bool = option(
+        False, is_flag=True,
+        help="Write --out NAME.parquet as a folder of parts, one per process (part-00000.parquet, ...): under "
+             "torchrun no process then holds the whole table. pandas.read_parquet reads the folder as one table.")
+    device: str = common.device()
+    workers: int = common.workers()
+    quiet: bool = common.quiet()
+
+
+def run(p: EmbedParameters) -> int:
+    """Encode ``p.data`` with the run folder's model into the table ``p.out``; returns its row count.
+    Under torchrun every process encodes its block; only the first writes a single table, while with
+    ``partitioned`` each writes its block as one part of the folder ``p.out``."""
+    from vae_tools.embedding import embed
+    from vae_tools.tables import check_table_path, write_table
+    from vae_tools.training import distributed
+    from vaetools_pipelines.run_inputs import load_model_and_data
+
+    out = check_parts_path(p.out) if p.partitioned else check_table_path(p.out)
+    model, dataset, torch_device = load_model_and_data(p.model_dir, p.data, p.split, p.device)
+    frame = embed(model, dataset, batch_size=p.batch_size, device=torch_device, logvar=p.logvar, elbo=p.elbo,
+                  elbo_samples=p.elbo_samples, progress=not p.quiet, workers=p.workers, gather=not p.partitioned)
+    if not p.partitioned:
+        if distributed.is_main_process():
             write_table(frame, out)
         return len(frame)
     write_parts(frame, out, len(dataset))
     return len(dataset)
 
 
+def report(rows: int, p: EmbedParameters) -> list:
+    return [f"wrote {rows} rows to {p.out}" + (" (one part per process)" if p.partitioned else "")]
+
+
+def section(run: Path) -> Section:
+    section = Section("Embeddings")
+    path = run / STEP.output
+    if path.exists():
+        import pyarrow.parquet as pq
+
+        schema = pq.read_schema(path)
+        latent = sum(name.startswith("mu_") for name in schema.names)
+        rows = pq.ParquetFile(path).metadata.num_rows
+        section.sentences.append(
+            f"{rows} images encoded: one row each, keyed by its id, with the {latent} means of its latent code "
+            f"(mu_0 to mu_{latent - 1})" + (", its label" if "label" in schema.names else "")
+            + (" and its negative ELBO (how badly the model explains it)" if "neg_elbo" in schema.names else "")
+            + ". Every later step works from these codes; the table opens in pandas, Polars, DuckDB or Spark.")
+    return section
+
+
+STEP = Step(
+    name="embed", section=section, parameters=EmbedParameters, run=run, report=report, output="embeddings.parquet",
+    supplies=lambda run, data: {**from_model(STEP.output)(run, data), "elbo": True}, needs=("train",), distributed=True,
+    help="Encode SOURCE with a trained VAE: one row per sample with id, label and mu_0..mu_{d-1}.")
+
+
 def check_parts_path(out: str | Path) -> Path:
+    from vae_tools.errors import VaeToolsError
+
     out = Path(out)
     if out.suffix.lower() != ".parquet":
         raise VaeToolsError(f"{out}: a partitioned table is a Parquet folder; name it NAME.parquet")
@@ -55,6 +100,9 @@ def check_parts_path(out: str | Path) -> Path:
 def write_parts(block: pd.DataFrame, out: Path, n_rows: int) -> None:
     """Each process writes its block as part-<rank>.parquet; the first then marks the table done.
     The marker goes first, so a reader never takes a half-rewritten folder for a finished one."""
+    from vae_tools.tables import DONE_MARKER, finish_parts, write_part
+    from vae_tools.training import distributed
+
     out.mkdir(parents=True, exist_ok=True)
     if distributed.is_main_process():
         (out / DONE_MARKER).unlink(missing_ok=True)

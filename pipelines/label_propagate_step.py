@@ -3,29 +3,94 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
-import numpy as np
-import pandas as pd
+import click
 
-from vaetools_pipelines.figures import confusion_figure, thumbnail_rows
-from vaetools_pipelines.latent_inputs import ensure_out_dir, images_for, load_latent_inputs
+from vae_tools.latent.defaults import (
+    ENSEMBLE_LIMIT,
+    ENSEMBLE_MAPS,
+    FEATURE_SETS,
+    FEATURES,
+    GRAPH,
+    GRAPHS,
+    JUDGE_FOLDS,
+    MAPS,
+    MIN_JUDGING_LABELS,
+    NEIGHBORS,
+    PROPAGATION_METHOD,
+    PROPAGATION_METHODS,
+    REDUCE,
+    REDUCTIONS,
+    REFINE_EPOCHS,
+    REFINE_ROUNDS,
+)
+from vaetools_pipelines import common_options as common
+from vaetools_pipelines.option_types import FINITE, parse_maps
 from vaetools_pipelines.output_set import writes_output_set
-from vae_tools.atomic import write_json
-from vae_tools.errors import DataError, VaeToolsError
-from vae_tools.latent import baseline
-from vae_tools.latent.labels import check_every_class_labelled, hide_labels
-from vae_tools.latent.metrics import classification_metrics
-from vae_tools.latent.propagation import LabelPropagator
-from vae_tools.latent.suggest import margin_uncertainty, suggest_labels
-from vae_tools.latent.defaults import FEATURES, MAPS, REDUCE, REFINE_EPOCHS, REFINE_ROUNDS, UMAP_BACKEND
-from vae_tools.semi_supervised import dataset_pixels, propagate_labels
-from vae_tools.tables import read_table, write_table
+from vaetools_pipelines.sections import Section, metrics_of
+from vaetools_pipelines.step_api import Step, option
+from vaetools_pipelines.steps import from_model
 
 
-def read_label_file(path: str | Path, ids: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class LabelPropagateParameters(common.LatentSource):
+    labeled: float = option(None, flags=("--labelled", "--labeled"), type=FINITE, metavar="FRACTION",
+                            help="Evaluation mode: keep this random fraction of the data's labels (e.g. 0.02) and "
+                                 "predict the rest.")
+    labels_file: str = option(None, flags=("--labels",), type=click.Path(dir_okay=False), reads=True,
+                              help="Real use: a CSV/Parquet table of id,label for the samples you have labelled.")
+    stratify: bool = option(False, is_flag=True, help="With --labelled: keep the same fraction of every class.")
+    method: str = option(PROPAGATION_METHOD, type=click.Choice(PROPAGATION_METHODS),
+                         help="spreading: label spreading over the neighbour graph; centroids: k-means seeded by the "
+                              "labelled points; knn: nearest labelled neighbours.")
+    n_neighbors: int = option(NEIGHBORS, flags=("--neighbors",), type=click.IntRange(min=1),
+                              help="Neighbours per sample in the graph.")
+    graph: str = option(GRAPH, type=click.Choice(GRAPHS), help="Edge weights: UMAP's fuzzy membership, or plain 0/1.")
+    reduce: str = option(REDUCE, type=click.Choice(REDUCTIONS),
+                         help="Build the graph on a 10-d UMAP map of the features (much more accurate on every data "
+                              "set measured), or on the features themselves; auto: UMAP up to 200,000 samples (it is "
+                              "slow beyond).")
+    features: str = option(FEATURES, type=click.Choice(FEATURE_SETS),
+                           help="What the graph is built on. auto: whichever of latents, latents+pixels (principal "
+                                "components) and pixels scores best in a 5-fold cross-validation on your labels; the "
+                                "pixels need --data.")
+    backend: str = common.umap_backend()
+    n_maps: object = option(MAPS, flags=("--maps",), callback=parse_maps, metavar="auto|N",
+                            help="UMAP maps of different seeds to propagate over, their results averaged, so that the "
+                                 "result does not hang on one map's seed (up to a point of accuracy on small data "
+                                 f"sets). auto: {ENSEMBLE_MAPS} up to {ENSEMBLE_LIMIT:,} samples, 1 beyond (each map "
+                                 "costs a UMAP run).")
+    refine_rounds: int = option(
+        None, type=click.IntRange(min=0), show_default=f"{REFINE_ROUNDS} with --model, else 0",
+        help="Rounds of fine-tuning the VAE on the propagated labels, then propagating again (needs --model and "
+             f"--data). Each round is also run once per fold of your labels ({JUDGE_FOLDS} folds) without that fold, "
+             "and kept only if it then predicts more of the labels held back correctly; with fewer than "
+             f"{MIN_JUDGING_LABELS} labels that cannot be judged, and it is skipped.")
+    refine_epochs: int = option(REFINE_EPOCHS, type=click.IntRange(min=1), help="Epochs over the data per refinement round.")
+    suggest: int = option(0, type=click.IntRange(min=0), metavar="N",
+                          help="Also write the N unlabelled samples most worth labelling next (suggestions.csv/.png).")
+    seed: int = common.seed()
+    quiet: bool = common.quiet()
+
+
+def report(metrics: dict, p: LabelPropagateParameters) -> list:
+    accuracy = metrics.get("accuracy_unlabelled")
+    scored = f"; accuracy on the unlabelled {accuracy:.2%}" if accuracy is not None else ""
+    return [f"features: {metrics['choices']['features']} ({metrics['choices']['features_why']}); "
+            f"refinement: {metrics['choices']['refinement']}",
+            f"labelled {metrics['n_unlabelled']} samples from {metrics['n_labelled']} labels{scored}; outputs in {p.out}"]
+
+
+def read_label_file(path: str | Path, ids):
     """An object array aligned with ``ids``: the file's label, or None where the file has none."""
+    import numpy as np
+    import pandas as pd
+
+    from vae_tools.errors import DataError
+    from vae_tools.tables import read_table
+
     table = read_table(path, text_columns=("id", "label"))
     if not {"id", "label"} <= set(table.columns):
         raise DataError(f"{path}: needs the columns id and label (has {', '.join(map(str, table.columns))})")
@@ -64,7 +129,9 @@ def canonical_label(value):
     return str(int(number)) if number.is_integer() else text
 
 
-def check_two_classes(given: np.ndarray, where: str) -> None:
+def check_two_classes(given, where: str) -> None:
+    from vae_tools.errors import DataError
+
     classes = {str(v) for v in given if v is not None}
     if len(classes) < 2:
         raise DataError(f"{where}: the labels name {len(classes)} class{'es' if len(classes) != 1 else ''} "
@@ -73,57 +140,50 @@ def check_two_classes(given: np.ndarray, where: str) -> None:
 
 
 @writes_output_set
-def run_label_propagate(
-    out: str | Path,
-    embeddings: Optional[str] = None,
-    model_dir: Optional[str] = None,
-    data: Optional[str] = None,
-    labeled: Optional[float] = None,
-    labels_file: Optional[str] = None,
-    stratify: bool = False,
-    method: str = "spreading",
-    n_neighbors: int = 15,
-    graph: str = "umap",
-    reduce: str = REDUCE,
-    features: str = FEATURES,
-    backend: str = UMAP_BACKEND,
-    n_maps=MAPS,
-    refine_rounds: Optional[int] = None,
-    refine_epochs: int = REFINE_EPOCHS,
-    suggest: int = 0,
-    split: str = "all",
-    device: str = "auto",
-    seed: int = 0,
-    progress: bool = True,
-) -> dict:
+def run(p: LabelPropagateParameters) -> dict:
     """Writes predictions.csv, metrics.json, confusion.png (truth known) and suggestions.csv/.png
-    (``suggest`` > 0) into ``out``; returns the metrics."""
-    if (labeled is None) == (labels_file is None):
+    (``p.suggest`` > 0) into ``p.out``; returns the metrics."""
+    import numpy as np
+    import pandas as pd
+
+    from vae_tools.atomic import write_json
+    from vae_tools.errors import DataError, VaeToolsError
+    from vae_tools.latent import baseline
+    from vae_tools.latent.labels import check_every_class_labelled, hide_labels
+    from vae_tools.latent.metrics import classification_metrics
+    from vae_tools.latent.propagation import LabelPropagator
+    from vae_tools.semi_supervised import dataset_pixels, propagate_labels
+    from vae_tools.tables import write_table
+    from vaetools_pipelines.figures import confusion_figure
+    from vaetools_pipelines.latent_inputs import ensure_out_dir, load_latent_inputs
+
+    if (p.labeled is None) == (p.labels_file is None):
         raise VaeToolsError("give exactly one of --labelled FRACTION (hide the rest of the known labels) or --labels FILE")
-    if labeled is not None and not 0 < labeled < 1:
-        raise DataError(f"--labelled must lie strictly between 0 and 1, got {labeled}")
+    if p.labeled is not None and not 0 < p.labeled < 1:
+        raise DataError(f"--labelled must lie strictly between 0 and 1, got {p.labeled}")
+    refine_rounds = p.refine_rounds
     if refine_rounds is None:
-        refine_rounds = REFINE_ROUNDS if model_dir is not None and data is not None else 0
-    inputs = load_latent_inputs(embeddings, model_dir, data, split, device, progress, need_model=refine_rounds > 0)
-    if labeled is not None:
+        refine_rounds = REFINE_ROUNDS if p.model_dir is not None and p.data is not None else 0
+    inputs = load_latent_inputs(p.embeddings, p.model_dir, p.data, p.split, p.device, not p.quiet, need_model=refine_rounds > 0)
+    if p.labeled is not None:
         if inputs.labels is None:
-            raise DataError(f"{embeddings or data}: has no labels to hide; use --labels FILE with the labels you have")
-        keep = hide_labels(inputs.labels, labeled, seed=seed, stratify=stratify)
-        check_every_class_labelled(inputs.labels, keep, labeled)
+            raise DataError(f"{p.embeddings or p.data}: has no labels to hide; use --labels FILE with the labels you have")
+        keep = hide_labels(inputs.labels, p.labeled, seed=p.seed, stratify=p.stratify)
+        check_every_class_labelled(inputs.labels, keep, p.labeled)
         given = np.where(keep, inputs.labels.astype(object), None)
     else:
-        given = read_label_file(labels_file, inputs.ids)
+        given = read_label_file(p.labels_file, inputs.ids)
         keep = np.array([v is not None for v in given])
-    check_two_classes(given, str(labels_file or embeddings or data))
+    check_two_classes(given, str(p.labels_file or p.embeddings or p.data))
     if keep.all():
         raise DataError("every sample is already labelled; nothing to propagate")
-    propagator = LabelPropagator(method=method, n_neighbors=n_neighbors, graph=graph, reduce=reduce,
-                                 umap_backend=backend, n_maps=n_maps, random_state=seed)
-    out = ensure_out_dir(out)
+    propagator = LabelPropagator(method=p.method, n_neighbors=p.n_neighbors, graph=p.graph, reduce=p.reduce,
+                                 umap_backend=p.backend, n_maps=p.n_maps, random_state=p.seed)
+    out = ensure_out_dir(p.out)
     started = time.perf_counter()
-    result = propagate_labels(inputs.model, inputs.dataset, given, propagator, features=features,
-                              refine_rounds=refine_rounds, refine_epochs=refine_epochs, device=inputs.device,
-                              seed=seed, progress=progress, y_true=inputs.labels, latents=inputs.latents)
+    result = propagate_labels(inputs.model, inputs.dataset, given, propagator, features=p.features,
+                              refine_rounds=refine_rounds, refine_epochs=p.refine_epochs, device=inputs.device,
+                              seed=p.seed, progress=not p.quiet, y_true=inputs.labels, latents=inputs.latents)
     fitted = result.propagator
     seconds = time.perf_counter() - started
 
@@ -139,12 +199,12 @@ def run_label_propagate(
 
     metrics = {
         "n_samples": int(len(keep)), "n_labelled": int(keep.sum()), "n_unlabelled": int((~keep).sum()),
-        "labelled_fraction": labeled, "labels_file": str(labels_file) if labels_file else None,
+        "labelled_fraction": p.labeled, "labels_file": str(p.labels_file) if p.labels_file else None,
         "classes": [str(c) for c in fitted.classes_],
-        "settings": {"method": method, "n_neighbors": n_neighbors, "graph": graph, "reduce": reduce,
-                     "features": features, "umap_backend": backend, "maps": n_maps,
-                     "refine_rounds": refine_rounds, "refine_epochs": refine_epochs,
-                     "stratify": stratify, "seed": seed},
+        "settings": {"method": p.method, "n_neighbors": p.n_neighbors, "graph": p.graph, "reduce": p.reduce,
+                     "features": p.features, "umap_backend": p.backend, "maps": p.n_maps,
+                     "refine_rounds": refine_rounds, "refine_epochs": p.refine_epochs,
+                     "stratify": p.stratify, "seed": p.seed},
         "choices": {"features": result.features, "features_why": _features_why(result),
                     "maps": len(result.spaces), "maps_why": result.maps_note,
                     "refinement": result.refinement_note or f"{len(result.rounds) - 1} round(s) kept"},
@@ -164,8 +224,8 @@ def run_label_propagate(
         cm = scores["confusion_matrix"]
         confusion_figure(np.array(cm["matrix"]), cm["labels"], out / "confusion.png",
                          f"unlabelled samples: accuracy {scores['accuracy']:.2%}")
-    if suggest > 0:
-        metrics["suggestions"] = write_suggestions(out, inputs, result.spaces[0], fitted, keep, suggest, seed)
+    if p.suggest > 0:
+        metrics["suggestions"] = write_suggestions(out, inputs, result.spaces[0], fitted, keep, p.suggest, p.seed)
     write_json(out / "metrics.json", metrics)
     return metrics
 
@@ -180,6 +240,14 @@ def _features_why(result) -> str:
 
 
 def write_suggestions(out: Path, inputs, latents, fitted, keep, n: int, seed: int) -> dict:
+    import numpy as np
+    import pandas as pd
+
+    from vae_tools.latent.suggest import margin_uncertainty, suggest_labels
+    from vae_tools.tables import write_table
+    from vaetools_pipelines.figures import thumbnail_rows
+    from vaetools_pipelines.latent_inputs import images_for
+
     chosen = suggest_labels(latents, fitted.label_distributions_, ~keep, n, seed=seed)
     uncertainty = margin_uncertainty(fitted.label_distributions_)[chosen]
     top2 = np.argsort(-fitted.label_distributions_[chosen], axis=1)[:, :2]
@@ -198,3 +266,56 @@ def write_suggestions(out: Path, inputs, latents, fitted, keep, n: int, seed: in
         thumbnail_rows(rows, out / "suggestions.png", title="label these next (most useful first)", max_columns=10)
         written["sheet"] = "suggestions.png"
     return written
+
+
+def section(run: Path) -> Section:
+    metrics = metrics_of(run, STEP.name)
+    section = Section("Label propagation")
+    if metrics:
+        section.sentences.append(f"{metrics['n_labelled']} images had labels; {metrics['n_unlabelled']} were "
+                                 f"given one. Features: {metrics['choices']['features']} "
+                                 f"({metrics['choices']['features_why']}). Refinement: "
+                                 f"{metrics['choices']['refinement']}.")
+        if "maps" in metrics["choices"]:
+            section.sentences.append(f"Maps averaged: {metrics['choices']['maps']} "
+                                     f"({metrics['choices']['maps_why']}).")
+    if metrics.get("accuracy_unlabelled") is not None:
+        matrix = metrics["unlabelled"]["confusion_matrix"]["matrix"]
+        totals = [sum(row) for row in matrix]
+        chance = max(totals) / max(1, sum(totals))
+        text = (f"Accuracy on the images whose labels were hidden, against those labels: "
+                f"{metrics['accuracy_unlabelled']:.1%}")
+        if metrics.get("baseline"):
+            text += (f"; a plain method on the same labels ({metrics['baseline']['method']}) gets "
+                     f"{metrics['baseline']['accuracy_unlabelled']:.1%}")
+        section.sentences.append(text + f"; always guessing the commonest label would get {chance:.1%}.")
+        section.figures.append((run / STEP.output / "confusion.png", "Confusion matrix of the images whose labels "
+                                "were hidden: a row per true label, a column per predicted one; the diagonal is "
+                                "right, every other cell a kind of mistake.", "560px"))
+    section.figures.append((run / STEP.output / "suggestions.png", "The unlabelled images whose label is least "
+                            "certain and that stand for many others: labelling these first helps most.", "100%"))
+    return section
+
+
+def key_figures(run: Path) -> list:
+    labels = metrics_of(run, STEP.name)
+    figures = []
+    if labels:
+        figures.append(("labels given / predicted", f"{labels['n_labelled']} / {labels['n_unlabelled']}"))
+        if labels.get("accuracy_unlabelled") is not None:
+            text = f"{labels['accuracy_unlabelled']:.2%}"
+            if labels.get("baseline"):
+                text += f" (plain baseline, {labels['baseline']['method']}: {labels['baseline']['accuracy_unlabelled']:.2%})"
+            figures.append(("label accuracy on the unlabelled", text))
+    return figures
+
+
+STEP = Step(
+    name="label-propagate", section=section, key_figures=key_figures, parameters=LabelPropagateParameters, run=run, report=report, output="labels",
+    supplies=from_model("labels"), needs=("train",),
+    help="""Predict a label for every sample from a few labelled ones.
+
+    Writes predictions.csv (id, predicted_label, confidence, labelled, true_label when known),
+    metrics.json (accuracy on the unlabelled, per-class accuracy, macro F1, confusion matrix) and
+    confusion.png when the truth is known.
+    """)

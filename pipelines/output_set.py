@@ -4,8 +4,8 @@ beside it when not), then moved in once all of them exist. A failure part-way (a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
-import inspect
 import os
 import shutil
 import tempfile
@@ -51,21 +51,19 @@ def _move_into(stage: Path, out: Path) -> None:
 
 
 def writes_output_set(step=None, *, replaces: tuple = ()):
-    """Decorate a step function whose ``out`` parameter is a folder: it writes into a staged folder.
-    A step that takes ``write`` (False in the processes of a torchrun job that only compute) runs
-    without one. ``replaces``: see staged_folder."""
+    """Decorate a step function ``run(parameters)`` whose ``parameters.out`` is a folder: it writes
+    into a staged folder. In the processes of a torchrun job that only compute (all but the first)
+    it runs without one. ``replaces``: see staged_folder."""
     if step is None:
         return functools.partial(writes_output_set, replaces=replaces)
-    signature = inspect.signature(step)
 
     @functools.wraps(step)
-    def staged(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
-        bound.apply_defaults()
-        if not bound.arguments.get("write", True):
-            return step(*bound.args, **bound.kwargs)
-        with staged_folder(bound.arguments["out"], replaces) as stage:
-            bound.arguments["out"] = stage
-            return step(*bound.args, **bound.kwargs)
+    def staged(parameters):
+        from vae_tools.training import distributed
+
+        if not distributed.is_main_process():
+            return step(parameters)
+        with staged_folder(parameters.out, replaces) as stage:
+            return step(dataclasses.replace(parameters, out=str(stage)))
 
     return staged

@@ -17,11 +17,11 @@ from typing import Optional
 import click
 import yaml
 
-from vaetools_pipelines.run_lock import run_folder_lock
-from vaetools_pipelines.steps import LAYOUT, reserved_options, step_names
 from vae_tools import __version__
 from vae_tools.atomic import write_json
 from vae_tools.errors import ConfigError, VaeToolsError
+from vaetools_pipelines.run_lock import run_folder_lock
+from vaetools_pipelines.steps import get_step, is_step, list_steps, reserved_options
 
 STATE_FILE = "pipeline_state.json"
 INDEX_FILE = "index.html"
@@ -126,8 +126,8 @@ def load_pipeline(path: str | Path, overrides: list = (), out: Optional[str] = N
         if not isinstance(entry, dict) or len(entry) != 1:
             raise ConfigError(f"{where}: each step is a name, or a name with its options (e.g. 'cluster: {{method: gmm}}')")
         (name, options), = entry.items()
-        if name not in LAYOUT:
-            raise ConfigError(f"{where}: unknown step {name!r}; use {', '.join(step_names())}")
+        if not is_step(name):
+            raise ConfigError(f"{where}: unknown step {name!r}; use {', '.join(list_steps())}")
         if options is not None and not isinstance(options, dict):
             raise ConfigError(f"{where}: the options of {name} must be a mapping")
         steps.append(StepSpec(name, check_option_names(name, options, where), line=line))
@@ -170,14 +170,14 @@ def split_chain(args: list) -> list:
     """['train', '--epochs', '5', 'embed', 'umap'] -> [StepSpec('train', ['--epochs', '5']), ...]."""
     steps = []
     for arg in args:
-        if arg in LAYOUT:
+        if is_step(arg):
             steps.append(StepSpec(arg))
         elif not steps:
-            raise ConfigError(f"{arg!r}: expected a step name first ({', '.join(step_names())})")
+            raise ConfigError(f"{arg!r}: expected a step name first ({', '.join(list_steps())})")
         else:
             steps[-1].args.append(arg)
     if not steps:
-        raise ConfigError(f"name at least one step: {', '.join(step_names())}")
+        raise ConfigError(f"name at least one step: {', '.join(list_steps())}")
     return steps
 
 
@@ -202,7 +202,7 @@ def step_context(step: StepSpec, command: click.Command, run: Path, data: str, w
     command line they are."""
     try:
         typed = typed_after_step(command, step)
-        supplied = LAYOUT[step.name].supplies(run, data)
+        supplied = get_step(step.name).supplies(run, data)
         values = parameter_values(command, [supplied, step.options, typed, runner_sets or {}], step.name, where)
         if quiet and any(p.name == "quiet" for p in command.params):
             values["quiet"] = True
@@ -213,7 +213,7 @@ def step_context(step: StepSpec, command: click.Command, run: Path, data: str, w
         extra = re.match(r"Got unexpected extra arguments? \((.*)\)", exc.format_message())
         if extra:
             raise ConfigError(f"{where}: {extra.group(1)!r} is not a step or an option of {step.name} "
-                              f"(steps: {', '.join(step_names())})") from None
+                              f"(steps: {', '.join(list_steps())})") from None
         raise ConfigError(f"{where}: step {step.name}: {exc.format_message()}") from None
 
 
@@ -308,22 +308,23 @@ def check_pipeline(pipeline: Pipeline, commands: dict) -> None:
     for step in pipeline.steps:
         where = f"{pipeline.source}:{step.line}" if step.line else pipeline.source
         # A resumable step writes its partial folder; the runner itself then replaces the output.
-        layout, partial = LAYOUT[step.name], None
+        layout, partial = get_step(step.name), None
         if layout.resumes is not None:
             folder = _partial(run, step.name)
             partial = {"out": folder, "resume": folder.is_dir() and layout.resumes(folder)}
         context = step_context(step, commands[step.name], run, pipeline.data, where, runner_sets=partial)
         try:
-            check_command_paths(context.params, step.name)
+            check_command_paths(context.params, step.name, layout.inputs())
         except UnsafeOutput as exc:
             raise UnsafeOutput(f"{where}: step {step.name}: {exc.format_message()}") from None
     names = [s.name for s in pipeline.steps]
     for position, step in enumerate(pipeline.steps):
-        later = [n for n in LAYOUT[step.name].needs if n in names[position + 1:]]
+        needs = get_step(step.name).needs
+        later = [n for n in needs if n in names[position + 1:]]
         if later:
             raise ConfigError(f"step {step.name} needs the output of {', '.join(later)}, which comes after it: "
                               f"move {step.name} below {', '.join(later)}")
-        missing = [n for n in LAYOUT[step.name].needs if n not in names and not (run / LAYOUT[n].output).exists()]
+        missing = [n for n in needs if n not in names and not (run / get_step(n).output).exists()]
         if missing:
             raise ConfigError(f"step {step.name} needs the output of {', '.join(missing)}: add it before {step.name}")
     _check_source(pipeline)
@@ -347,7 +348,7 @@ def _check_ownership(pipeline: Pipeline, state: dict) -> None:
     recorded = set(state.get("steps", {}))
     places = [(run / INDEX_FILE, bool(recorded))]
     for step in pipeline.steps:
-        layout = LAYOUT[step.name]
+        layout = get_step(step.name)
         places.append((run / layout.output, step.name in recorded))
         if layout.resumes is not None:
             places.append((_partial(run, step.name), bool(state.get("steps", {}).get(step.name, {}).get("partial"))))
@@ -358,7 +359,7 @@ def _check_ownership(pipeline: Pipeline, state: dict) -> None:
 
 
 def _partial(run: Path, step: str) -> Path:
-    return run / f".{LAYOUT[step].output}.partial"
+    return run / f".{get_step(step).output}.partial"
 
 
 def run_pipeline(pipeline: Pipeline, commands: dict, force: bool = False, quiet: bool = False,
@@ -386,7 +387,7 @@ def _run_steps(pipeline: Pipeline, commands: dict, force: bool, quiet: bool, ech
         key = fingerprint(step, pipeline.data, upstream)
         upstream = key
         previous = state["steps"].get(step.name, {})
-        output = run / LAYOUT[step.name].output
+        output = run / get_step(step.name).output
         if not force and previous.get("fingerprint") == key and previous.get("status") == "done" and output.exists():
             echo(f"[{step.name}] unchanged since its last run; skipped")
             previous["skipped"] = True
@@ -402,9 +403,10 @@ def _run_step(step: StepSpec, command: click.Command, pipeline: Pipeline, state:
               quiet: bool, echo, again: str) -> None:
     """One step. A resumable step (train) runs in a partial folder beside its output and replaces the
     output only when it has finished, so a failure or Ctrl-C never costs the model that was there."""
+    from vaetools_pipelines.commands import execute
     from vaetools_pipelines.interrupts import Interrupted
 
-    run, layout = pipeline.out, LAYOUT[step.name]
+    run, layout = pipeline.out, get_step(step.name)
     output = run / layout.output
     partial = _partial(run, step.name) if layout.resumes is not None else None
     extra = {}
@@ -432,7 +434,7 @@ def _run_step(step: StepSpec, command: click.Command, pipeline: Pipeline, state:
     try:
         target = {"out": partial, **extra} if partial is not None else {}
         with step_context(step, command, run, pipeline.data, pipeline.source, quiet, target) as ctx:
-            command.invoke(ctx)
+            execute(layout, layout.parameters(**ctx.params))
     except (Interrupted, KeyboardInterrupt):
         kept = stopped("interrupted", "interrupted")
         what = f"; its finished work is kept in {partial} and running again continues it" if kept else ""

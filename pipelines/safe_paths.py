@@ -8,11 +8,6 @@ from typing import Iterable, Optional
 
 import click
 
-# Parameters whose value is a path a command reads, with the option's spelling; --data may also be a
-# built-in name such as "digits".
-INPUT_OPTIONS = {"data": "--data", "model_dir": "--model", "embeddings": "--embeddings", "labels_file": "--labels",
-                 "reference": "--reference", "join": "--join", "pipeline": "the pipeline file"}
-
 
 class UnsafeOutput(click.ClickException):
     exit_code = 2
@@ -30,8 +25,9 @@ def _inside(path: Path, folder: Path) -> bool:
     return path == folder or folder in path.parents
 
 
-def check_output(out: Optional[str], inputs: Iterable[tuple[str, str]]) -> None:
-    """``inputs``: (option name, value) pairs. The output may not be an input, contain one, or lie
+def check_output(out: Optional[str], inputs: Iterable[tuple[str, str, str]]) -> None:
+    """``inputs``: (parameter name, its spelling, value) triples; --data may also be a built-in name
+    such as "digits". The output may not be an input, contain one, or lie
     inside an input folder of images (its files would become part of the data). Links are resolved."""
     if out is None:
         return
@@ -39,11 +35,10 @@ def check_output(out: Optional[str], inputs: Iterable[tuple[str, str]]) -> None:
         raise UnsafeOutput("--out is empty: name a file or folder to write")
     target = Path(out).expanduser().resolve()
     check_writable(target, out)
-    for option, value in inputs:
+    for option, flag, value in inputs:
         source = _existing(str(value))
         if source is None:
             continue
-        flag = INPUT_OPTIONS.get(option, option)
         if _inside(source, target):
             raise UnsafeOutput(f"--out {out} would overwrite {flag} {value}, which this command reads; "
                                "choose another --out")
@@ -93,14 +88,15 @@ def check_writable(target: Path, out: str) -> None:
         raise UnsafeOutput(f"--out {out}: cannot write in {existing} (permission denied)")
 
 
-def check_command_paths(params: dict, command: Optional[str] = None) -> None:
-    """Every check of a command's --out against what it reads and what a run folder holds."""
+def check_command_paths(params: dict, command: Optional[str], inputs: dict) -> None:
+    """Every check of a command's --out against what it reads (``inputs``: the parameters that are
+    paths it reads, by name, with their spelling) and what a run folder holds."""
     values = []
-    for option in INPUT_OPTIONS:
+    for option, flag in inputs.items():
         value = params.get(option)
         for item in (value if isinstance(value, (list, tuple)) else [value]):
             if item:
-                values.append((option, str(item)))
+                values.append((option, flag, str(item)))
     check_output(params.get("out"), values)
     if params.get("out") is not None:
         check_not_in_a_run_folder(str(params["out"]), command, bool(params.get("resume")))

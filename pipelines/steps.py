@@ -1,81 +1,120 @@
-"""The steps a pipeline can chain, and where each one reads and writes inside a run folder.
+"""The registry of steps: each one a :class:`~vaetools_pipelines.step_api.Step` declared in its own
+module. Built-in steps and steps from other installed distributions are registered the same way:
+by ``register_step``, the built-in ones from the modules below, the others from the entry-point group
+``vaetools.steps`` (each entry point names a Step), so `vaetools run` in a shell finds them.
 
-A built-in step is the `vaetools` sub-command of the same name; a step from elsewhere brings its own
-command through ``register_step``. The runner fills in the run-folder paths (model, data,
-embeddings, out) as typed option values, so a pipeline names only the options that differ."""
+The runner fills in the run-folder paths (model, data, embeddings, out) as typed parameter values, so
+a pipeline names only the options that differ."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Callable, Optional
+
+from vae_tools.errors import ConfigError
+from vaetools_pipelines.step_api import Step
+
+ENTRY_POINT_GROUP = "vaetools.steps"
+# In the order they usually run (the order of `vaetools --help` and of the errors' lists).
+BUILT_IN = tuple(f"vaetools_pipelines.{module}_step:STEP" for module in (
+    "train", "embed", "label_propagate", "cluster", "umap", "anomalies", "denoise", "sample", "reconstruct",
+    "interpolate", "traverse"))
+COMMANDS_ONLY = ("vaetools_pipelines.attribute_step:STEP",)  # a command, not a pipeline step
+
+_STEPS: dict = {}
+_COMMANDS: dict = {}
+_loaded = False
 
 
-@dataclass(frozen=True)
-class StepLayout:
-    output: str  # file or folder inside the run folder
-    # (run_folder, data) -> the options the runner supplies, by option name: {"data": data, "out": run / "x"}
-    supplies: Callable[[Path, str], dict]
-    needs: tuple = ()  # steps whose outputs this one reads
-    command: Optional[object] = None  # its click.Command; None: the vaetools sub-command of the same name
-    section: Optional[Callable] = None  # run folder -> its index-page Section (pipelines/index_page.py)
-    # For a step that can continue where it stopped: (partial output) -> whether it holds work to
-    # continue. The runner then writes it beside its place and moves it in only when it finishes.
-    resumes: Optional[Callable[[Path], bool]] = None
+def _object(reference: str):
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
-def _joins(run: Path) -> dict:
-    tables = [(run / table, column) for table, column in
-              (("labels/predictions.csv", "predicted_label"), ("clusters/clusters.csv", "cluster")) if (run / table).exists()]
-    return {"join": [t for t, _ in tables], "colour_by": [c for _, c in tables]}
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for reference in BUILT_IN:
+        register_step(_object(reference))
+    for reference in COMMANDS_ONLY:
+        step = _object(reference)
+        _COMMANDS[step.name] = step
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            step = point.load()
+        except Exception as exc:  # another distribution's bug must not stop vaetools
+            raise ConfigError(f"the step {point.name!r} from the entry point {point.value} ({ENTRY_POINT_GROUP}) "
+                              f"cannot be loaded: {type(exc).__name__}: {exc}") from None
+        if not isinstance(step, Step):
+            raise ConfigError(f"the entry point {point.value} ({ENTRY_POINT_GROUP}) is not a vaetools Step")
+        if step.name not in _STEPS:
+            register_step(step)
 
 
-def _from_model(output: str):
-    """The options of a step that reads the trained model and the data and writes ``output``."""
-    return lambda run, data: {"model": run / "model", "data": data, "out": run / output}
+def register_step(step: Step) -> Step:
+    """Add a step (built in, or from outside vaetools): `vaetools STEP`, pipelines and the index page
+    then know it. Returns the step, so that ``STEP = register_step(Step(...))`` reads well."""
+    _load()
+    if step.name in _STEPS or step.name in _COMMANDS:
+        raise ValueError(f"step {step.name!r} is already registered")
+    names = {"out", "quiet"} - {f for f in step.parameters.__dataclass_fields__}
+    if names:
+        raise ValueError(f"step {step.name!r}: its parameters need {' and '.join(sorted(names))}")
+    _STEPS[step.name] = step
+    return step
 
 
-def _holds_epochs(folder: Path) -> bool:
-    from vae_tools.run_folder import STATE_FILE
-
-    return (folder / STATE_FILE).is_file()
+def unregister_step(name: str) -> None:
+    _STEPS.pop(name, None)
 
 
-LAYOUT = {
-    "train": StepLayout("model", lambda run, data: {"data": data, "out": run / "model"}, resumes=_holds_epochs),
-    "embed": StepLayout("embeddings.parquet", lambda run, data: {**_from_model("embeddings.parquet")(run, data),
-                                                                 "elbo": True}, ("train",)),
-    "label-propagate": StepLayout("labels", _from_model("labels"), ("train",)),
-    "cluster": StepLayout("clusters", lambda run, data: {
-        "embeddings": run / "embeddings.parquet", "data": data, "out": run / "clusters"}, ("embed",)),
-    "umap": StepLayout("umap", lambda run, data: {
-        "embeddings": run / "embeddings.parquet", "data": data, "out": run / "umap", **_joins(run)}, ("embed",)),
-    "anomalies": StepLayout("anomalies", _from_model("anomalies"), ("train",)),
-    "denoise": StepLayout("denoise", _from_model("denoise"), ("train",)),
-    "sample": StepLayout("samples", lambda run, data: {"model": run / "model", "out": run / "samples"}, ("train",)),
-    "reconstruct": StepLayout("reconstructions", _from_model("reconstructions"), ("train",)),
-    "interpolate": StepLayout("interpolations", _from_model("interpolations"), ("train",)),
-    "traverse": StepLayout("traverse", lambda run, data: {"model": run / "model", "out": run / "traverse"}, ("train",)),
-}
+def get_step(name: str) -> Step:
+    _load()
+    if name not in _STEPS:
+        raise ConfigError(f"unknown step {name!r}; use {', '.join(list_steps())}")
+    return _STEPS[name]
 
 
-def step_names() -> tuple:
+def list_steps() -> tuple:
     """Every step a pipeline may name, built-in ones first, in the order they usually run."""
-    return tuple(LAYOUT)
+    _load()
+    return tuple(_STEPS)
 
 
-def register_step(name: str, layout: StepLayout) -> None:
-    """Add a step from outside vaetools: its click command, where it writes in the run folder, what
-    the runner supplies, and (optionally) its index-page section. The command must take the options
-    ``layout.supplies`` names, and ``--quiet``."""
-    if name in LAYOUT:
-        raise ValueError(f"step {name!r} is already registered")
-    if layout.command is None:
-        raise ValueError(f"step {name!r}: give its click command (StepLayout.command)")
-    LAYOUT[name] = layout
+def is_step(name: str) -> bool:
+    _load()
+    return name in _STEPS
+
+
+def list_commands() -> dict:
+    """Every step's declaration by name, and the commands that are not pipeline steps."""
+    _load()
+    return {**_STEPS, **_COMMANDS}
 
 
 def reserved_options(step: str) -> set:
     """Options the runner supplies for ``step``; a pipeline may not set them (train's --model, the
     older spelling of --architecture, picks the network, so it stays the user's)."""
     return {"data", "out", "embeddings"} | (set() if step == "train" else {"model"})
+
+
+def from_model(output: str):
+    """What the runner supplies to a step that reads the trained model and the data and writes ``output``."""
+    return lambda run, data: {"model_dir": output_of(run, "train"), "data": data, "out": run / output}
+
+
+def model_only(output: str):
+    """The same for a step that reads the model alone."""
+    return lambda run, data: {"model_dir": output_of(run, "train"), "out": run / output}
+
+
+def from_embeddings(output: str):
+    """The same for a step that reads the embeddings table (and the images, for thumbnails)."""
+    return lambda run, data: {"embeddings": output_of(run, "embed"), "data": data, "out": run / output}
+
+
+def output_of(run: Path, name: str) -> Path:
+    return run / get_step(name).output

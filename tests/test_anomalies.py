@@ -11,10 +11,11 @@ from PIL import Image
 from browser import open_page
 from conftest import invoke, make_images, tiny_training
 from vae_tools.anomaly import VAEAnomalyDetector, choose_threshold
-from vae_tools.anomaly.scores import background_nll, neighbourhood_prediction, score_parts
+from vae_tools.anomaly.scores import background_nll, compute_scores, neighbourhood_prediction, score_parts
 from vae_tools.errors import DataError
 from vae_tools.run_folder import load_run
 from vae_tools.data import load_dataset
+from vae_tools.embedding import embed, latent_matrix
 
 FAST = tiny_training(40)
 
@@ -48,9 +49,12 @@ def test_scores_are_consistent(setup):
     # The importance-weighted bound is tighter than the ELBO on average (per image, Monte Carlo noise can win).
     assert parts["iwae"].mean() < parts["elbo"].mean()
     assert (parts["iwae"] < parts["elbo"] + 0.5).mean() > 0.9
-    np.testing.assert_allclose(parts["complexity"], parts["iwae"] - parts["background"])
     again, _ = score_parts(model, data, samples=8, seed=0)
     assert np.array_equal(parts["iwae"], again["iwae"])
+    table, _, _ = compute_scores(model, data, ["complexity", "latent"], samples=8, seed=0)
+    np.testing.assert_allclose(table["complexity"], parts["iwae"] - parts["background"])
+    encoded, same_latents = score_parts(model, data, samples=8, seed=0, needs=())  # only encoded: no column
+    assert list(encoded.columns) == [] and np.allclose(same_latents, latents, atol=1e-6)
 
 
 def test_background_model_finds_noise_complex_and_blank_pages_simple(setup):
@@ -73,7 +77,7 @@ def test_threshold_rules():
     assert choose_threshold(scores, value=2.5).value == 2.5
     with pytest.raises(DataError, match="at most one of"):
         choose_threshold(scores, contamination=0.1, value=1)
-    with pytest.raises(DataError, match="--contamination must lie in"):
+    with pytest.raises(DataError, match="`contamination` must lie in"):
         choose_threshold(scores, contamination=0.7)
 
 
@@ -102,7 +106,7 @@ def test_noise_images_are_found_by_the_default_score(setup, tmp_path):
     printed = run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--normal-labels", "bar",
                       "--out", tmp_path / "a", "--quiet").output
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
-    assert f"complexity weight {metrics['background_weight']:.2f}: " in printed
+    assert f"background weight {metrics['background_weight']:.3g}: " in printed
     assert metrics["score"] == "adjusted" and metrics["threshold"]["method"] == "auto"
     assert metrics["choices"]["background_weight"]["value"] == metrics["background_weight"]
     assert "95% interval" in metrics["choices"]["background_weight"]["why"]
@@ -249,8 +253,38 @@ def test_the_adjusted_score_uses_the_weight_fitted_on_the_reference_images(setup
     detector = VAEAnomalyDetector(vae=model, samples=4).fit(normal)
     fitted = detector.score_parts_
     weight = detector.background_weight_
-    assert weight > 0 and fitted.attrs["background_weight"] == weight
+    assert weight > 0 and detector.fitted_["adjusted"]["value"] == weight
     np.testing.assert_allclose(fitted["adjusted"], fitted["iwae"] - weight * fitted["background"])
     new = detector.score_parts(load_dataset(setup / "mixed.npz"))
     np.testing.assert_allclose(new["adjusted"], new["iwae"] - weight * new["background"])  # not refitted
     assert new["adjusted"].to_numpy()[-6:].min() > np.median(new["adjusted"].to_numpy()[:-6])
+
+
+def test_a_registered_score_is_a_choice_of_the_command_and_a_column_of_the_table(setup, tmp_path):
+    """Adding a score is one declaration: `vaetools anomalies --score NAME` computes it (and only what it
+    needs: here the latents, no decoding) and writes it to the table."""
+    from vae_tools.anomaly import Score, register_score
+    from vae_tools.anomaly.score_registry import unregister_score
+
+    def fit_centre(parts, latents, seed):
+        return latents.mean(0)
+
+    register_score(Score("distance", "distance of the code from the reference images' mean code", (),
+                         lambda parts, latents, centre: np.linalg.norm(latents - centre, axis=1), fit=fit_centre))
+    try:
+        assert "distance: distance of the code" in " ".join(run_cli("anomalies", "--help").output.split())
+        out = tmp_path / "d"
+        run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--score", "distance",
+                "--anomaly-labels", "odd <b>", "--out", out, "--quiet")
+        table = pd.read_csv(out / "anomalies.csv", dtype={"id": str})
+        assert list(table.columns) == ["id", "score", "rank", "is_anomaly", "label", "true_anomaly", "distance"]
+        model, _ = load_run(setup / "run")
+        latents = latent_matrix(embed(model, load_dataset(setup / "mixed.npz")))
+        expected = np.linalg.norm(latents - latents.mean(0), axis=1)
+        ids = load_dataset(setup / "mixed.npz").ids.astype(str)
+        np.testing.assert_allclose(table.set_index("id").loc[ids, "distance"], expected, rtol=1e-4)
+        assert json.loads((out / "metrics.json").read_text())["score"] == "distance"
+    finally:
+        unregister_score("distance")
+    assert run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--score", "distance",
+                   "--out", tmp_path / "e", ok=False).exit_code == 2

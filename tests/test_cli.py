@@ -1,6 +1,7 @@
 """`vaetools train` and `vaetools embed` on every input format, and their errors."""
 
 import subprocess
+from pathlib import Path
 import sys
 
 import numpy as np
@@ -173,3 +174,67 @@ def test_each_training_default_is_declared_once_and_every_surface_agrees():
         expected = f"{LATENT_DIM}; {PHOTO_LATENT_DIM} for the photo model" if field == "latent_dim" else \
             str(getattr(training, field))
         assert shown == expected, option
+
+
+def test_each_step_option_default_is_the_library_default():
+    """A step's parameters take their defaults from the library's constants, so the command line, a
+    pipeline file and the Python API agree: compared field by field with the estimator or function
+    the step calls."""
+    import dataclasses
+    import inspect
+
+    from vae_tools.anomaly.detector import VAEAnomalyDetector
+    from vae_tools.denoising import denoise
+    from vae_tools.embedding import embed
+    from vae_tools.latent.clustering import LatentClusterer
+    from vae_tools.latent.projection import umap_2d
+    from vae_tools.latent.propagation import LabelPropagator
+    from vaetools_pipelines.steps import get_step
+
+    def defaults(callable_):
+        return {name: p.default for name, p in inspect.signature(callable_).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
+    # step -> (the library callable, {step field: library parameter})
+    pairs = {
+        "label-propagate": (LabelPropagator, {"method": "method", "n_neighbors": "n_neighbors", "graph": "graph",
+                                              "reduce": "reduce", "backend": "umap_backend", "n_maps": "n_maps",
+                                              "seed": "random_state"}),
+        "cluster": (LatentClusterer, {"method": "method", "n_clusters": "n_clusters", "reduce": "reduce",
+                                      "backend": "umap_backend", "min_cluster_size": "min_cluster_size",
+                                      "seed": "random_state"}),
+        "anomalies": (VAEAnomalyDetector, {"score": "score", "samples": "samples", "batch_size": "scoring_batch_size",
+                                           "contamination": "contamination", "percentile": "percentile",
+                                           "threshold": "threshold"}),
+        "embed": (embed, {"batch_size": "batch_size", "logvar": "logvar", "elbo": "elbo", "elbo_samples": "elbo_samples"}),
+        "denoise": (denoise, {"batch_size": "batch_size", "add_noise": "add_noise", "seed": "seed"}),
+        "umap": (umap_2d, {"n_neighbors": "n_neighbors", "min_dist": "min_dist", "seed": "seed", "backend": "backend"}),
+    }
+    compared = 0
+    for step, (library, names) in pairs.items():
+        fields = {f.name: f.default for f in dataclasses.fields(get_step(step).parameters)}
+        for field, parameter in names.items():
+            assert fields[field] == defaults(library)[parameter], f"{step} {field}: {fields[field]!r}"
+            compared += 1
+    assert compared == 30
+    help_text = " ".join(run_cli("label-propagate", "--help").output.split())
+    assert "--neighbors INTEGER RANGE Neighbours per sample in the graph. [default: 15;" in help_text
+
+
+def test_the_library_names_parameters_and_the_command_line_shows_flags(tmp_path):
+    """vae_tools/ speaks Python (`contamination`); the CLI maps each named parameter to its flag."""
+    import re
+
+    import vae_tools
+    from vae_tools.anomaly.threshold import choose_threshold
+    from vae_tools.errors import DataError
+
+    root = Path(vae_tools.__file__).parent
+    spelled = [f"{path.relative_to(root)}: {m.group(0)}" for path in root.rglob("*.py")
+               for m in re.finditer(r"(?<![\w-])--[a-z][\w-]*", path.read_text())]
+    assert spelled == []
+    with pytest.raises(DataError, match=r"^`contamination` must lie in \(0, 0.5\), got 0.7$"):
+        choose_threshold(np.zeros(10), contamination=0.7)
+    np.savez(tmp_path / "x.npz", x=np.random.default_rng(0).random((20, 8, 8)).astype(np.float32))
+    result = run_cli("train", "--data", tmp_path / "x.npz", "--split", "train", "--out", tmp_path / "r")
+    assert result.exit_code == 1 and "has no train/test split" in result.output and "use --split=all" in result.output

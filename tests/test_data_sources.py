@@ -125,7 +125,7 @@ def test_mixed_sizes_are_refused_or_resized(tmp_path):
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / "a.png")
     Image.fromarray(np.full((16, 20), 255, np.uint8)).save(tmp_path / "b.bmp")
     Image.fromarray(np.full((16, 20), 128, np.uint8)).save(tmp_path / "c.tiff")
-    with pytest.raises(DataError, match="different sizes.*--image-size"):
+    with pytest.raises(DataError, match="different sizes.*`image_size`"):
         load_dataset(tmp_path)
     data = load_dataset(tmp_path, image_size=8)
     batch = data.batch(np.arange(3))

@@ -136,13 +136,13 @@ def test_sixteen_bit_pngs_share_one_scale(tmp_path):
 
 
 def test_ctrl_c_exits_130_and_the_advice_names_the_data(run, tmp_path, monkeypatch):
-    import vaetools_pipelines.train_step
+    import vae_tools.training
     from vae_tools.training.trainer import TrainingInterrupted
 
     def interrupted(*args, **kwargs):
         raise TrainingInterrupted("training interrupted after epoch 1")
 
-    monkeypatch.setattr(vaetools_pipelines.train_step, "run_train", interrupted)
+    monkeypatch.setattr(vae_tools.training, "train", interrupted)
     result = invoke("train", "--data", run / "bars.npz", "--out", tmp_path / "r", "--quiet", ok=False)
     assert result.exit_code == 130
     assert f"vaetools train --data {run / 'bars.npz'} --out {tmp_path / 'r'} --resume" in result.output
@@ -199,12 +199,12 @@ def test_an_os_error_becomes_one_line_naming_the_path(run, tmp_path, monkeypatch
     import errno
     import os
 
-    import vaetools_pipelines.embed_step
+    import vae_tools.embedding
 
     def disk_full(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "e.parquet"))
 
-    monkeypatch.setattr(vaetools_pipelines.embed_step, "run_embed", disk_full)
+    monkeypatch.setattr(vae_tools.embedding, "embed", disk_full)
     result = invoke("embed", "--model", run / "run", "--data", run / "bars.npz", "--out", tmp_path / "e.parquet",
                     ok=False)
     lines = [line for line in result.output.splitlines() if line.strip()]
@@ -384,7 +384,7 @@ def test_data_of_another_size_is_named_once_and_denoised_back_at_its_own_size(ru
 
 
 def test_a_step_that_fails_part_way_leaves_its_previous_outputs_whole(run, tmp_path, monkeypatch):
-    import vaetools_pipelines.anomalies_step
+    import vaetools_pipelines.anomaly_report
 
     out = tmp_path / "an"
     invoke("anomalies", "--model", run / "run", "--data", run / "bars.npz", "--out", out, "--samples", "2", "--quiet")
@@ -394,7 +394,7 @@ def test_a_step_that_fails_part_way_leaves_its_previous_outputs_whole(run, tmp_p
     def broken_report(*args, **kwargs):
         raise OSError(28, "No space left on device", str(out / "report.html"))
 
-    monkeypatch.setattr(vaetools_pipelines.anomalies_step, "write_report", broken_report)
+    monkeypatch.setattr(vaetools_pipelines.anomaly_report, "write_report", broken_report)
     result = invoke("anomalies", "--model", run / "run", "--data", run / "bars.npz", "--out", out, "--samples", "3",
                     "--quiet", ok=False)
     assert result.exit_code == 1 and "the disk is full" in result.output

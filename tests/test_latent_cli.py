@@ -151,12 +151,12 @@ def test_cluster_without_images_or_labels_still_writes_the_table(trained, tmp_pa
 
 
 def test_cluster_reads_the_images_only_for_features_that_use_them(trained, tmp_path, monkeypatch):
-    from vaetools_pipelines import cluster_step
+    import vae_tools.semi_supervised
 
     def no_pixels(dataset):
         raise AssertionError("the images were read for their pixels")
 
-    monkeypatch.setattr(cluster_step, "dataset_pixels", no_pixels)
+    monkeypatch.setattr(vae_tools.semi_supervised, "dataset_pixels", no_pixels)
     run_cli("cluster", "--model", trained / "run", "--data", trained / "bars.npz", "--features", "latents",
             "--clusters", "2", "--examples", "0", "--quiet", "--out", tmp_path / "c")
     metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())

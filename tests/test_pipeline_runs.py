@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from browser import open_page
+from click.testing import CliRunner
 from conftest import invoke, make_images
 
 TRAIN = {"epochs": 3, "batch_size": 16, "latent_dim": 4, "set": ["hidden_dim=32", "widths=[8, 16]"]}
@@ -173,31 +173,44 @@ def test_demo_runs_every_step_and_its_index_opens_with_every_link_present(tmp_pa
     assert errors == [] and failed == []
 
 
-def test_a_new_step_is_one_module_and_its_registration(tmp_path, data):
-    """What docs/architecture.md promises: a click command plus register_step, and `vaetools run`
-    runs it, skips it when unchanged and shows its section on the index page."""
-    import click
+def test_a_new_step_is_one_declaration_and_its_registration(tmp_path, data):
+    """What docs/architecture.md promises: a Step (parameters, function, output, section) plus
+    register_step gives `vaetools STEP`, and `vaetools run` runs it, skips it when unchanged and
+    shows its section on the index page."""
+    from dataclasses import dataclass
 
-    from vaetools_pipelines.index_page import Section
-    from vaetools_pipelines.steps import LAYOUT, StepLayout, register_step
     from vae_tools.atomic import write_json
     from vae_tools.data import load_dataset
+    from vaetools_pipelines import common_options as common
+    from vaetools_pipelines.commands import command_for
+    from vaetools_pipelines.sections import Section
+    from vaetools_pipelines.step_api import Step, option
+    from vaetools_pipelines.steps import get_step, register_step, unregister_step
 
-    @click.command("count-images")
-    @click.option("--data", required=True)
-    @click.option("--out", required=True)
-    @click.option("--at-least", type=int, default=0)
-    @click.option("--quiet", is_flag=True)
-    def count_images(data, out, at_least, quiet):
-        n = len(load_dataset(data))
-        write_json(Path(out) / "count.json", {"n": n, "enough": n >= at_least})
+    @dataclass(frozen=True)
+    class CountParameters:
+        data: str = common.data()
+        out: str = common.out_folder()
+        at_least: int = option(0, type=int, help="How many images are enough.")
+        quiet: bool = common.quiet()
 
-    register_step("count-images", StepLayout(
-        "counts", lambda run, source: {"data": source, "out": run / "counts"}, command=count_images,
+    def count_images(p: CountParameters) -> dict:
+        n = len(load_dataset(p.data))
+        Path(p.out).mkdir(parents=True, exist_ok=True)
+        write_json(Path(p.out) / "count.json", {"n": n, "enough": n >= p.at_least})
+        return {"n": n}
+
+    step = register_step(Step(
+        name="count-images", parameters=CountParameters, run=count_images, output="counts",
+        supplies=lambda run, source: {"data": source, "out": run / "counts"},
+        report=lambda summary, p: [f"{summary['n']} images"],
         section=lambda run: Section("How many images", [f"{json.loads((run / 'counts' / 'count.json').read_text())['n']} images"])))
     try:
         with pytest.raises(ValueError, match="already registered"):
-            register_step("count-images", LAYOUT["count-images"])
+            register_step(get_step("count-images"))
+        result = CliRunner().invoke(command_for(step), ["--data", str(data), "--out", str(tmp_path / "c"), "--at-least", "90"])
+        assert result.exit_code == 0 and result.output == "80 images\n"
+        assert json.loads((tmp_path / "c" / "count.json").read_text()) == {"n": 80, "enough": False}
         pipeline = tmp_path / "p.yaml"
         pipeline.write_text(f"data: {data}\nsteps:\n  - count-images: {{at_least: 50}}\n")
         run = tmp_path / "run"
@@ -207,7 +220,7 @@ def test_a_new_step_is_one_module_and_its_registration(tmp_path, data):
         assert '<section id="count-images"><h2>How many images</h2><p>80 images</p>' in page
         assert "unchanged" in run_cli("run", pipeline, "--out", run, "--quiet").output
     finally:
-        LAYOUT.pop("count-images", None)
+        unregister_step("count-images")
     assert "unknown step 'count-images'" in run_cli("run", pipeline, "--out", run, ok=False).output
 
 
@@ -215,9 +228,9 @@ def test_the_runner_gives_a_step_typed_values_not_a_command_line(tmp_path):
     """A pipeline file's options reach the step as the values Click would make of them; a chain's
     typed options are parsed by the step's own parser; a repeatable option gathers both the run
     folder's values and the user's."""
+    from vae_tools.errors import ConfigError
     from vaetools_pipelines.cli import step_commands
     from vaetools_pipelines.runner import StepSpec, step_context
-    from vae_tools.errors import ConfigError
 
     commands = step_commands()
     (tmp_path / "labels").mkdir()
@@ -234,3 +247,82 @@ def test_the_runner_gives_a_step_typed_values_not_a_command_line(tmp_path):
         step_context(StepSpec("cluster", {"clusters": [3, 4]}), commands["cluster"], tmp_path, "digits", "p.yaml:2")
     with pytest.raises(ConfigError, match="p.yaml:2: step cluster: Invalid value for '--clusters'"):
         step_context(StepSpec("cluster", {"clusters": "many"}), commands["cluster"], tmp_path, "digits", "p.yaml:2")
+
+
+TOY_STEP = '''
+"""A step from outside vaetools: writes how many images the data holds."""
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from vaetools_pipelines import common_options as common
+from vaetools_pipelines.sections import Section
+from vaetools_pipelines.step_api import Step, option
+
+
+@dataclass(frozen=True)
+class CountParameters:
+    data: str = common.data()
+    out: str = common.out_folder()
+    at_least: int = option(0, type=int, help="How many images are enough.")
+    label: str = option("images", help="What to call them.")
+    quiet: bool = common.quiet()
+
+
+def count(p):
+    from vae_tools.data import load_dataset
+
+    n = len(load_dataset(p.data))
+    Path(p.out).mkdir(parents=True, exist_ok=True)
+    (Path(p.out) / "count.json").write_text(json.dumps({"n": n, "enough": n >= p.at_least}))
+    return {"n": n}
+
+
+def section(run):
+    n = json.loads((run / "counts" / "count.json").read_text())["n"]
+    return Section("How many images", [f"{n} images counted"])
+
+
+STEP = Step(name="count-images", parameters=CountParameters, run=count, output="counts",
+            supplies=lambda run, data: {"data": data, "out": run / "counts"},
+            report=lambda summary, p: [f"{summary['n']} {p.label}"], section=section,
+            help="Count the images of SOURCE.")
+'''
+
+
+def test_a_step_from_another_installed_distribution_runs_from_a_shell(tmp_path, data):
+    """The entry-point group vaetools.steps: a step installed by another distribution is a `vaetools`
+    sub-command and a pipeline step, with its own index section, in a fresh process."""
+    import os
+    import subprocess
+    import sys
+
+    project = tmp_path / "toy"
+    (project / "toy_count_step").mkdir(parents=True)
+    (project / "toy_count_step" / "__init__.py").write_text(TOY_STEP)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "toy-count-step"\nversion = "0.1"\n'
+        '[project.entry-points."vaetools.steps"]\ncount-images = "toy_count_step:STEP"\n')
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(project)], check=True, capture_output=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+    def vaetools(*args):
+        return subprocess.run([sys.executable, "-m", "vaetools_pipelines.cli", *map(str, args)], capture_output=True,
+                              text=True, env=env, cwd=tmp_path)
+
+    assert "--at-least" in vaetools("count-images", "--help").stdout
+    direct = vaetools("count-images", "--data", data, "--out", tmp_path / "c", "--label", "pictures")
+    assert direct.returncode == 0 and direct.stdout == "80 pictures\n", direct.stderr
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(f"data: {data}\nsteps:\n  - count-images: {{at_least: 50}}\n")
+    ran = vaetools("run", pipeline, "--out", tmp_path / "run", "--quiet")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads((tmp_path / "run" / "counts" / "count.json").read_text()) == {"n": 80, "enough": True}
+    page = (tmp_path / "run" / "index.html").read_text()
+    assert '<section id="count-images"><h2>How many images</h2><p>80 images counted</p>' in page
+    without = subprocess.run([sys.executable, "-m", "vaetools_pipelines.cli", "run", str(pipeline), "--out",
+                              str(tmp_path / "run2")], capture_output=True, text=True, cwd=tmp_path)
+    assert without.returncode != 0 and "unknown step 'count-images'" in without.stderr

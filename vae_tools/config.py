@@ -160,17 +160,6 @@ def load_config(name_or_path: Optional[str] = None, overrides: Optional[dict] = 
     return TrainConfig(**values).validate(str(name_or_path or "command line"))
 
 
-def parse_set_option(text: str) -> tuple[str, Any]:
-    """``key=value`` from ``--set``; the value is read as YAML (numbers, lists, booleans)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {text!r}: expected key=value")
-    try:
-        return key.strip().replace("-", "_"), yaml.safe_load(raw)
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {text!r}: cannot read the value") from None
-
-
 def _checked(values: dict, where: str) -> dict:
     out = {}
     for key, value in values.items():

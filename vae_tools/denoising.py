@@ -14,13 +14,14 @@ from vae_tools.models.base import BaseVAE
 from vae_tools.models.noise import corrupt, parse_noise
 from vae_tools.progress import progress as progress_of
 from vae_tools.training import distributed
+from vae_tools.models.defaults import INFERENCE_BATCH_SIZE
 
 
 @torch.no_grad()
-def denoise(model: BaseVAE, images, batch_size: int = 512, device: torch.device | str = "cpu",
+def denoise(model: BaseVAE, images, batch_size: int = INFERENCE_BATCH_SIZE, device: torch.device | str = "cpu",
             add_noise: Optional[str] = None, seed: int = 0, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Returns (inputs, denoised), both float32 (N, C, H, W) in [0, 1]. ``images`` is an
-    ImageDataset or an array in any layout ``--data`` accepts, scaled the same way (uint8 / 255,
+    ImageDataset or an array in any layout ``load_dataset`` accepts, scaled the same way (uint8 / 255,
     floats in [0, 1] or [0, 255]); with ``add_noise`` (e.g. "gaussian:0.5") the clean images are
     corrupted first, reproducibly for a given ``seed``, and ``inputs`` holds the corrupted ones.
 

@@ -15,9 +15,9 @@ def resolve_device(name: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine; use --device auto")
+        raise ConfigError(f"device {name!r} requested but CUDA is not available on this machine; use `device`=auto")
     if name == "mps" and not (getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()):
-        raise ConfigError("device 'mps' requested but Apple MPS is not available on this machine; use --device auto")
+        raise ConfigError("device 'mps' requested but Apple MPS is not available on this machine; use `device`=auto")
     try:
         return torch.device(name)
     except RuntimeError:

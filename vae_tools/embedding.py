@@ -12,13 +12,14 @@ from vae_tools.models.base import BaseVAE
 from vae_tools.models.losses import kl_to_standard_normal
 from vae_tools.training import distributed
 from vae_tools.progress import progress as progress_of
+from vae_tools.models.defaults import INFERENCE_BATCH_SIZE
 
 
 @torch.inference_mode()
 def embed(
     model: BaseVAE,
     dataset: ImageDataset,
-    batch_size: int = 512,
+    batch_size: int = INFERENCE_BATCH_SIZE,
     device: torch.device | str = "cpu",
     logvar: bool = False,
     elbo: bool = False,

@@ -1,4 +1,4 @@
-"""Package attributes imported on first use, so that `import vae_tools` (and the CLI's --help) does not
+"""Package attributes imported on first use, so that `import vae_tools` (and the command line's help) does not
 pay for torch and scikit-learn until something needs them (PEP 562)."""
 
 from __future__ import annotations

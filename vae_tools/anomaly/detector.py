@@ -8,10 +8,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
-from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORES
-from vae_tools.anomaly.scores import all_scores
+from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORING_BATCH_SIZE
+from vae_tools.anomaly.score_registry import get_score, list_scores
+from vae_tools.anomaly.scores import compute_scores
 from vae_tools.anomaly.threshold import choose_threshold
-from vae_tools.errors import DataError
 from vae_tools.models.base import as_module
 from vae_tools.sklearn_api import TRAINING, VAEEmbedder, as_dataset
 
@@ -26,15 +26,17 @@ class VAEAnomalyDetector(BaseEstimator):
 
     ``vae``: a VAE trained already (a module, or a fitted ``VAEEmbedder``); ``fit`` then only scores
     ``X`` and sets the threshold, as scikit-learn's ``cv="prefit"`` does. Without it, ``fit`` trains one.
-    ``score_parts_`` holds every score of the fitted images; ``background_weight_`` the weight of the
-    image's complexity in the ``adjusted`` score, fitted on them.
+    Only what ``score`` needs is computed (vae_tools/anomaly/score_registry.py). ``score_parts_``
+    holds it for the fitted images; ``fitted_`` the state the score fitted on them, by score name,
+    and ``choices_`` its explanation ({"background_weight": {"value", "why"}} for ``adjusted``);
+    ``background_weight_`` is the weight of the image's complexity in ``adjusted`` (None otherwise).
     """
 
     def __init__(self, score: str = SCORE, samples: int = SAMPLES, contamination: Optional[float] = None,
                  percentile: Optional[float] = None, threshold: Optional[float] = None, latent_dim: int = TRAINING.latent_dim,
                  epochs: Optional[int] = TRAINING.epochs, batch_size: int = TRAINING.batch_size, lr: float = TRAINING.lr,
                  likelihood: str = TRAINING.likelihood, device: str = TRAINING.device,
-                 random_state: int = TRAINING.seed, verbose: bool = False, vae=None, scoring_batch_size: int = 256):
+                 random_state: int = TRAINING.seed, verbose: bool = False, vae=None, scoring_batch_size: int = SCORING_BATCH_SIZE):
         self.score = score
         self.samples = samples
         self.contamination = contamination
@@ -58,18 +60,18 @@ class VAEAnomalyDetector(BaseEstimator):
         return type(self)(**params, vae=self.vae)
 
     def fit(self, X, y=None) -> "VAEAnomalyDetector":
-        if self.score not in SCORES:
-            raise DataError(f"unknown score {self.score!r}: use one of {', '.join(SCORES)}")
+        score = get_score(self.score)
         if self.vae is None:
             self.module_ = VAEEmbedder(latent_dim=self.latent_dim, epochs=self.epochs, batch_size=self.batch_size,
                                        lr=self.lr, likelihood=self.likelihood, device=self.device,
                                        random_state=self.random_state, verbose=self.verbose).fit(X).module_
         else:
             self.module_ = as_module(self.vae)
-        parts, self.train_latents_ = self._parts(self._dataset(X), reference=None, weight=None)
+        self.reference_ = self._dataset(X)
+        parts, self.train_latents_, self.fitted_ = self._scores(self.reference_, [self.score], {})
         self.score_parts_ = parts
-        self.background_weight_ = parts.attrs["background_weight"]
-        self.background_weight_why_ = parts.attrs["background_weight_why"]
+        self.choices_ = {score.choice: score.explain(self.fitted_[score.name])} if score.explain else {}
+        self.background_weight_ = self.fitted_["adjusted"]["value"] if "adjusted" in self.fitted_ else None
         self.decision_scores_ = parts[self.score].to_numpy()
         self.threshold_info_ = choose_threshold(self.decision_scores_, self.contamination, self.percentile,
                                                 self.threshold)
@@ -81,20 +83,25 @@ class VAEAnomalyDetector(BaseEstimator):
         channels, height, width = self.module_.image_shape
         return as_dataset(X, image_size=(height, width), channels=channels)
 
-    def _parts(self, data, reference, weight):
+    def _scores(self, data, names, fitted):
         module = self.module_
-        return all_scores(module, data, samples=self.samples, batch_size=self.scoring_batch_size,
-                          device=next(module.parameters()).device, seed=self.random_state, progress=self.verbose,
-                          reference_latents=reference, background_weight=weight)
+        return compute_scores(module, data, names, samples=self.samples, batch_size=self.scoring_batch_size,
+                              device=next(module.parameters()).device, seed=self.random_state,
+                              progress=self.verbose, fitted=fitted)
 
-    def score_parts(self, X):
-        """Every score for ``X`` as a table (adjusted, complexity, iwae, elbo, recon, kl, latent,
-        background), the reference-based ones against the fitted images."""
+    def score_parts(self, X, scores=None):
+        """The ``scores`` (default: every registered one) for ``X`` as a table, with the pass's columns
+        they need; a score with a state uses the one fitted on the reference images (fitting it there
+        first if ``fit`` did not need it)."""
         check_is_fitted(self, "threshold_")
-        return self._parts(self._dataset(X), reference=self.train_latents_, weight=self.background_weight_)[0]
+        names = list(list_scores() if scores is None else scores)
+        missing = [n for n in names if get_score(n).fit is not None and n not in self.fitted_]
+        if missing:
+            self.fitted_.update(self._scores(self.reference_, missing, self.fitted_)[2])
+        return self._scores(self._dataset(X), names, self.fitted_)[0]
 
     def decision_function(self, X) -> np.ndarray:
-        return self.score_parts(X)[self.score].to_numpy()
+        return self.score_parts(X, [self.score])[self.score].to_numpy()
 
     def predict(self, X) -> np.ndarray:
         return (self.decision_function(X) > self.threshold_).astype(int)

@@ -30,7 +30,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from vae_tools.anomaly.defaults import SAMPLES, SCORES  # noqa: F401  (SCORES: re-exported)
+from vae_tools.anomaly.defaults import SAMPLES, SCORING_BATCH_SIZE
+from vae_tools.anomaly.score_registry import BACKGROUND, LIKELIHOOD, PART_COLUMNS, get_score
 from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
 from vae_tools.models.base import BaseVAE
@@ -63,10 +64,12 @@ def _gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tenso
 
 
 @torch.no_grad()
-def score_parts(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, batch_size: int = 256,
-                device: torch.device | str = "cpu", seed: int = 0, progress: bool = False) -> tuple[pd.DataFrame, np.ndarray]:
-    """Every likelihood-based score for every image (columns elbo, iwae, recon, kl, complexity,
-    plus the background NLL) and the posterior means, in one pass.
+def score_parts(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, batch_size: int = SCORING_BATCH_SIZE,
+                device: torch.device | str = "cpu", seed: int = 0, progress: bool = False,
+                needs: tuple = (LIKELIHOOD, BACKGROUND)) -> tuple[pd.DataFrame, np.ndarray]:
+    """The per-image quantities ``needs`` asks for (score_registry.PART_COLUMNS: elbo, iwae, recon
+    and kl for the likelihood; background) and the posterior means, in one pass. Without the
+    likelihood the images are only encoded, not decoded ``samples`` times.
 
     The draws of z for a batch depend only on ``seed`` and the batch's first row, so that under
     torch.distributed, where each process scores its own block of whole batches and the blocks are
@@ -74,60 +77,57 @@ def score_parts(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, b
     if tuple(dataset.shape) != tuple(model.image_shape):
         raise DataError(f"{dataset.name}: images are {dataset.shape} but the model expects {tuple(model.image_shape)}")
     if samples < 1:
-        raise DataError(f"--samples must be at least 1, got {samples}")
+        raise DataError(f"`samples` must be at least 1, got {samples}")
+    names = [column for part in (LIKELIHOOD, BACKGROUND) if part in needs for column in PART_COLUMNS[part]]
     model = model.to(device).eval()
     start, stop = distributed.batch_share(len(dataset), batch_size)
     share = dataset.subset(np.arange(start, stop)) if stop > start else None  # a small set may leave a process none
     columns, means = [], []
     for first, x in zip(range(start, stop, batch_size), _images_of(share, batch_size, progress)):
-        parts, mu = _batch_scores(model, x.to(device), samples, distributed.batch_generator(seed, first))
+        parts, mu = _batch_scores(model, x.to(device), samples, distributed.batch_generator(seed, first), needs)
         columns.append(parts)
         means.append(mu)
     columns = distributed.gather_batches(columns, len(dataset), batch_size,
-                                         torch.zeros(0, len(PARTS), dtype=torch.float64, device=device)).cpu().numpy()
+                                         torch.zeros(0, len(names), dtype=torch.float64, device=device)).cpu().numpy()
     means = distributed.gather_batches(means, len(dataset), batch_size,
                                        torch.zeros(0, model.latent_dim, device=device)).cpu().numpy()
-    frame = pd.DataFrame({name: columns[:, i] for i, name in enumerate(PARTS)})
-    frame["complexity"] = frame["iwae"] - frame["background"]
-    return frame, means
-
-
-PARTS = ("elbo", "iwae", "recon", "kl", "background")
+    return pd.DataFrame({name: columns[:, i] for i, name in enumerate(names)}), means
 
 
 def _images_of(share: ImageDataset | None, batch_size: int, progress: bool):
     return (x for _, x in share.iter_batches(batch_size, progress=progress, desc="scoring")) if share else ()
 
 
-def _batch_scores(model: BaseVAE, x: torch.Tensor, samples: int, generator: torch.Generator):
-    """(batch, len(PARTS)) float64 scores and the posterior means of one batch."""
+def _batch_scores(model: BaseVAE, x: torch.Tensor, samples: int, generator: torch.Generator, needs: tuple):
+    """(batch, columns) float64 quantities and the posterior means of one batch."""
     mu, logvar = model.encode(x)
     mu, logvar = mu.float(), logvar.float()
-    log_weights, recon = [], torch.zeros(len(x), device=x.device)
-    for _ in range(samples):
-        eps = torch.randn(mu.shape, generator=generator).to(x.device)
-        z = mu + eps * (0.5 * logvar).exp()
-        nll = model.reconstruction_nll(model.decode(z), x).float()
-        recon += nll
-        log_prior = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
-        log_weights.append(-nll + log_prior - _gaussian_log_density(z, mu, logvar))
-    kl = kl_to_standard_normal(mu, logvar)
-    iwae = -(torch.logsumexp(torch.stack(log_weights), 0) - math.log(samples))
-    recon = recon / samples
-    parts = torch.stack((recon + kl, iwae, recon, kl, background_nll(model, x)), 1)
+    columns = []
+    if LIKELIHOOD in needs:
+        log_weights, recon = [], torch.zeros(len(x), device=x.device)
+        for _ in range(samples):
+            eps = torch.randn(mu.shape, generator=generator).to(x.device)
+            z = mu + eps * (0.5 * logvar).exp()
+            nll = model.reconstruction_nll(model.decode(z), x).float()
+            recon += nll
+            log_prior = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
+            log_weights.append(-nll + log_prior - _gaussian_log_density(z, mu, logvar))
+        kl = kl_to_standard_normal(mu, logvar)
+        iwae = -(torch.logsumexp(torch.stack(log_weights), 0) - math.log(samples))
+        recon = recon / samples
+        columns += [recon + kl, iwae, recon, kl]
+    if BACKGROUND in needs:
+        columns.append(background_nll(model, x))
+    parts = torch.stack(columns, 1) if columns else torch.zeros(len(x), 0, device=x.device)
     return parts.double(), mu
 
 
-def latent_density_score(latents: np.ndarray, reference: np.ndarray | None = None, n_components: int = 10,
-                         seed: int = 0) -> np.ndarray:
-    """Negative log-density of each latent under a diagonal Gaussian mixture fitted to ``reference``
-    (default: the latents themselves)."""
+def latent_mixture(reference: np.ndarray, n_components: int = 10, seed: int = 0):
+    """A diagonal Gaussian mixture fitted to the ``reference`` latents (fewer components for few images)."""
     from sklearn.mixture import GaussianMixture
 
-    reference = latents if reference is None else reference
     n_components = max(1, min(n_components, len(reference) // 10))
-    mixture = GaussianMixture(n_components=n_components, covariance_type="diag", random_state=seed).fit(reference)
-    return -mixture.score_samples(latents)
+    return GaussianMixture(n_components=n_components, covariance_type="diag", random_state=seed).fit(reference)
 
 
 def complexity_weight(iwae: np.ndarray, background: np.ndarray, seed: int = 0, max_points: int = 1000) -> dict:
@@ -154,20 +154,19 @@ def complexity_weight(iwae: np.ndarray, background: np.ndarray, seed: int = 0, m
     return {"value": value, "why": fitted + f", so the complexity is subtracted {value:.2f} times"}
 
 
-def all_scores(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, batch_size: int = 256,
-               device: torch.device | str = "cpu", seed: int = 0, progress: bool = False,
-               reference_latents: np.ndarray | None = None,
-               background_weight: float | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """:func:`score_parts` plus the scores that need reference images: ``latent`` (mixture fitted
-    to ``reference_latents``) and ``adjusted`` (with ``background_weight``); without them both are
-    fitted to the scored images themselves. The weight used, and why, are in ``frame.attrs``
-    ("background_weight", "background_weight_why")."""
-    frame, latents = score_parts(model, dataset, samples, batch_size, device, seed, progress)
-    frame["latent"] = latent_density_score(latents, reference_latents, seed=seed)
-    why = "given"
-    if background_weight is None:
-        fitted = complexity_weight(frame["iwae"], frame["background"], seed)
-        background_weight, why = fitted["value"], fitted["why"]
-    frame["adjusted"] = frame["iwae"] - background_weight * frame["background"]
-    frame.attrs.update(background_weight=background_weight, background_weight_why=why)
-    return frame, latents
+def compute_scores(model: BaseVAE, dataset: ImageDataset, names, samples: int = SAMPLES,
+                   batch_size: int = SCORING_BATCH_SIZE, device: torch.device | str = "cpu", seed: int = 0,
+                   progress: bool = False, fitted: dict | None = None) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """The scores ``names`` (registered in score_registry) for every image, computing only what they
+    need. A score with a state (``adjusted``'s weight, ``latent``'s mixture) takes it from
+    ``fitted`` (by name), or fits it on these images. Returns (the pass's columns plus a column per
+    score, the posterior means, the states by score name)."""
+    scores = [get_score(name) for name in names]
+    needs = tuple(sorted({need for score in scores for need in score.needs}))
+    table, latents = score_parts(model, dataset, samples, batch_size, device, seed, progress, needs=needs)
+    states = dict(fitted or {})
+    for score in scores:
+        if score.fit is not None and score.name not in states:
+            states[score.name] = score.fit(table, latents, seed)
+        table[score.name] = score.compute(table, latents, states.get(score.name))
+    return table, latents, states

@@ -29,15 +29,15 @@ def choose_threshold(scores: np.ndarray, contamination: float | None = None, per
     labelled anomalies and is not dragged up by the anomalies themselves."""
     given = [v is not None for v in (contamination, percentile, value)]
     if sum(given) > 1:
-        raise DataError("give at most one of --contamination, --percentile and --threshold")
+        raise DataError("give at most one of `contamination`, `percentile` and `threshold`")
     scores = np.asarray(scores, dtype=np.float64)
     if contamination is not None:
         if not 0 < contamination < 0.5:
-            raise DataError(f"--contamination must lie in (0, 0.5), got {contamination}")
+            raise DataError(f"`contamination` must lie in (0, 0.5), got {contamination}")
         return Threshold("contamination", float(np.quantile(scores, 1 - contamination)), contamination)
     if percentile is not None:
         if not 0 < percentile < 100:
-            raise DataError(f"--percentile must lie in (0, 100), got {percentile}")
+            raise DataError(f"`percentile` must lie in (0, 100), got {percentile}")
         return Threshold("percentile", float(np.percentile(scores, percentile)), percentile)
     if value is not None:
         return Threshold("value", float(value), None)

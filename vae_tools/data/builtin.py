@@ -55,7 +55,7 @@ def open_builtin(name: str, split: str):
     """Returns (reader, ids, labels) for a built-in data set; ``split`` is train, test or all."""
     if name == "digits":
         if split != "all":
-            raise DataError("digits: this data set has no train/test split; use --split all")
+            raise DataError("digits: this data set has no train/test split; use `split`=all")
         from sklearn.datasets import load_digits
 
         digits = load_digits()

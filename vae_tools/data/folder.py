@@ -139,7 +139,7 @@ def open_folder(root: Path, image_size: Optional[tuple[int, int]], channels: Opt
             (a, _), (b, _) = sizes.most_common(2)
             raise DataError(
                 f"{root}: images have different sizes ({a[0]}x{a[1]} in {first_of_size[a].name}, "
-                f"{b[0]}x{b[1]} in {first_of_size[b].name}); pass --image-size to resize them all"
+                f"{b[0]}x{b[1]} in {first_of_size[b].name}); pass `image_size` to resize them all"
             )
         width, height = next(iter(sizes))
         image_size = (height, width)

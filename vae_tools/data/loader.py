@@ -1,4 +1,4 @@
-"""``load_dataset``: the single entry point behind every ``--data SOURCE``."""
+"""``load_dataset``: the single entry point behind every data source."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def load_dataset(
     else:
         raise DataError(f"{path}: unsupported file type (expected {SOURCE_HELP})")
     if split != "all" and not lower.endswith(".npz"):
-        raise DataError(f"{path}: this source has no train/test split; use --split all")
+        raise DataError(f"{path}: this source has no train/test split; use `split`=all")
     if ids is None:
         ids = [str(i) for i in range(len(reader))]
     return ImageDataset(reader, ids, labels, channels, image_size)
@@ -74,7 +74,7 @@ def _open_npz(path: Path, split: str):
     image_key = pick_key(keys, IMAGE_KEYS)
     if image_key is not None:
         if split != "all":
-            raise DataError(f"{path}: this file has no train/test split (keys: {', '.join(keys)}); use --split all")
+            raise DataError(f"{path}: this file has no train/test split (keys: {', '.join(keys)}); use `split`=all")
         return _npz_part(path, keys, image_key, pick_key(keys, LABEL_KEYS), pick_key(keys, ID_KEYS), prefix="")
     parts = [s for s in SPLITS if pick_key(keys, IMAGE_KEYS, "_" + s)]
     if not parts:

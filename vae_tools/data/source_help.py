@@ -1,4 +1,4 @@
-"""The one-sentence description of ``--data SOURCE``, importable without torch."""
+"""The one-sentence description of a data source (the command line's SOURCE), importable without torch."""
 
 from vae_tools.data.builtin import BUILTIN_NAMES
 

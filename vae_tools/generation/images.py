@@ -1,6 +1,6 @@
 """The generative side on a trained model: decode codes into images, sample, reconstruct, interpolate,
 traverse and move images along attribute vectors. Images come back as NCHW float32 numpy arrays in
-[0, 1]; images going in may have any layout and pixel type `--data` takes (they are brought to the
+[0, 1]; images going in may have any layout and pixel type `load_dataset` takes (they are brought to the
 model's size and channels the same way)."""
 
 from __future__ import annotations

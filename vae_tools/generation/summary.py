@@ -19,6 +19,7 @@ from vae_tools.errors import DataError, RunFolderError
 from vae_tools.run_folder import SUMMARY_FILE
 from vae_tools.generation.latent_paths import kl_per_dimension
 from vae_tools.generation.samplers import MAX_FIT_SAMPLES, GaussianMixtureSampler
+from vae_tools.models.defaults import INFERENCE_BATCH_SIZE
 
 ACTIVE_KL = 0.01  # nats: below this a dimension carries (almost) nothing about the image
 
@@ -38,7 +39,7 @@ class LatentSummary:
 
 
 @torch.inference_mode()
-def summarise_latents(model, dataset, *, max_images: int = MAX_FIT_SAMPLES, batch_size: int = 512,
+def summarise_latents(model, dataset, *, max_images: int = MAX_FIT_SAMPLES, batch_size: int = INFERENCE_BATCH_SIZE,
                       seed: int = 0) -> LatentSummary:
     """Encode (up to ``max_images`` of) ``dataset`` and summarise its codes."""
     rng = np.random.default_rng(seed)

@@ -10,10 +10,9 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 
 from vae_tools.errors import DataError
-from vae_tools.latent.defaults import UMAP_BACKEND
+from vae_tools.latent.defaults import CLUSTER_METHOD, CLUSTER_METHODS, CLUSTER_REDUCE, CLUSTERS, UMAP_BACKEND
 from vae_tools.latent.projection import check_umap_backend, umap_embedding
 
-CLUSTER_METHODS = ("kmeans", "gmm", "hdbscan")
 # Full k-means over more rows than this is slow on a laptop; mini-batch k-means gives nearly the same centres.
 MINIBATCH_FROM = 200_000
 
@@ -30,7 +29,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
     strength of each assignment in [0, 1]. HDBSCAN finds the number of clusters itself and ignores
     ``n_clusters``."""
 
-    def __init__(self, method: str = "kmeans", n_clusters: int = 10, reduce: str = "umap", n_components: int = 10,
+    def __init__(self, method: str = CLUSTER_METHOD, n_clusters: int = CLUSTERS, reduce: str = CLUSTER_REDUCE, n_components: int = 10,
                  min_cluster_size: int | None = None, umap_backend: str = UMAP_BACKEND, random_state: int = 0):
         self.method = method
         self.umap_backend = umap_backend

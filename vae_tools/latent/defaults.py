@@ -1,5 +1,5 @@
-"""Defaults of label propagation's choices, importable without torch or scikit-learn (the CLI's
---help shows them)."""
+"""Defaults of label propagation's choices, importable without torch or scikit-learn (the command
+line's help shows them)."""
 
 FEATURE_SETS = ("auto", "latents", "latents+pixels", "pixels")
 REDUCTIONS = ("auto", "umap", "none")
@@ -29,3 +29,14 @@ ENSEMBLE_MAPS = 5
 ENSEMBLE_LIMIT = 20_000
 UMAP_BACKENDS = ("umap-learn", "cuml")
 UMAP_BACKEND = "umap-learn"
+PROPAGATION_METHODS = ("spreading", "centroids", "knn")
+PROPAGATION_METHOD = "spreading"
+NEIGHBORS = 15  # per sample, in the propagation graph and in UMAP's maps
+GRAPHS = ("umap", "knn")
+GRAPH = "umap"
+CLUSTER_METHODS = ("kmeans", "gmm", "hdbscan")
+CLUSTER_METHOD = "kmeans"
+CLUSTERS = 10
+CLUSTER_REDUCTIONS = ("umap", "none")
+CLUSTER_REDUCE = "umap"
+MIN_DIST = 0.1  # UMAP's for the 2-D pictures (maps for graphs use 0)

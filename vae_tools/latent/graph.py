@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-GRAPHS = ("umap", "knn")
+from vae_tools.latent.defaults import GRAPHS
 
 
 def affinity_graph(indices: np.ndarray, distances: np.ndarray, kind: str = "umap", seed: int = 0) -> sp.csr_matrix:

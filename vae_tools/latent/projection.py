@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from vae_tools.errors import DataError
-from vae_tools.latent.defaults import UMAP_BACKEND, UMAP_BACKENDS
+from vae_tools.latent.defaults import MIN_DIST, NEIGHBORS, UMAP_BACKEND, UMAP_BACKENDS
 
 
 def check_umap_backend(backend: str) -> None:
@@ -13,7 +13,7 @@ def check_umap_backend(backend: str) -> None:
         raise DataError(f"unknown UMAP backend {backend!r}: use {' or '.join(UMAP_BACKENDS)}")
 
 
-def umap_embedding(latents: np.ndarray, n_components: int = 2, seed: int = 0, n_neighbors: int = 15,
+def umap_embedding(latents: np.ndarray, n_components: int = 2, seed: int = 0, n_neighbors: int = NEIGHBORS,
                    min_dist: float = 0.0, backend: str = UMAP_BACKEND) -> np.ndarray:
     """UMAP coordinates (n, n_components). ``backend``: umap-learn (seeded runs are reproducible,
     and single-threaded, as umap-learn requires) or cuml (RAPIDS, on the GPU: minutes become
@@ -40,7 +40,7 @@ def umap_embedding(latents: np.ndarray, n_components: int = 2, seed: int = 0, n_
     return np.asarray(reducer.fit_transform(latents), dtype=np.float32)
 
 
-def umap_2d(latents: np.ndarray, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0,
+def umap_2d(latents: np.ndarray, n_neighbors: int = NEIGHBORS, min_dist: float = MIN_DIST, seed: int = 0,
             backend: str = UMAP_BACKEND) -> np.ndarray:
     """A 2-D map for pictures (min_dist > 0 keeps points of one class from piling up on each other)."""
     return umap_embedding(latents, 2, seed, n_neighbors, min_dist, backend)

@@ -12,14 +12,15 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
 from vae_tools.errors import DataError
-from vae_tools.latent.defaults import MAPS, REDUCE, REDUCTIONS, UMAP_BACKEND
+from vae_tools.latent.defaults import (GRAPH, MAPS, NEIGHBORS, PROPAGATION_METHOD, PROPAGATION_METHODS, REDUCE,
+                                       REDUCTIONS, UMAP_BACKEND)
 from vae_tools.latent.features import GRAPH_COMPONENTS, effective_maps, effective_reduce, graph_spaces
 from vae_tools.latent.graph import affinity_graph
 from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.neighbors import check_neighbors, nearest_neighbors
 from vae_tools.latent.projection import check_umap_backend
 
-METHODS = ("spreading", "centroids", "knn")
+METHODS = PROPAGATION_METHODS
 
 
 class LabelPropagator(ClassifierMixin, BaseEstimator):
@@ -48,7 +49,7 @@ class LabelPropagator(ClassifierMixin, BaseEstimator):
     ``max_iter`` ran out first).
     """
 
-    def __init__(self, *, method: str = "spreading", n_neighbors: int = 15, graph: str = "umap",
+    def __init__(self, *, method: str = PROPAGATION_METHOD, n_neighbors: int = NEIGHBORS, graph: str = GRAPH,
                  reduce: str = REDUCE, n_components: int = GRAPH_COMPONENTS, alpha: float = 0.99,
                  max_iter: int = 200, tol: float = 1e-5, neighbors: str = "auto", centers_per_class: int = 1,
                  umap_backend: str = UMAP_BACKEND, n_maps=MAPS, random_state: int = 0):

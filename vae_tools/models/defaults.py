@@ -15,3 +15,5 @@ NOISE = "gaussian:0.5"  # the denoising model's corruption
 # Bounds on a model's sizes, for training and for loading a run alike: far beyond any real run, small
 # enough that building the model cannot exhaust memory (a latent_dim of 1e8 would try to allocate ~100 GB).
 SIZE_LIMITS = {"latent_dim": 4096, "hidden_dim": 65536, "image_side": 4096, "width": 4096, "stages": 8}
+# Images per forward pass where no gradient is kept (encoding, decoding, denoising).
+INFERENCE_BATCH_SIZE = 512

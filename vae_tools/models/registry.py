@@ -10,7 +10,7 @@ from vae_tools.errors import ConfigError
 if TYPE_CHECKING:
     from torch import nn
 
-# The built-in models and the module that registers each: their names are known (for --help) without
+# The built-in models and the module that registers each: their names are known (for the command line's help) without
 # importing torch, and a module is imported only when its model is asked for.
 BUILTIN_MODELS = {"conv": "vae_tools.models.conv_vae", "denoising": "vae_tools.models.denoising",
                   "photo": "vae_tools.models.photo_vae"}

@@ -75,7 +75,7 @@ def check_new_run_dir(run_dir: Path) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise RunFolderError(f"{run_dir}: exists and is not a folder")
     if (run_dir / run_folder.STATE_FILE).exists() or (run_dir / run_folder.WEIGHTS_FILE).exists():
-        raise RunFolderError(f"{run_dir}: already holds a run; pass --resume to continue it or pick another --out")
+        raise RunFolderError(f"{run_dir}: already holds a run; pass `resume` to continue it or pick another `out_dir`")
 
 
 def split_train_val(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

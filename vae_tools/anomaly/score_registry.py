@@ -1,0 +1,121 @@
+"""Anomaly scores as named units: each one a :class:`Score` with its name, its help line, the per-image
+quantities it needs from the scoring pass, and, where it has one, the state it fits on the reference
+(normal) images. Only what the asked scores need is computed (``scores.compute_scores``).
+
+Higher always means more anomalous. Register another score with ``register_score``, or from another
+distribution through the entry-point group ``vaetools.scores`` (each entry point names a Score).
+Light: the command line's help reads the names and help lines without torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any, Callable, Optional
+
+from vae_tools.errors import DataError
+
+ENTRY_POINT_GROUP = "vaetools.scores"
+# What one scoring pass can compute per image: the Monte Carlo likelihood terms (decoding each image
+# ``samples`` times), and the generic background model's NLL (one convolution). The posterior means
+# ("latents") come with every pass.
+LIKELIHOOD = "likelihood"  # columns elbo, iwae, recon, kl
+BACKGROUND = "background"  # column background
+PART_COLUMNS = {LIKELIHOOD: ("elbo", "iwae", "recon", "kl"), BACKGROUND: ("background",)}
+
+
+@dataclass(frozen=True)
+class Score:
+    """``compute(parts, latents, state)``: one value per image from the pass's columns (a DataFrame)
+    and posterior means; ``fit(parts, latents, seed)``: the state fitted on the reference images,
+    and ``explain(state)``: {"value", "why"}, recorded under ``choice`` in a report's choices."""
+
+    name: str
+    help: str
+    needs: tuple
+    compute: Callable[[Any, Any, Any], Any]
+    fit: Optional[Callable[[Any, Any, int], Any]] = None
+    explain: Optional[Callable[[Any], dict]] = None
+    choice: Optional[str] = None
+
+
+def _column(name: str):
+    return lambda parts, latents, state: parts[name].to_numpy()
+
+
+def _fit_weight(parts, latents, seed):
+    from vae_tools.anomaly.scores import complexity_weight
+
+    return complexity_weight(parts["iwae"], parts["background"], seed)
+
+
+def _fit_mixture(parts, latents, seed):
+    from vae_tools.anomaly.scores import latent_mixture
+
+    return latent_mixture(latents, seed=seed)
+
+
+def _mixture_why(mixture) -> dict:
+    return {"value": int(mixture.n_components),
+            "why": f"a {mixture.n_components}-component diagonal Gaussian mixture fitted to the reference images' codes"}
+
+
+_SCORES: dict = {}
+_loaded = False
+
+
+def register_score(score: Score) -> Score:
+    if score.name in _SCORES:
+        raise ValueError(f"score {score.name!r} is already registered")
+    unknown = set(score.needs) - set(PART_COLUMNS)
+    if unknown:
+        raise ValueError(f"score {score.name!r} needs {', '.join(sorted(unknown))}; a pass computes "
+                         f"{', '.join(PART_COLUMNS)} (and the latents)")
+    _SCORES[score.name] = score
+    return score
+
+
+def unregister_score(name: str) -> None:
+    _SCORES.pop(name, None)
+
+
+def _load_outside() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        score = point.load()
+        if isinstance(score, Score) and score.name not in _SCORES:
+            register_score(score)
+
+
+def get_score(name: str) -> Score:
+    _load_outside()
+    if name not in _SCORES:
+        raise DataError(f"unknown score {name!r}: use one of {', '.join(list_scores())}")
+    return _SCORES[name]
+
+
+def list_scores() -> tuple:
+    _load_outside()
+    return tuple(_SCORES)
+
+
+for _score in (
+    Score("adjusted", "importance-weighted -log p(x) minus the part of it that the image's complexity explains, "
+                      "weighted by a slope fitted on the reference images (robust to simple and to complex normal "
+                      "images)", (LIKELIHOOD, BACKGROUND),
+          lambda parts, latents, state: (parts["iwae"] - state["value"] * parts["background"]).to_numpy(),
+          fit=_fit_weight, explain=lambda state: state, choice="background_weight"),
+    Score("complexity", "the same with weight 1, where complexity is the image's -log-likelihood under a generic "
+                        "background model that predicts each pixel from its neighbours", (LIKELIHOOD, BACKGROUND),
+          lambda parts, latents, state: (parts["iwae"] - parts["background"]).to_numpy()),
+    Score("iwae", "importance-weighted -log p(x)", (LIKELIHOOD,), _column("iwae")),
+    Score("elbo", "negative ELBO", (LIKELIHOOD,), _column("elbo")),
+    Score("recon", "its reconstruction term", (LIKELIHOOD,), _column("recon")),
+    Score("kl", "its KL term", (LIKELIHOOD,), _column("kl")),
+    Score("latent", "low density of the latent code under a mixture fitted to the reference images' codes", (),
+          lambda parts, latents, state: -state.score_samples(latents), fit=_fit_mixture, explain=_mixture_why,
+          choice="latent_mixture"),
+):
+    register_score(_score)
