@@ -7,12 +7,12 @@ import html
 import io
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from vae_tools.atomic import atomic_path
+from vaetools_pipelines.figures import new_figure
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#222;padding:0 1rem}
@@ -37,12 +37,11 @@ def png_data_uri(array: np.ndarray) -> str:
 def figure_data_uri(fig) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def histogram_uri(scores: np.ndarray, threshold: float, score_name: str) -> str:
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, ax = new_figure((7, 3.2))
     ax.hist(scores, bins=60, color="#4060a0")
     ax.axvline(threshold, color="#c03030", linestyle="--", label=f"threshold {threshold:.4g}")
     ax.set_xlabel(f"{score_name} score (higher = more anomalous)")

@@ -5,13 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+from vae_tools.atomic import atomic_path
 
-from vae_tools.atomic import atomic_path  # noqa: E402
+
+def new_figure(figsize, rows: int = 1, columns: int = 1, **kwargs):
+    """(figure, axes) drawn off screen: a Figure of its own, not pyplot's, so that no backend is
+    switched for the whole process and nothing is left open."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, columns, **kwargs)
 
 
 def to_display(images: np.ndarray) -> np.ndarray:
@@ -20,12 +24,10 @@ def to_display(images: np.ndarray) -> np.ndarray:
     return images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
 
 
-def save_figure(fig, path: str | Path, close: bool = True, **kwargs) -> Path:
+def save_figure(fig, path: str | Path, **kwargs) -> Path:
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix.lstrip(".").lower() or "png", bbox_inches="tight", **kwargs)
-    if close:
-        plt.close(fig)
     return path
 
 
@@ -40,8 +42,7 @@ def thumbnail_rows(rows: Sequence[tuple[str, np.ndarray, Sequence[str]]], path: 
     columns = max(1, min(max_columns, max((len(images) for _, images, _ in rows), default=1)))
     lines = max((str(c).count("\n") + 1 for _, _, captions in rows for c in captions if str(c)), default=0)
     row_height = 1.25 + 0.18 * max(0, lines - 1)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(1.2 * columns + 1.4, row_height * len(rows) + 0.5),
-                             squeeze=False)
+    fig, axes = new_figure((1.2 * columns + 1.4, row_height * len(rows) + 0.5), len(rows), columns, squeeze=False)
     for r, (row_title, images, captions) in enumerate(rows):
         shown = to_display(images[:columns]) if len(images) else []
         for c in range(columns):
@@ -62,7 +63,7 @@ def thumbnail_rows(rows: Sequence[tuple[str, np.ndarray, Sequence[str]]], path: 
 def confusion_figure(matrix: np.ndarray, labels: Sequence[str], path: str | Path, title: str) -> Path:
     matrix = np.asarray(matrix)
     size = max(5.0, 0.5 * len(labels) + 2)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig, ax = new_figure((size, size))
     shares = matrix / np.maximum(matrix.sum(1, keepdims=True), 1)
     ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     names = [str(v) for v in labels]

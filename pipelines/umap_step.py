@@ -82,20 +82,19 @@ def class_palette(columns: pd.DataFrame) -> dict:
 
 
 def palette_for(names: list) -> dict:
-    import matplotlib.pyplot as plt
+    import matplotlib
 
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    cmap = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
     return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
 
 
 def scatter(coords: np.ndarray, values: Optional[pd.Series], title: str, path: Path,
             palette: Optional[dict] = None) -> None:
-    import matplotlib.pyplot as plt
     import pandas as pd
 
-    from vaetools_pipelines.figures import save_figure
+    from vaetools_pipelines.figures import new_figure, save_figure
 
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
+    fig, ax = new_figure((7.5, 6.5))
     size = max(0.5, min(12.0, 4000 / max(len(coords), 1)))
     if values is None:
         ax.scatter(coords[:, 0], coords[:, 1], s=size, c="#4060a0", linewidths=0)
@@ -116,7 +115,7 @@ def scatter(coords: np.ndarray, values: Optional[pd.Series], title: str, path: P
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=10)
-    save_figure(fig, path.with_suffix(".png"), close=False, dpi=130)
+    save_figure(fig, path.with_suffix(".png"), dpi=130)
     save_figure(fig, path.with_suffix(".svg"))
 
 
@@ -126,13 +125,12 @@ THUMBNAIL_FIGURE_INCHES, THUMBNAIL_DPI = 10, 130
 def thumbnails(coords: np.ndarray, images: np.ndarray, cells: np.ndarray, grid: int, path: Path, title: str) -> None:
     """Each image in its own cell of a ``grid`` x ``grid`` lattice over the map (the cell of its point),
     sized to the cell, so no two overlap; the map's points stay visible beneath."""
-    import matplotlib.pyplot as plt
     import numpy as np
     from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
-    from vaetools_pipelines.figures import save_figure, to_display
+    from vaetools_pipelines.figures import new_figure, save_figure, to_display
 
-    fig, ax = plt.subplots(figsize=(THUMBNAIL_FIGURE_INCHES, THUMBNAIL_FIGURE_INCHES))
+    fig, ax = new_figure((THUMBNAIL_FIGURE_INCHES, THUMBNAIL_FIGURE_INCHES))
     low, span = coords.min(0), np.ptp(coords, axis=0) + 1e-9
     unit = (coords - low) / span * grid
     ax.scatter(unit[:, 0], unit[:, 1], s=1, c="#c0c0c0", linewidths=0)
