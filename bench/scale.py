@@ -37,7 +37,7 @@ from vae_tools.config import TrainConfig  # noqa: E402
 from vae_tools.data import ImageDataset, load_dataset  # noqa: E402
 from vae_tools.data.arrays import ArrayReader  # noqa: E402
 from vae_tools.embedding import embed  # noqa: E402
-from vae_tools.training import distributed, train  # noqa: E402
+from vae_tools import distributed, train  # noqa: E402
 from vae_tools.training.trainer import build_model  # noqa: E402
 
 

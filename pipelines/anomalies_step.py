@@ -128,7 +128,7 @@ def run(p: AnomaliesParameters) -> dict:
     from vae_tools.atomic import write_json
     from vae_tools.errors import DataError
     from vae_tools.tables import write_table
-    from vae_tools.training import distributed
+    from vae_tools import distributed
     from vaetools_pipelines.anomaly_report import write_report
     from vaetools_pipelines.figures import thumbnail_rows
     from vaetools_pipelines.latent_inputs import ensure_out_dir

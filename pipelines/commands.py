@@ -118,7 +118,7 @@ def execute(step: Step, parameters) -> None:
 def process_group(device):
     """Under torchrun: join its process group for the command, and leave it after. Returns whether
     this process writes the outputs (only the first one does)."""
-    from vae_tools.training import distributed
+    from vae_tools import distributed
 
     distributed.start_from_environment(device or "auto")
     finished = False

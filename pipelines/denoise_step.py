@@ -63,7 +63,7 @@ def run(p: DenoiseParameters) -> dict:
     from vae_tools.image_quality import psnr_ssim
     from vae_tools.models.noise import parse_noise
     from vae_tools.tables import write_table
-    from vae_tools.training import distributed
+    from vae_tools import distributed
     from vaetools_pipelines.figures import thumbnail_rows
     from vaetools_pipelines.image_writers import write_like_source
     from vaetools_pipelines.latent_inputs import ensure_out_dir

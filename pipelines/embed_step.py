@@ -44,7 +44,7 @@ def run(p: EmbedParameters) -> int:
     ``partitioned`` each writes its block as one part of the folder ``p.out``."""
     from vae_tools.embedding import embed
     from vae_tools.tables import check_table_path, write_table
-    from vae_tools.training import distributed
+    from vae_tools import distributed
     from vaetools_pipelines.run_inputs import load_model_and_data
 
     out = check_parts_path(p.out) if p.partitioned else check_table_path(p.out)
@@ -101,7 +101,7 @@ def write_parts(block: pd.DataFrame, out: Path, n_rows: int) -> None:
     """Each process writes its block as part-<rank>.parquet; the first then marks the table done.
     The marker goes first, so a reader never takes a half-rewritten folder for a finished one."""
     from vae_tools.tables import DONE_MARKER, finish_parts, write_part
-    from vae_tools.training import distributed
+    from vae_tools import distributed
 
     out.mkdir(parents=True, exist_ok=True)
     if distributed.is_main_process():

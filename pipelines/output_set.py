@@ -59,7 +59,7 @@ def writes_output_set(step=None, *, replaces: tuple = ()):
 
     @functools.wraps(step)
     def staged(parameters):
-        from vae_tools.training import distributed
+        from vae_tools import distributed
 
         if not distributed.is_main_process():
             return step(parameters)

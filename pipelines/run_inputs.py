@@ -14,7 +14,7 @@ from vae_tools.data import ImageDataset, load_dataset
 from vae_tools.device import resolve_device
 from vae_tools.errors import DataError, RunFolderError
 from vae_tools.run_folder import load_run, model_folder
-from vae_tools.training import distributed
+from vae_tools import distributed
 
 
 def load_model_and_data(model_dir: str | Path, data: str, split: str = "all",

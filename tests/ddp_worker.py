@@ -11,7 +11,7 @@ from safetensors.torch import save_file
 from vae_tools.config import TrainConfig
 from vae_tools.data import load_dataset
 from vae_tools.embedding import embed, latent_matrix
-from vae_tools.training import distributed, train
+from vae_tools import distributed, train
 from vae_tools.training.label_fine_tune import fine_tune_on_labels
 
 

@@ -10,7 +10,7 @@ from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
 from vae_tools.models.base import BaseVAE
 from vae_tools.models.losses import kl_to_standard_normal
-from vae_tools.training import distributed
+from vae_tools import distributed
 from vae_tools.progress import progress as progress_of
 from vae_tools.models.defaults import INFERENCE_BATCH_SIZE
 

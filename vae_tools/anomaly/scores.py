@@ -36,7 +36,7 @@ from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
 from vae_tools.models.base import BaseVAE
 from vae_tools.models.losses import kl_to_standard_normal
-from vae_tools.training import distributed
+from vae_tools import distributed
 
 LOG_2PI = math.log(2 * math.pi)
 

@@ -1,5 +1,7 @@
 """Fitting a VAE to a dataset, with checkpoints, early stopping and loss curves."""
 
-from vae_tools.training.trainer import TrainResult, TrainingInterrupted, build_model, train
+from vae_tools.lazy import lazy_exports
 
-__all__ = ["TrainResult", "TrainingInterrupted", "build_model", "train"]
+_EXPORTS = {name: "vae_tools.training.trainer" for name in ("TrainResult", "TrainingInterrupted", "build_model", "train")}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

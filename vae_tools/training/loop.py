@@ -18,7 +18,7 @@ from vae_tools.config import TrainConfig
 from vae_tools.data import ImageDataset
 from vae_tools.models.base import BaseVAE
 from vae_tools.progress import progress as progress_of
-from vae_tools.training import distributed
+from vae_tools import distributed
 from vae_tools.training.schedule import kl_weight, learning_rate
 
 IN_MEMORY_LIMIT_BYTES = 4 << 30

@@ -17,16 +17,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vae_tools import run_folder
+from vae_tools import distributed, run_folder
 from vae_tools.atomic import write_json
 from vae_tools.config import DEFAULT_EPOCHS, TrainConfig
 from vae_tools.data import ImageDataset
 from vae_tools.data.pixel_histogram import choose_likelihood
 from vae_tools.device import resolve_device
 from vae_tools.errors import ConfigError, RunFolderError, VaeToolsError
+from vae_tools.generation.summary import save_latent_summary, summarise_latents
 from vae_tools.models import get_model_class
 from vae_tools.models.base import BaseVAE
-from vae_tools.training import distributed
 from vae_tools.training.curves import save_history
 from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, memory_format_for
 from vae_tools.training.seeding import keeps_global_rng
@@ -210,9 +210,6 @@ def _finish_run_folder(run_dir: Path, model: BaseVAE, train_set: ImageDataset, h
     """The loss history, the best epoch's weights back in ``model``, and the latent summary."""
     save_history(history, run_dir)
     run_folder.load_state_into(model, run_dir / run_folder.WEIGHTS_FILE)
-    # Imported here: generation encodes through vae_tools.embedding, which needs this package.
-    from vae_tools.generation.summary import save_latent_summary, summarise_latents
-
     save_latent_summary(run_dir, summarise_latents(model, train_set, seed=seed))
 
 
