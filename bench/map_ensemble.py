@@ -31,7 +31,8 @@ from vae_tools.config import TrainConfig  # noqa: E402
 from vae_tools.data import load_dataset  # noqa: E402
 from vae_tools.embedding import embed, latent_matrix  # noqa: E402
 from vae_tools.latent.defaults import ENSEMBLE_LIMIT, ENSEMBLE_MAPS  # noqa: E402
-from vae_tools.latent.features import feature_matrix, graph_space, pixel_components  # noqa: E402
+from vae_tools.latent.features import GRAPH_COMPONENTS, feature_matrix, pixel_components  # noqa: E402
+from vae_tools.latent.reducers import reduced  # noqa: E402
 from vae_tools.latent.labels import hide_labels  # noqa: E402
 from vae_tools.latent.propagation import LabelPropagator  # noqa: E402
 from vae_tools.run_folder import load_run  # noqa: E402
@@ -94,7 +95,7 @@ def main() -> None:
         maps, seconds = [], []
         for i in range(args.maps):
             started = time.perf_counter()
-            maps.append(graph_space(features, seed=MAP_SEEDS_FROM + i))
+            maps.append(reduced(features, "umap", GRAPH_COMPONENTS, seed=MAP_SEEDS_FROM + i))
             seconds.append(time.perf_counter() - started)
         entry = {"n_samples": len(dataset), **model_info, "seconds_per_map": round(float(np.median(seconds)), 1),
                  "fractions": {}}

@@ -11,7 +11,6 @@ from vae_tools.latent.defaults import (
     CLUSTER_METHOD,
     CLUSTER_METHODS,
     CLUSTER_REDUCE,
-    CLUSTER_REDUCTIONS,
     CLUSTERS,
     FEATURE_SETS,
     FEATURES,
@@ -21,6 +20,7 @@ from vaetools_pipelines.output_set import writes_output_set
 from vaetools_pipelines.sections import Section, metrics_of
 from vaetools_pipelines.step_api import Step, option
 from vaetools_pipelines.steps import from_embeddings
+from vae_tools.latent.reducers import REDUCERS
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,9 @@ class ClusterParameters(common.LatentSource):
                          help="kmeans, a Gaussian mixture, or HDBSCAN (finds the number of clusters; -1 = noise).")
     n_clusters: int = option(CLUSTERS, flags=("--clusters",), type=click.IntRange(min=1),
                              help="Number of clusters (kmeans, gmm).")
-    reduce: str = option(CLUSTER_REDUCE, type=click.Choice(CLUSTER_REDUCTIONS),
+    reduce: str = option(CLUSTER_REDUCE, type=click.Choice(tuple(REDUCERS)),
                          help="Map the latents to 10 dimensions with UMAP first (tighter, better separated clusters), "
-                              "or not.")
+                              "with PCA, or not (none).")
     features: str = option(FEATURES, type=click.Choice(FEATURE_SETS),
                            help="What to cluster: the latents, the images' first 50 principal components (pixels), or "
                                 "both; auto (needs --data and --reduce umap) clusters each and keeps the one whose "

@@ -22,7 +22,6 @@ from vae_tools.latent.defaults import (
     PROPAGATION_METHOD,
     PROPAGATION_METHODS,
     REDUCE,
-    REDUCTIONS,
     REFINE_EPOCHS,
     REFINE_ROUNDS,
 )
@@ -32,6 +31,7 @@ from vaetools_pipelines.output_set import writes_output_set
 from vaetools_pipelines.sections import Section, metrics_of
 from vaetools_pipelines.step_api import Step, option
 from vaetools_pipelines.steps import from_model
+from vae_tools.latent.reducers import REDUCER_NAMES, UMAP_LIMIT
 
 
 @dataclass(frozen=True)
@@ -48,10 +48,10 @@ class LabelPropagateParameters(common.LatentSource):
     n_neighbors: int = option(NEIGHBORS, flags=("--neighbors",), type=click.IntRange(min=1),
                               help="Neighbours per sample in the graph.")
     graph: str = option(GRAPH, type=click.Choice(GRAPHS), help="Edge weights: UMAP's fuzzy membership, or plain 0/1.")
-    reduce: str = option(REDUCE, type=click.Choice(REDUCTIONS),
+    reduce: str = option(REDUCE, type=click.Choice(REDUCER_NAMES),
                          help="Build the graph on a 10-d UMAP map of the features (much more accurate on every data "
-                              "set measured), or on the features themselves; auto: UMAP up to 200,000 samples (it is "
-                              "slow beyond).")
+                              "set measured), on their first 10 principal components (pca), or on the features "
+                              f"themselves; auto: UMAP up to {UMAP_LIMIT:,} samples (it is slow beyond).")
     features: str = option(FEATURES, type=click.Choice(FEATURE_SETS),
                            help="What the graph is built on. auto: whichever of latents, latents+pixels (principal "
                                 "components) and pixels scores best in a 5-fold cross-validation on your labels; the "

@@ -3,7 +3,8 @@ import pytest
 
 from vae_tools.errors import DataError
 from vae_tools.latent.defaults import ENSEMBLE_LIMIT, ENSEMBLE_MAPS
-from vae_tools.latent.features import effective_maps, graph_spaces
+from vae_tools.latent.features import effective_maps
+from vae_tools.latent.reducers import reduced_maps
 from vae_tools.latent import cluster_features
 from vae_tools.latent.cluster_features import cluster_with_features
 from vae_tools.latent.clustering import LatentClusterer, cluster_scores, match_clusters
@@ -89,7 +90,7 @@ def test_several_maps_average_the_label_distributions_of_single_maps_of_those_se
     np.testing.assert_allclose(ensemble.label_distributions_,
                                np.mean([s.label_distributions_ for s in singles], axis=0), atol=1e-5)
     # The maps differ (else averaging would be pointless), and given maps are used as they are.
-    maps = graph_spaces(x, 10, seed=7, n_maps=3)
+    maps = reduced_maps(x, "umap", 10, seed=7, n_maps=3)
     assert maps.shape == (3, 180, 10) and not np.allclose(maps[0], maps[1], atol=0.1)
     from_maps = LabelPropagator().fit(maps, given)
     np.testing.assert_allclose(from_maps.label_distributions_, ensemble.label_distributions_, atol=1e-5)
@@ -202,3 +203,33 @@ def test_suggestions_are_uncertain_unlabelled_and_spread_out():
     assert candidates[chosen].all()
     assert margin_uncertainty(distributions)[chosen].min() > 0.5
     assert margin_uncertainty(np.array([[0.5, 0.5], [1.0, 0.0]])).tolist() == [1.0, 0.0]
+
+
+def test_the_reducer_is_a_name_an_object_with_fit_transform_or_a_callable():
+    """reduce="umap" | "pca" | "none", any object with fit_transform (cloned per map with its seed when
+    it has a random_state), or f(features, seed): propagation and clustering take each the same way."""
+    from sklearn.decomposition import PCA
+
+    from vae_tools.latent.clustering import LatentClusterer
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 6, (3, 12))
+    y = np.repeat(np.arange(3), 40)
+    x = (centres[y] + rng.normal(0, 1, (120, 12))).astype(np.float32)
+    given = np.where(hide_labels(y, 0.1, seed=0, stratify=True), y, -1)
+    seen = []
+
+    def first_columns(features, seed):
+        seen.append(seed)
+        return features[:, :4]
+
+    by_name = LabelPropagator(reduce="pca", n_neighbors=8, random_state=3).fit(x, given)
+    by_object = LabelPropagator(reduce=PCA(10), n_neighbors=8, random_state=3).fit(x, given)
+    np.testing.assert_allclose(by_object.label_distributions_, by_name.label_distributions_, atol=1e-4)
+    by_callable = LabelPropagator(reduce=first_columns, n_maps=2, n_neighbors=8, random_state=3).fit(x, given)
+    assert seen == [3, 4] and by_callable.n_maps_ == 2
+    assert (by_callable.transduction_ == y).mean() > 0.9
+    clusters = LatentClusterer(n_clusters=3, reduce=first_columns, random_state=5).fit(x)
+    assert seen[-1] == 5 and len(np.unique(clusters.labels_)) == 3
+    with pytest.raises(DataError, match="unknown reduction 'tsne'"):
+        LabelPropagator(reduce="tsne").fit(x, given)

@@ -122,7 +122,7 @@ def test_feature_choice_keeps_the_combined_set_unless_another_is_clearly_better(
 
 
 def test_reduce_auto_uses_umap_up_to_its_limit_only():
-    from vae_tools.latent.features import UMAP_LIMIT, effective_reduce
+    from vae_tools.latent.reducers import UMAP_LIMIT, effective_reduce
 
     assert effective_reduce("auto", 10_000) == "umap"
     assert effective_reduce("auto", UMAP_LIMIT + 1) == "none"

@@ -17,8 +17,8 @@ from vae_tools.embedding import embed, latent_matrix
 from vae_tools.errors import DataError
 from vae_tools.latent.defaults import (CV_FOLDS, ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURES, JUDGE_FOLDS,
                                        MIN_JUDGING_LABELS, PREFERRED_FEATURES, REFINE_EPOCHS, REFINE_ROUNDS)
-from vae_tools.latent.features import (candidate_names, effective_maps, effective_reduce, feature_matrix,
-                                       graph_spaces, pixel_components)
+from vae_tools.latent.features import candidate_names, effective_maps, feature_matrix, pixel_components
+from vae_tools.latent.reducers import reduced_maps, reduces
 from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.validation import (cross_validated_accuracy, held_back_correct, held_back_true_probability,
@@ -80,16 +80,14 @@ def propagate_labels(
     started = time.perf_counter()
     if latents is None:
         latents = latent_matrix(embed(model, dataset, device=device, progress=progress))
-    reduce = effective_reduce(base.reduce, len(latents))
+    mapped = reduces(base.reduce, len(latents))
     n_maps = effective_maps(base.n_maps, len(latents))
     names = candidate_names(features, have_pixels=dataset is not None)
     pixels = pixel_components(dataset_pixels(dataset), seed=seed) if names != ["latents"] else None
 
     def maps_of(name: str, lat: np.ndarray, count: int, first: Optional[np.ndarray] = None) -> np.ndarray:
         matrix = feature_matrix(name, lat, pixels)
-        if reduce != "umap":
-            return matrix[None]
-        return graph_spaces(matrix, base.n_components, seed, base.umap_backend, count, first)
+        return reduced_maps(matrix, base.reduce, base.n_components, seed, base.umap_backend, count, first)
 
     # One map per candidate is enough to rank them; only the chosen set pays for the other maps.
     single = {name: maps_of(name, latents, 1) for name in names}
@@ -97,7 +95,7 @@ def propagate_labels(
         if len(names) > 1 else {}
     chosen = choose_features(scores, int((~hidden).sum())) if scores else names[0]
     space = maps_of(chosen, latents, n_maps, first=single[chosen][0])
-    maps_note = _maps_note(reduce, base.n_maps, n_maps, len(space), len(latents))
+    maps_note = _maps_note(mapped, base.n_maps, n_maps, len(space), len(latents))
 
     def propagated(lineage_model, lat, maps, labels) -> Lineage:
         return Lineage(lineage_model, lat, maps, clone(on_space).fit(maps, labels), labels)
@@ -164,8 +162,8 @@ def choose_features(scores: dict, n_labels: int, preferred: str = PREFERRED_FEAT
     return max(better, key=better.get) if better else preferred
 
 
-def _maps_note(reduce: str, asked, wanted: int, made: int, n_samples: int) -> str:
-    if reduce != "umap":
+def _maps_note(mapped: bool, asked, wanted: int, made: int, n_samples: int) -> str:
+    if not mapped:
         return "no UMAP map: the graph is built on the features themselves"
     if made < wanted:
         return "the features are already as small as a map, so they are used as they are"

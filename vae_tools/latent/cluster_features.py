@@ -18,7 +18,8 @@ from sklearn.base import clone
 from sklearn.metrics import silhouette_score
 
 from vae_tools.latent.clustering import LatentClusterer
-from vae_tools.latent.features import UMAP_LIMIT, candidate_names, feature_matrix
+from vae_tools.latent.features import candidate_names, feature_matrix
+from vae_tools.latent.reducers import UMAP_LIMIT, reduces
 
 # Silhouette costs n^2 distances: 70,000 points would need 4.9e9 of them; a seeded sample of this
 # many needs 2.5e7.
@@ -50,7 +51,7 @@ def candidates_for(clusterer: LatentClusterer, features: str, have_pixels: bool,
     so a caller can learn whether it needs the pixels before computing them."""
     names = candidate_names(features, have_pixels)
     why = "as asked" if features != "auto" else "only the latents are known, not the images"
-    if len(names) > 1 and clusterer.reduce != "umap":
+    if len(names) > 1 and not reduces(clusterer.reduce, n_samples):
         names, why = ["latents"], "without a UMAP map the feature sets' spaces differ and cannot be compared"
     if len(names) > 1 and clusterer.umap_backend != "cuml" and n_samples > UMAP_LIMIT:
         names, why = ["latents"], (f"over {UMAP_LIMIT:,} samples three CPU UMAP maps take too long "

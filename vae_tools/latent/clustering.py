@@ -11,7 +11,8 @@ from sklearn.mixture import GaussianMixture
 
 from vae_tools.errors import DataError
 from vae_tools.latent.defaults import CLUSTER_METHOD, CLUSTER_METHODS, CLUSTER_REDUCE, CLUSTERS, UMAP_BACKEND
-from vae_tools.latent.projection import check_umap_backend, umap_embedding
+from vae_tools.latent.projection import check_umap_backend
+from vae_tools.latent.reducers import check_reduce, reduced
 
 # Full k-means over more rows than this is slow on a laptop; mini-batch k-means gives nearly the same centres.
 MINIBATCH_FROM = 200_000
@@ -41,8 +42,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         X = np.ascontiguousarray(X, dtype=np.float32)
-        if self.reduce not in ("umap", "none"):
-            raise DataError(f"unknown reduction {self.reduce!r}: use umap or none")
+        check_reduce(self.reduce)
         check_umap_backend(self.umap_backend)
         if self.method not in CLUSTER_METHODS:
             raise DataError(f"unknown clustering method {self.method!r}: use one of {', '.join(CLUSTER_METHODS)}")
@@ -51,8 +51,7 @@ class LatentClusterer(ClusterMixin, BaseEstimator):
                             f"got {self.min_cluster_size}")
         if self.method != "hdbscan" and not 1 <= self.n_clusters <= len(X):
             raise DataError(f"cannot make {self.n_clusters} clusters from {len(X)} samples")
-        if self.reduce == "umap" and len(X) > self.n_components + 2 and X.shape[1] > self.n_components:
-            X = umap_embedding(X, self.n_components, self.random_state, backend=self.umap_backend)
+        X = reduced(X, self.reduce, self.n_components, self.random_state, self.umap_backend)
         self.embedding_ = X
         if self.method == "kmeans":
             kind = MiniBatchKMeans if len(X) > MINIBATCH_FROM else KMeans

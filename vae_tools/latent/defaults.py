@@ -2,8 +2,7 @@
 line's help shows them)."""
 
 FEATURE_SETS = ("auto", "latents", "latents+pixels", "pixels")
-REDUCTIONS = ("auto", "umap", "none")
-REDUCE = "auto"  # UMAP map up to UMAP_LIMIT samples (vae_tools/latent/features.py), the features beyond
+REDUCE = "auto"  # UMAP map up to UMAP_LIMIT samples (vae_tools/latent/reducers.py), the features beyond
 FEATURES = "auto"
 PREFERRED_FEATURES = "latents+pixels"  # what auto keeps unless another set is clearly better
 REFINE_ROUNDS = 2
@@ -37,6 +36,5 @@ GRAPH = "umap"
 CLUSTER_METHODS = ("kmeans", "gmm", "hdbscan")
 CLUSTER_METHOD = "kmeans"
 CLUSTERS = 10
-CLUSTER_REDUCTIONS = ("umap", "none")
 CLUSTER_REDUCE = "umap"
 MIN_DIST = 0.1  # UMAP's for the 2-D pictures (maps for graphs use 0)

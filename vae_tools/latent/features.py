@@ -1,4 +1,5 @@
-"""What the neighbour graph is built on: the VAE's latents, the pixels, or both, reduced by UMAP.
+"""What the neighbour graph is built on: the VAE's latents, the pixels, or both (then reduced:
+vae_tools/latent/reducers.py).
 
 Measured on three data sets (bench/generalise.py) label spreading works far better on a 10-d UMAP map
 of the features (min_dist 0, the N2D recipe) than on the features themselves, and which features win
@@ -14,22 +15,10 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from vae_tools.errors import DataError
-from vae_tools.latent.defaults import ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURE_SETS, UMAP_BACKEND
+from vae_tools.latent.defaults import ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURE_SETS
 
 PIXEL_COMPONENTS = 50
 GRAPH_COMPONENTS = 10
-# UMAP runs single-threaded when seeded: about 2.5 minutes for 70,000 points on this 2-core CPU, and
-# it grows faster than linearly; past this many points the graph is built on the features directly.
-UMAP_LIMIT = 200_000
-
-
-def effective_reduce(reduce: str, n_samples: int) -> str:
-    """``auto``: ``umap`` up to UMAP_LIMIT samples, ``none`` beyond."""
-    if reduce == "auto":
-        return "umap" if n_samples <= UMAP_LIMIT else "none"
-    return reduce
-
-
 def effective_maps(n_maps, n_samples: int) -> int:
     """``auto``: ENSEMBLE_MAPS maps up to ENSEMBLE_LIMIT samples, one beyond; a count stays as given."""
     if n_maps == "auto":
@@ -72,32 +61,3 @@ def candidate_names(requested: str, have_pixels: bool) -> list[str]:
     if requested != "auto":
         return [requested]
     return list(FEATURE_SETS[1:]) if have_pixels else ["latents"]
-
-
-def _already_small(features: np.ndarray, n_components: int) -> bool:
-    """No map is made of features with no more columns than the map, or too few rows for one."""
-    return features.shape[1] <= n_components or len(features) <= n_components + 2
-
-
-def graph_space(features: np.ndarray, n_components: int = GRAPH_COMPONENTS, seed: int = 0,
-                backend: str = UMAP_BACKEND) -> np.ndarray:
-    """The UMAP map (min_dist 0) the neighbour graph is built on; features already that small pass through."""
-    from vae_tools.latent.projection import umap_embedding
-
-    features = np.asarray(features, dtype=np.float32)
-    if _already_small(features, n_components):
-        return features
-    return umap_embedding(features, n_components, seed, backend=backend)
-
-
-def graph_spaces(features: np.ndarray, n_components: int = GRAPH_COMPONENTS, seed: int = 0,
-                 backend: str = UMAP_BACKEND, n_maps: int = 1, first: Optional[np.ndarray] = None) -> np.ndarray:
-    """``n_maps`` UMAP maps of the features (seeds ``seed``, ``seed + 1``, ...) stacked as
-    (n_maps, n_samples, n_components); features already that small give one map, themselves.
-    ``first``: the map of seed ``seed`` when the caller already has it."""
-    features = np.asarray(features, dtype=np.float32)
-    if _already_small(features, n_components):
-        return features[None]
-    maps = [first if first is not None else graph_space(features, n_components, seed, backend)]
-    maps += [graph_space(features, n_components, seed + i, backend) for i in range(1, n_maps)]
-    return np.stack(maps)

@@ -12,9 +12,9 @@ from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
 from sklearn.utils.validation import check_is_fitted
 
 from vae_tools.errors import DataError
-from vae_tools.latent.defaults import (GRAPH, MAPS, NEIGHBORS, PROPAGATION_METHOD, PROPAGATION_METHODS, REDUCE,
-                                       REDUCTIONS, UMAP_BACKEND)
-from vae_tools.latent.features import GRAPH_COMPONENTS, effective_maps, effective_reduce, graph_spaces
+from vae_tools.latent.defaults import GRAPH, MAPS, NEIGHBORS, PROPAGATION_METHOD, PROPAGATION_METHODS, REDUCE, UMAP_BACKEND
+from vae_tools.latent.features import GRAPH_COMPONENTS, effective_maps
+from vae_tools.latent.reducers import check_reduce, reduced_maps
 from vae_tools.latent.graph import affinity_graph
 from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.neighbors import check_neighbors, nearest_neighbors
@@ -77,8 +77,7 @@ class LabelPropagator(ClassifierMixin, BaseEstimator):
                             f"sample; got {X.shape} and {len(y)} labels")
         if self.method not in METHODS:
             raise DataError(f"unknown method {self.method!r}: use one of {', '.join(METHODS)}")
-        if self.reduce not in REDUCTIONS:
-            raise DataError(f"unknown reduction {self.reduce!r}: use one of {', '.join(REDUCTIONS)}")
+        check_reduce(self.reduce)
         check_umap_backend(self.umap_backend)
         n_samples = X.shape[-2]
         n_maps = effective_maps(self.n_maps, n_samples)
@@ -91,10 +90,8 @@ class LabelPropagator(ClassifierMixin, BaseEstimator):
         check_neighbors(n_samples, self.n_neighbors)
         if X.ndim == 3:
             spaces = X
-        elif effective_reduce(self.reduce, n_samples) == "umap":
-            spaces = graph_spaces(X, self.n_components, self.random_state, self.umap_backend, n_maps)
         else:
-            spaces = X[None]
+            spaces = reduced_maps(X, self.reduce, self.n_components, self.random_state, self.umap_backend, n_maps)
         self.n_iter_ = 0
         dist = np.zeros((n_samples, len(self.classes_)), dtype=np.float32)
         for space in spaces:
