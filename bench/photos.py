@@ -129,8 +129,9 @@ def one_vs_rest(dataset, seed, device, epochs=None, after_class=None) -> dict:
         detector = VAEAnomalyDetector(vae=trained.model, samples=16).fit(normal)
         parts = detector.score_parts(test)
         every = {name: float(roc_auc_score(truth, parts[name])) for name in parts.columns if name != "background"}
+        model_device = next(trained.model.parameters()).device
         every["knn5_latent (candidate)"] = float(roc_auc_score(
-            truth, knn_distance(latent_matrix(embed(trained.model, test, device=device)), detector.train_latents_)))
+            truth, knn_distance(latent_matrix(embed(trained.model, test, device=model_device)), detector.train_latents_)))
         per_class[c] = {"auroc": every[SCORE], "pca30_baseline": float(roc_auc_score(truth, pca_error)),
                         "every_score": every, "epochs": len(trained.history),
                         "seconds": round(time.perf_counter() - class_started, 1)}
