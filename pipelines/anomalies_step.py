@@ -257,7 +257,7 @@ def key_figures(run: Path) -> list:
 
 STEP = Step(
     name="anomalies", section=section, key_figures=key_figures, parameters=AnomaliesParameters, run=run, report=report, output="anomalies",
-    supplies=from_model("anomalies"), needs=("train",), distributed=True,
+    supplies=from_model, needs=("train",), distributed=True,
     help="""Score every image by how badly the VAE explains it and report the worst.
 
     Without --contamination/--percentile/--threshold the cut is automatic: median + 3.5 robust

@@ -89,6 +89,6 @@ def report(summary: dict, p: AttributeParameters) -> list:
 
 
 STEP = Step(name="attribute", parameters=AttributeParameters, run=run, report=report, output="attribute",
-            supplies=from_model("attribute"), needs=("train",),
+            supplies=from_model, needs=("train",),
             help="""Move images along an attribute vector: the mean code of the --to label minus that of the
     --from label (the labels of SOURCE). Writes attribute.png, attribute.npz and summary.json.""")

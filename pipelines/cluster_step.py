@@ -138,6 +138,6 @@ def key_figures(run: Path) -> list:
 
 
 STEP = Step(name="cluster", section=section, key_figures=key_figures, parameters=ClusterParameters, run=run, report=report, output="clusters",
-            supplies=from_embeddings("clusters"), needs=("embed",),
+            supplies=from_embeddings, needs=("embed",),
             help="Cluster the latents: clusters.csv, metrics.json (accuracy, NMI, ARI when labels are known) and "
                  "cluster_examples.png.")

@@ -147,7 +147,7 @@ def key_figures(run: Path) -> list:
 
 STEP = Step(
     name="denoise", section=section, key_figures=key_figures, parameters=DenoiseParameters, run=run, report=report, output="denoise",
-    supplies=from_model("denoise"), needs=("train",), distributed=True,
+    supplies=from_model, needs=("train",), distributed=True,
     help="""Clean noisy images with a trained VAE.
 
     Writes the cleaned images in the form they came in (a folder gives OUT/images/ with the same

@@ -82,7 +82,7 @@ def section(run: Path) -> Section:
 
 STEP = Step(
     name="embed", section=section, parameters=EmbedParameters, run=run, report=report, output="embeddings.parquet",
-    supplies=lambda run, data: {**from_model(STEP.output)(run, data), "elbo": True}, needs=("train",), distributed=True,
+    supplies=lambda run, data: {**from_model(run, data), "elbo": True}, needs=("train",), distributed=True,
     help="Encode SOURCE with a trained VAE: one row per sample with id, label and mu_0..mu_{d-1}.")
 
 

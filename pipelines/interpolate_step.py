@@ -116,7 +116,7 @@ SECTION = one_figure("interpolate", "interpolations.png", "Interpolation between
 
 STEP = Step(
     name="interpolate", section=SECTION, parameters=InterpolateParameters, run=run, report=report, output="interpolations",
-    supplies=from_model("interpolations"), needs=("train",),
+    supplies=from_model, needs=("train",),
     help="""Walk the latent space between two images, spherically (slerp) and in a straight line.
 
     Writes pair_NN.png for each pair, interpolations.png (all pairs), interpolations.npz and

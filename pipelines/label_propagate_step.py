@@ -312,7 +312,7 @@ def key_figures(run: Path) -> list:
 
 STEP = Step(
     name="label-propagate", section=section, key_figures=key_figures, parameters=LabelPropagateParameters, run=run, report=report, output="labels",
-    supplies=from_model("labels"), needs=("train",),
+    supplies=from_model, needs=("train",),
     help="""Predict a label for every sample from a few labelled ones.
 
     Writes predictions.csv (id, predicted_label, confidence, labelled, true_label when known),

@@ -103,6 +103,6 @@ SECTION = one_figure("reconstruct", "reconstructions.png", "Reconstructions", "R
 
 
 STEP = Step(name="reconstruct", section=SECTION, parameters=ReconstructParameters, run=run, report=report, output="reconstructions",
-            supplies=from_model("reconstructions"), needs=("train",),
+            supplies=from_model, needs=("train",),
             help="Images beside their reconstructions (decoded from the posterior mean): reconstructions.png, "
                  "reconstructions.npz (x, reconstructed, ids) and reconstructions.csv (MSE, PSNR, SSIM per image).")

@@ -202,7 +202,8 @@ def step_context(step: StepSpec, command: click.Command, run: Path, data: str, w
     command line they are."""
     try:
         typed = typed_after_step(command, step)
-        supplied = get_step(step.name).supplies(run, data)
+        declared = get_step(step.name)
+        supplied = {"out": run / declared.output, **declared.supplies(run, data)}
         values = parameter_values(command, [supplied, step.options, typed, runner_sets or {}], step.name, where)
         if quiet and any(p.name == "quiet" for p in command.params):
             values["quiet"] = True

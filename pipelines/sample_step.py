@@ -86,6 +86,6 @@ SECTION = one_figure("sample", "samples.png", "New images drawn by the model", "
 
 
 STEP = Step(name="sample", section=SECTION, parameters=SampleParameters, run=run, report=report, output="samples",
-            supplies=model_only("samples"), needs=("train",),
+            supplies=model_only, needs=("train",),
             help="Generate new images: samples.png (a grid), samples.npz (x: 8-bit images, z: their codes), images/ "
                  "(one PNG each) and summary.json.")

@@ -53,7 +53,8 @@ class Step:
     parameters: type  # a frozen dataclass whose fields come from option()
     run: Callable[[Any], Any]
     output: str  # file or folder inside a run folder
-    # (run_folder, data) -> the parameters the runner supplies, by name: {"data": data, "out": run / "x"}
+    # (run_folder, data) -> the parameters the runner supplies besides ``out`` (always run / output),
+    # by name: {"data": data}
     supplies: Callable[[Path, str], dict]
     needs: tuple = ()  # steps whose outputs this one reads
     report: Optional[Callable[[Any, Any], list]] = None
@@ -68,8 +69,3 @@ class Step:
     def inputs(self) -> dict:
         """Parameters that are paths this step reads, with their first spelling (for error lines)."""
         return {f.name: flags_of(f)[0] for f in dataclasses.fields(self.parameters) if option_spec(f).reads}
-
-    def reserved(self) -> set:
-        """Parameters the runner supplies; a pipeline may not set them. (train's --model, the older
-        spelling of --architecture, picks the network, so it stays the user's.)"""
-        return {"data", "out", "embeddings"} | (set() if self.name == "train" else {"model_dir", "model"})

@@ -101,19 +101,20 @@ def reserved_options(step: str) -> set:
     return {"data", "out", "embeddings"} | (set() if step == "train" else {"model"})
 
 
-def from_model(output: str):
-    """What the runner supplies to a step that reads the trained model and the data and writes ``output``."""
-    return lambda run, data: {"model_dir": output_of(run, "train"), "data": data, "out": run / output}
+# What the runner supplies besides --out (the step's output in the run folder, always supplied):
+def from_model(run: Path, data: str) -> dict:
+    """For a step that reads the trained model and the data."""
+    return {"model_dir": output_of(run, "train"), "data": data}
 
 
-def model_only(output: str):
-    """The same for a step that reads the model alone."""
-    return lambda run, data: {"model_dir": output_of(run, "train"), "out": run / output}
+def model_only(run: Path, data: str) -> dict:
+    """For a step that reads the model alone."""
+    return {"model_dir": output_of(run, "train")}
 
 
-def from_embeddings(output: str):
-    """The same for a step that reads the embeddings table (and the images, for thumbnails)."""
-    return lambda run, data: {"embeddings": output_of(run, "embed"), "data": data, "out": run / output}
+def from_embeddings(run: Path, data: str) -> dict:
+    """For a step that reads the embeddings table (and the images, for thumbnails)."""
+    return {"embeddings": output_of(run, "embed"), "data": data}
 
 
 def output_of(run: Path, name: str) -> Path:

@@ -163,7 +163,7 @@ def section(run: Path) -> Section:
 
 STEP = Step(
     name="train", section=section, parameters=TrainParameters, run=run, report=report, output="model",
-    supplies=lambda run, data: {"data": data, "out": run / STEP.output}, resumes=_holds_epochs, distributed=True,
+    supplies=lambda run, data: {"data": data}, resumes=_holds_epochs, distributed=True,
     help="""Train a VAE on SOURCE and save it as a run folder.
 
     The folder holds config.json, model.safetensors (best validation weights), the training state

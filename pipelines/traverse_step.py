@@ -97,7 +97,7 @@ SECTION = one_figure("traverse", "traverse.png", "What each latent dimension doe
 
 
 STEP = Step(name="traverse", section=SECTION, parameters=TraverseParameters, run=run, report=report, output="traverse",
-            supplies=model_only("traverse"), needs=("train",),
+            supplies=model_only, needs=("train",),
             help="""Decode one latent dimension at a time: traverse.png (a row per dimension, the others held
     at 0), traverse.npz, dimensions.csv (each dimension's KL; inactive ones carry nothing) and, for
     a 2-d latent space, manifold.png (the classic grid).""")

@@ -233,5 +233,5 @@ def section(run: Path) -> Section:
 
 STEP = Step(
     name="umap", section=section, parameters=UmapParameters, run=run, report=report, output="umap",
-    supplies=lambda run, data: {**from_embeddings("umap")(run, data), **_joins(run)}, needs=("embed",),
+    supplies=lambda run, data: {**from_embeddings(run, data), **_joins(run)}, needs=("embed",),
     help="A 2-D UMAP of the latents: umap.csv, umap_<column>.png/.svg and umap_thumbnails.png.")

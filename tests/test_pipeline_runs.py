@@ -202,7 +202,7 @@ def test_a_new_step_is_one_declaration_and_its_registration(tmp_path, data):
 
     step = register_step(Step(
         name="count-images", parameters=CountParameters, run=count_images, output="counts",
-        supplies=lambda run, source: {"data": source, "out": run / "counts"},
+        supplies=lambda run, source: {"data": source},
         report=lambda summary, p: [f"{summary['n']} images"],
         section=lambda run: Section("How many images", [f"{json.loads((run / 'counts' / 'count.json').read_text())['n']} images"])))
     try:
@@ -284,7 +284,7 @@ def section(run):
 
 
 STEP = Step(name="count-images", parameters=CountParameters, run=count, output="counts",
-            supplies=lambda run, data: {"data": data, "out": run / "counts"},
+            supplies=lambda run, data: {"data": data},
             report=lambda summary, p: [f"{summary['n']} {p.label}"], section=section,
             help="Count the images of SOURCE.")
 '''
