@@ -1,7 +1,8 @@
-"""The CLI answers --help without importing the heavy libraries."""
+"""The CLI answers --help without importing the heavy libraries, and the library's layers import downwards."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("torch", "sklearn", "umap", "pandas", "matplotlib", "faiss")
 
@@ -21,3 +22,23 @@ def test_help_of_every_command_imports_no_heavy_library():
             f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert loaded == ""
+
+
+def test_models_and_generation_build_on_nothing_above_them():
+    """The model layer (models/) and the generative side build on inference primitives from below,
+    never on the steps that use a model (embedding, scoring, the latent tools, training)."""
+    import ast
+
+    import vae_tools
+
+    root = Path(vae_tools.__file__).parent
+    above = ("vae_tools.embedding", "vae_tools.anomaly", "vae_tools.latent", "vae_tools.semi_supervised",
+             "vae_tools.training", "vae_tools.sklearn_api", "vae_tools.denoising")
+    climbing = []
+    for layer, forbidden in (("models", above), ("generation", above)):
+        for path in (root / layer).glob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [node.module or ""] if isinstance(node, ast.ImportFrom) else \
+                    [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+                climbing += [f"{layer}/{path.name}: {name}" for name in names if name.startswith(forbidden)]
+    assert climbing == []

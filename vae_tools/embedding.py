@@ -9,9 +9,8 @@ import torch
 from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
 from vae_tools.models.base import BaseVAE
-from vae_tools.models.losses import kl_to_standard_normal
+from vae_tools.models.inference import encode_rows
 from vae_tools import distributed
-from vae_tools.progress import progress as progress_of
 from vae_tools.models.defaults import INFERENCE_BATCH_SIZE
 
 
@@ -59,35 +58,6 @@ def _table(ids: np.ndarray, labels, block: np.ndarray, d: int, logvar: bool, elb
         recon_all, kl_all = block[:, 2 * d], block[:, 2 * d + 1]
         columns.update({"neg_elbo": recon_all + kl_all, "recon_nll": recon_all, "kl": kl_all})
     return pd.concat([frame, pd.DataFrame(columns)], axis=1)
-
-
-def encode_rows(model, dataset, positions, batch_size, device, elbo=False, elbo_samples=1, progress=False,
-                workers=0) -> torch.Tensor:
-    """(rows, 2d + 2) float32 on the CPU: mu, logvar, then reconstruction NLL and KL (zeros without ``elbo``)."""
-    d = model.latent_dim
-    out = torch.zeros((len(positions), 2 * d + 2), dtype=torch.float32)
-    if not len(positions):
-        return out
-    share = dataset.subset(positions)
-    if workers > 0:
-        batches = ((rows, x.to(device, non_blocking=True)) for rows, x in
-                   share.iter_batches(batch_size, progress=progress, desc="embedding", workers=workers))
-    else:
-        starts = range(0, len(share), batch_size)
-        batches = ((np.arange(s, min(s + batch_size, len(share))), None) for s in starts)
-        batches = progress_of(batches, total=len(starts), desc="embedding", enabled=progress, unit="batch")
-    for rows, x in batches:
-        x = share.batch_on(rows, device) if x is None else x
-        mu, lv = model.encode(x)
-        parts = [mu.float(), lv.float()]
-        if elbo:
-            recon = torch.zeros(len(x), device=device)
-            for _ in range(elbo_samples):
-                recon += model.reconstruction_nll(model.decode(model.reparameterize(mu, lv)), x)
-            parts += [(recon / elbo_samples)[:, None], kl_to_standard_normal(mu.float(), lv.float())[:, None]]
-        block = torch.cat(parts, dim=1)
-        out[rows[0]:rows[-1] + 1, :block.shape[1]] = block.cpu()
-    return out
 
 
 def latent_matrix(frame: pd.DataFrame) -> np.ndarray:

@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
@@ -35,11 +34,8 @@ from vae_tools.anomaly.score_registry import BACKGROUND, LIKELIHOOD, PART_COLUMN
 from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
 from vae_tools.models.base import BaseVAE
-from vae_tools.models.losses import kl_to_standard_normal
+from vae_tools.models.inference import likelihood_terms
 from vae_tools import distributed
-
-LOG_2PI = math.log(2 * math.pi)
-
 
 def neighbourhood_prediction(x: torch.Tensor) -> torch.Tensor:
     """Each pixel predicted from its 8 neighbours: (sum + 0.5) / (count + 1), so never exactly 0 or 1."""
@@ -57,10 +53,6 @@ def background_nll(model: BaseVAE, x: torch.Tensor) -> torch.Tensor:
     mean = neighbourhood_prediction(x)
     decoded = torch.logit(mean) if model.likelihood == "bernoulli" else mean
     return model.reconstruction_nll(decoded, x).float()
-
-
-def _gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    return -0.5 * (LOG_2PI + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
 
 
 @torch.no_grad()
@@ -104,18 +96,8 @@ def _batch_scores(model: BaseVAE, x: torch.Tensor, samples: int, generator: torc
     mu, logvar = mu.float(), logvar.float()
     columns = []
     if LIKELIHOOD in needs:
-        log_weights, recon = [], torch.zeros(len(x), device=x.device)
-        for _ in range(samples):
-            eps = torch.randn(mu.shape, generator=generator).to(x.device)
-            z = mu + eps * (0.5 * logvar).exp()
-            nll = model.reconstruction_nll(model.decode(z), x).float()
-            recon += nll
-            log_prior = -0.5 * (LOG_2PI + z.pow(2)).sum(-1)
-            log_weights.append(-nll + log_prior - _gaussian_log_density(z, mu, logvar))
-        kl = kl_to_standard_normal(mu, logvar)
-        iwae = -(torch.logsumexp(torch.stack(log_weights), 0) - math.log(samples))
-        recon = recon / samples
-        columns += [recon + kl, iwae, recon, kl]
+        terms = likelihood_terms(model, x, mu, logvar, samples, generator)
+        columns += [terms[name] for name in PART_COLUMNS[LIKELIHOOD]]
     if BACKGROUND in needs:
         columns.append(background_nll(model, x))
     parts = torch.stack(columns, 1) if columns else torch.zeros(len(x), 0, device=x.device)

@@ -14,9 +14,9 @@ from torch import nn
 
 from vae_tools.data import ImageDataset
 from vae_tools.data.arrays import ArrayReader
-from vae_tools.embedding import encode_rows
 from vae_tools.errors import DataError
 from vae_tools.models.base import as_module
+from vae_tools.models.inference import encode_rows, likelihood_terms
 from vae_tools.generation.latent_paths import attribute_vector, interpolation_codes, traversal_codes
 from vae_tools.generation.samplers import GaussianMixtureSampler, PriorSampler
 
@@ -158,11 +158,16 @@ def attribute_shift(model, images, latents, labels, source, target, *, steps: in
     return AttributeShift(decoded.reshape(len(mu), steps, *decoded.shape[1:]), vector, strengths, counts)
 
 
-def negative_elbo(model, images, *, samples: int = 8, seed: int = 0) -> np.ndarray:
-    """Each image's negative ELBO under the model (nats; lower: the model finds it more likely)."""
-    from vae_tools.anomaly.scores import score_parts
-
-    module = _module(model)
-    parts, _ = score_parts(module, as_model_images(module, images), samples=samples, device=_device(module),
-                           seed=seed)
-    return parts["elbo"].to_numpy()
+@torch.inference_mode()
+def negative_elbo(model, images, *, samples: int = 8, seed: int = 0, batch_size: int = BATCH) -> np.ndarray:
+    """Each image's negative ELBO under the model (nats; lower: the model finds it more likely),
+    averaged over ``samples`` draws of z from a generator seeded with ``seed``."""
+    module = _module(model).eval()
+    dataset = as_model_images(module, images)
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for _, x in dataset.iter_batches(batch_size):
+        x = x.to(_device(module))
+        mu, logvar = module.encode(x)
+        out.append(likelihood_terms(module, x, mu, logvar, samples, generator)["elbo"].cpu())
+    return torch.cat(out).double().numpy()

@@ -14,12 +14,12 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from vae_tools.atomic import atomic_path
-from vae_tools.embedding import encode_rows
 from vae_tools.errors import DataError, RunFolderError
 from vae_tools.run_folder import SUMMARY_FILE
 from vae_tools.generation.latent_paths import kl_per_dimension
 from vae_tools.generation.samplers import MAX_FIT_SAMPLES, GaussianMixtureSampler
 from vae_tools.models.defaults import INFERENCE_BATCH_SIZE
+from vae_tools.models.inference import encode_rows
 
 ACTIVE_KL = 0.01  # nats: below this a dimension carries (almost) nothing about the image
 
