@@ -19,6 +19,7 @@ from vaetools_pipelines.steps import from_model
 
 if TYPE_CHECKING:  # for the annotations only: the modules load when a step runs
     import numpy as np
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -114,105 +115,151 @@ def planted_metrics(planted: np.ndarray, scores: np.ndarray, flagged: np.ndarray
                     "the threshold is set on the data alone"}
 
 
+@dataclass
+class ScoredImages:
+    """The scored images (the data, then any planted outliers) and what the report needs of each."""
+    parts: pd.DataFrame  # the score and the quantities it was computed from, one row per image
+    ids: np.ndarray
+    labels: np.ndarray | None
+    truth: np.ndarray | None
+    planted: np.ndarray
+    images_of: object  # positions -> image tensor
+
+
+def score_images(p: AnomaliesParameters, detector, dataset) -> ScoredImages:
+    import numpy as np
+    import pandas as pd
+
+    from vae_tools.anomaly.evaluation import ground_truth
+
+    truth = ground_truth(dataset.labels, p.normal_labels, p.anomaly_labels, p.data)
+    scored = ScoredImages(detector.score_parts_, dataset.ids.astype(str),
+                          np.asarray(dataset.labels, dtype=object) if dataset.has_labels else None, truth,
+                          np.zeros(len(dataset), dtype=bool), dataset.batch)
+    if not p.plant:
+        return scored
+    extra = planted_set(dataset, p.plant, p.seed)  # scored like any new image: against the data's threshold
+    parts = pd.concat([scored.parts, detector.score_parts(extra, [p.score])], ignore_index=True)
+    labels = scored.labels
+    return ScoredImages(
+        parts, np.concatenate([scored.ids, extra.ids.astype(str)]),
+        None if labels is None else np.concatenate([labels.astype(str), np.full(p.plant, "planted")]).astype(object),
+        None if truth is None else np.concatenate([truth, np.ones(p.plant, dtype=truth.dtype)]),
+        np.arange(len(parts)) >= len(dataset), combined_batches(dataset, extra))
+
+
+def anomaly_table(scored: ScoredImages, scores: np.ndarray, flagged: np.ndarray, order: np.ndarray):
+    """One row per image, worst first: id, score, rank, flag, what is known of it, the score's parts."""
+    import numpy as np
+    import pandas as pd
+
+    rank = np.empty(len(scores), dtype=np.int64)
+    rank[order] = np.arange(1, len(scores) + 1)
+    table = pd.DataFrame({"id": scored.ids, "score": scores, "rank": rank, "is_anomaly": flagged})
+    if scored.labels is not None:
+        table["label"] = scored.labels
+    if scored.truth is not None:
+        table["true_anomaly"] = scored.truth.astype(bool)
+    if scored.planted.any():
+        table["planted"] = scored.planted
+    for column in scored.parts.columns:
+        table[column] = scored.parts[column].to_numpy()
+    return table.sort_values("rank", kind="stable").reset_index(drop=True)
+
+
+def anomaly_metrics(p: AnomaliesParameters, detector, scored: ScoredImages, scores, flagged) -> dict:
+    from vae_tools.anomaly.evaluation import truth_metrics
+
+    data = ~scored.planted
+    metrics = {"score": p.score, "samples": p.samples, "background_weight": detector.background_weight_,
+               "choices": detector.choices_, "n_images": int(data.sum()), "n_anomalies": int(flagged[data].sum()),
+               "threshold": detector.threshold_info_.to_dict(), "model": str(p.model_dir), "data": str(p.data)}
+    if scored.truth is not None:
+        metrics["truth"] = truth_metrics(scored.truth, scores, flagged)
+        metrics["truth"]["normal_labels" if p.normal_labels else "anomaly_labels"] = list(p.normal_labels or p.anomaly_labels)
+    if p.plant:
+        metrics["planted"] = planted_metrics(scored.planted, scores, flagged)
+    return metrics
+
+
+def top_anomalies(p: AnomaliesParameters, model, scored: ScoredImages, scores, order, image_shape, out: Path) -> list:
+    """Draws top_anomalies.png (image, reconstruction, difference of the worst) and returns the
+    report's items for the ``p.top`` worst."""
+    import numpy as np
+    import torch
+
+    from vaetools_pipelines.figures import thumbnail_rows
+
+    shown = order[: min(p.top, len(order))]
+    images = scored.images_of(shown).numpy() if len(shown) else np.zeros((0, *image_shape), np.float32)
+    with torch.no_grad():
+        device = next(model.parameters()).device
+        recons = model.reconstruct(torch.from_numpy(images).to(device)).float().clamp(0, 1).cpu().numpy()
+    differences = np.abs(images - recons).max(axis=1, keepdims=True)
+    labels = [scored.labels[k] if scored.labels is not None else ("planted" if scored.planted[k] else "") for k in shown]
+    columns = min(12, max(1, len(shown)))
+    captions = [f"#{i + 1} {labels[i]}\n{scores[k]:.4g}" if str(labels[i]) else f"#{i + 1}\n{scores[k]:.4g}"
+                for i, k in enumerate(shown)]
+    thumbnail_rows([("image", images[:columns], captions[:columns]), ("reconstruction", recons[:columns], [""] * columns),
+                    ("difference", differences[:columns], [""] * columns)], out / "top_anomalies.png",
+                   title=f"highest {p.score} scores (rank, label, score above each image)", max_columns=columns)
+    return [{"rank": i + 1, "id": scored.ids[k], "label": labels[i], "score": float(scores[k]),
+             "input": images[i], "reconstruction": recons[i], "difference": differences[i]}
+            for i, k in enumerate(shown)]
+
+
+def report_summary(p: AnomaliesParameters, metrics: dict) -> dict:
+    cut = metrics["threshold"]
+    flagged = metrics["n_anomalies"]
+    summary = {"data": p.data, "model": str(p.model_dir), "images": metrics["n_images"], "score": p.score,
+               "Monte Carlo samples": p.samples, "threshold": f"{cut['value']:.6g} ({cut['method']}"
+               + (f" {cut['parameter']}" if cut.get("parameter") is not None else "") + ")",
+               "flagged as anomalies": f"{flagged} ({flagged / metrics['n_images']:.2%})"}
+    if p.plant:
+        summary["planted outliers (a check)"] = f"{metrics['planted']['flagged']} of {p.plant} flagged; AUROC against " \
+                                                f"the data {metrics['planted']['auroc_against_the_data']:.3f}"
+    return summary
+
+
 @writes_output_set
 def run(p: AnomaliesParameters) -> dict:
     """Writes anomalies.csv and .parquet, metrics.json, top_anomalies.png and report.html into ``p.out``.
     Under torchrun every process scores its share; only the first writes (the others return an
     empty dict)."""
     import numpy as np
-    import pandas as pd
-    import torch
 
     from vae_tools.anomaly.detector import VAEAnomalyDetector
-    from vae_tools.anomaly.evaluation import ground_truth, truth_metrics
     from vae_tools.atomic import write_json
     from vae_tools.errors import DataError
     from vae_tools.tables import write_table
     from vae_tools import distributed
     from vaetools_pipelines.anomaly_report import write_report
-    from vaetools_pipelines.figures import thumbnail_rows
     from vaetools_pipelines.latent_inputs import ensure_out_dir
     from vaetools_pipelines.run_inputs import load_model_and_data
 
     get_score(p.score)  # an unknown score is refused before anything is read
-    model, dataset, torch_device = load_model_and_data(p.model_dir, p.data, p.split, p.device)
+    model, dataset, _ = load_model_and_data(p.model_dir, p.data, p.split, p.device)
     if len(dataset) < 2:
         raise DataError(f"{p.data}: holds {len(dataset)} image; anomaly scores rank images against each other, "
                         "so give at least 2")
-    truth = ground_truth(dataset.labels, p.normal_labels, p.anomaly_labels, p.data)
     detector = VAEAnomalyDetector(vae=model, score=p.score, samples=p.samples, contamination=p.contamination,
                                   percentile=p.percentile, threshold=p.threshold, scoring_batch_size=p.batch_size,
                                   random_state=p.seed, verbose=not p.quiet).fit(dataset)
-    parts, cut = detector.score_parts_, detector.threshold_info_
-    planted = np.zeros(len(dataset), dtype=bool)
-    ids = dataset.ids.astype(str)
-    labels = np.asarray(dataset.labels, dtype=object) if dataset.has_labels else None
-    images_of = dataset.batch
-    if p.plant:  # scored like any new image: against the data's threshold and latent mixture
-        extra = planted_set(dataset, p.plant, p.seed)
-        parts = pd.concat([parts, detector.score_parts(extra, [p.score])], ignore_index=True)
-        planted = np.arange(len(parts)) >= len(dataset)
-        ids = np.concatenate([ids, extra.ids.astype(str)])
-        labels = None if labels is None else np.concatenate([labels.astype(str), np.full(p.plant, "planted")]).astype(object)
-        truth = None if truth is None else np.concatenate([truth, np.ones(p.plant, dtype=truth.dtype)])
-        images_of = combined_batches(dataset, extra)
+    scored = score_images(p, detector, dataset)
     if not distributed.is_main_process():
         return {}
-    scores = parts[p.score].to_numpy()
-    flagged = scores > cut.value
+    scores = scored.parts[p.score].to_numpy()
+    flagged = scores > detector.threshold_info_.value
     order = np.argsort(-scores, kind="stable")
-    rank = np.empty(len(scores), dtype=np.int64)
-    rank[order] = np.arange(1, len(scores) + 1)
-
-    table = pd.DataFrame({"id": ids, "score": scores, "rank": rank, "is_anomaly": flagged})
-    if labels is not None:
-        table["label"] = labels
-    if truth is not None:
-        table["true_anomaly"] = truth.astype(bool)
-    if p.plant:
-        table["planted"] = planted
-    for column in parts.columns:  # the score and the quantities it was computed from
-        table[column] = parts[column].to_numpy()
-    table = table.sort_values("rank", kind="stable").reset_index(drop=True)
-
+    table = anomaly_table(scored, scores, flagged, order)
+    metrics = anomaly_metrics(p, detector, scored, scores, flagged)
     out = ensure_out_dir(p.out)
     write_table(table, out / "anomalies.csv")
     write_table(table, out / "anomalies.parquet")
-    metrics = {"score": p.score, "samples": p.samples, "background_weight": detector.background_weight_,
-               "choices": detector.choices_,
-               "n_images": int((~planted).sum()),
-               "n_anomalies": int(flagged[~planted].sum()),
-               "threshold": cut.to_dict(), "model": str(p.model_dir), "data": str(p.data)}
-    if truth is not None:
-        metrics["truth"] = truth_metrics(truth, scores, flagged)
-        metrics["truth"]["normal_labels" if p.normal_labels else "anomaly_labels"] = list(p.normal_labels or p.anomaly_labels)
-    if p.plant:
-        metrics["planted"] = planted_metrics(planted, scores, flagged)
-
-    shown = order[: min(p.top, len(order))]
-    images = images_of(shown).numpy() if len(shown) else np.zeros((0, *dataset.shape), np.float32)
-    with torch.no_grad():
-        recons = model.reconstruct(torch.from_numpy(images).to(torch_device)).float().clamp(0, 1).cpu().numpy()
-    differences = np.abs(images - recons).max(axis=1, keepdims=True)
-    shown_labels = [labels[k] if labels is not None else ("planted" if planted[k] else "") for k in shown]
-    columns = min(12, max(1, len(shown)))
-    captions = [f"#{i + 1} {shown_labels[i]}\n{scores[k]:.4g}" if str(shown_labels[i]) else f"#{i + 1}\n{scores[k]:.4g}"
-                for i, k in enumerate(shown)]
-    thumbnail_rows([("image", images[:columns], captions[:columns]), ("reconstruction", recons[:columns], [""] * columns),
-                    ("difference", differences[:columns], [""] * columns)], out / "top_anomalies.png",
-                   title=f"highest {p.score} scores (rank, label, score above each image)", max_columns=columns)
+    top_items = top_anomalies(p, model, scored, scores, order, dataset.shape, out)
     write_json(out / "metrics.json", metrics)
-    summary = {"data": p.data, "model": str(p.model_dir), "images": int((~planted).sum()), "score": p.score,
-               "Monte Carlo samples": p.samples, "threshold": f"{cut.value:.6g} ({cut.method}"
-               + (f" {cut.parameter}" if cut.parameter is not None else "") + ")",
-               "flagged as anomalies": f"{int(flagged[~planted].sum())} ({flagged[~planted].mean():.2%})"}
-    if p.plant:
-        summary["planted outliers (a check)"] = f"{metrics['planted']['flagged']} of {p.plant} flagged; AUROC against " \
-                                                f"the data {metrics['planted']['auroc_against_the_data']:.3f}"
-    top_items = [{"rank": i + 1, "id": ids[k], "label": shown_labels[i], "score": float(scores[k]),
-                  "input": images[i], "reconstruction": recons[i], "difference": differences[i]}
-                 for i, k in enumerate(shown)]
-    write_report(out / "report.html", table, summary, metrics.get("truth"), top_items, p.score, cut.value)
+    write_report(out / "report.html", table, report_summary(p, metrics), metrics.get("truth"), top_items, p.score,
+                 detector.threshold_info_.value)
     return metrics
 
 

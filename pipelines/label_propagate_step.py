@@ -143,18 +143,13 @@ def check_two_classes(given, where: str) -> None:
 def run(p: LabelPropagateParameters) -> dict:
     """Writes predictions.csv, metrics.json, confusion.png (truth known) and suggestions.csv/.png
     (``p.suggest`` > 0) into ``p.out``; returns the metrics."""
-    import numpy as np
     import pandas as pd
 
     from vae_tools.atomic import write_json
     from vae_tools.errors import DataError, VaeToolsError
-    from vae_tools.latent import baseline
-    from vae_tools.latent.labels import check_every_class_labelled, hide_labels
-    from vae_tools.latent.metrics import classification_metrics
     from vae_tools.latent.propagation import LabelPropagator
-    from vae_tools.semi_supervised import dataset_pixels, propagate_labels
+    from vae_tools.semi_supervised import propagate_labels
     from vae_tools.tables import write_table
-    from vaetools_pipelines.figures import confusion_figure
     from vaetools_pipelines.latent_inputs import ensure_out_dir, load_latent_inputs
 
     if (p.labeled is None) == (p.labels_file is None):
@@ -165,6 +160,37 @@ def run(p: LabelPropagateParameters) -> dict:
     if refine_rounds is None:
         refine_rounds = REFINE_ROUNDS if p.model_dir is not None and p.data is not None else 0
     inputs = load_latent_inputs(p.embeddings, p.model_dir, p.data, p.split, p.device, not p.quiet, need_model=refine_rounds > 0)
+    given, keep = given_labels(p, inputs)
+    propagator = LabelPropagator(method=p.method, n_neighbors=p.n_neighbors, graph=p.graph, reduce=p.reduce,
+                                 umap_backend=p.backend, n_maps=p.n_maps, random_state=p.seed)
+    out = ensure_out_dir(p.out)
+    started = time.perf_counter()
+    result = propagate_labels(inputs.model, inputs.dataset, given, propagator, features=p.features,
+                              refine_rounds=refine_rounds, refine_epochs=p.refine_epochs, device=inputs.device,
+                              seed=p.seed, progress=not p.quiet, y_true=inputs.labels, latents=inputs.latents)
+    fitted = result.propagator
+    predictions = pd.DataFrame({"id": inputs.ids, "predicted_label": fitted.transduction_,
+                                "confidence": fitted.confidence_.round(5), "labelled": keep})
+    if inputs.labels is not None:
+        predictions["true_label"] = inputs.labels
+    write_table(predictions, out / "predictions.csv")
+    metrics = propagation_metrics(p, result, keep, refine_rounds, time.perf_counter() - started)
+    if inputs.labels is not None:
+        metrics.update(truth_metrics(inputs, given, keep, fitted, out))
+    if p.suggest > 0:
+        metrics["suggestions"] = write_suggestions(out, inputs, result.spaces[0], fitted, keep, p.suggest, p.seed)
+    write_json(out / "metrics.json", metrics)
+    return metrics
+
+
+def given_labels(p: LabelPropagateParameters, inputs):
+    """The labels propagation starts from (None where unknown) and which samples have one: a share
+    of the data's own labels (``p.labeled``) or those of a labels file."""
+    import numpy as np
+
+    from vae_tools.errors import DataError
+    from vae_tools.latent.labels import check_every_class_labelled, hide_labels
+
     if p.labeled is not None:
         if inputs.labels is None:
             raise DataError(f"{p.embeddings or p.data}: has no labels to hide; use --labels FILE with the labels you have")
@@ -177,27 +203,14 @@ def run(p: LabelPropagateParameters) -> dict:
     check_two_classes(given, str(p.labels_file or p.embeddings or p.data))
     if keep.all():
         raise DataError("every sample is already labelled; nothing to propagate")
-    propagator = LabelPropagator(method=p.method, n_neighbors=p.n_neighbors, graph=p.graph, reduce=p.reduce,
-                                 umap_backend=p.backend, n_maps=p.n_maps, random_state=p.seed)
-    out = ensure_out_dir(p.out)
-    started = time.perf_counter()
-    result = propagate_labels(inputs.model, inputs.dataset, given, propagator, features=p.features,
-                              refine_rounds=refine_rounds, refine_epochs=p.refine_epochs, device=inputs.device,
-                              seed=p.seed, progress=not p.quiet, y_true=inputs.labels, latents=inputs.latents)
+    return given, keep
+
+
+def propagation_metrics(p: LabelPropagateParameters, result, keep, refine_rounds: int, seconds: float) -> dict:
+    import pandas as pd
+
     fitted = result.propagator
-    seconds = time.perf_counter() - started
-
-    predictions = pd.DataFrame({
-        "id": inputs.ids,
-        "predicted_label": fitted.transduction_,
-        "confidence": np.round(fitted.confidence_, 5),
-        "labelled": keep,
-    })
-    if inputs.labels is not None:
-        predictions["true_label"] = inputs.labels
-    write_table(predictions, out / "predictions.csv")
-
-    metrics = {
+    return {
         "n_samples": int(len(keep)), "n_labelled": int(keep.sum()), "n_unlabelled": int((~keep).sum()),
         "labelled_fraction": p.labeled, "labels_file": str(p.labels_file) if p.labels_file else None,
         "classes": [str(c) for c in fitted.classes_],
@@ -212,21 +225,29 @@ def run(p: LabelPropagateParameters) -> dict:
         "seconds": round(seconds, 2), "rounds": result.rounds,
         "predicted_counts": {str(k): int(v) for k, v in pd.Series(fitted.transduction_[~keep]).value_counts().items()},
     }
-    if inputs.labels is not None:
-        # Compared as text: a labels file says "1" where the data's own labels are the integer 1.
-        scores = classification_metrics(inputs.labels[~keep].astype(str), fitted.transduction_[~keep].astype(str))
-        metrics["unlabelled"] = scores
-        metrics["accuracy_unlabelled"] = scores["accuracy"]
-        if inputs.dataset is not None:  # the plain method's accuracy on the same labels, for comparison
-            predicted = baseline.baseline_predictions(dataset_pixels(inputs.dataset), given)
-            metrics["baseline"] = {"method": baseline.describe(), "accuracy_unlabelled": float(np.mean(
-                predicted[~keep].astype(str) == inputs.labels[~keep].astype(str)))}
-        cm = scores["confusion_matrix"]
-        confusion_figure(np.array(cm["matrix"]), cm["labels"], out / "confusion.png",
-                         f"unlabelled samples: accuracy {scores['accuracy']:.2%}")
-    if p.suggest > 0:
-        metrics["suggestions"] = write_suggestions(out, inputs, result.spaces[0], fitted, keep, p.suggest, p.seed)
-    write_json(out / "metrics.json", metrics)
+
+
+def truth_metrics(inputs, given, keep, fitted, out) -> dict:
+    """Scores on the unlabelled samples whose truth is known, the plain method's accuracy on the
+    same labels beside them, and confusion.png."""
+    import numpy as np
+
+    from vae_tools.latent import baseline
+    from vae_tools.latent.metrics import classification_metrics
+    from vae_tools.semi_supervised import dataset_pixels
+    from vaetools_pipelines.figures import confusion_figure
+
+    # Compared as text: a labels file says "1" where the data's own labels are the integer 1.
+    truth = inputs.labels[~keep].astype(str)
+    scores = classification_metrics(truth, fitted.transduction_[~keep].astype(str))
+    metrics = {"unlabelled": scores, "accuracy_unlabelled": scores["accuracy"]}
+    if inputs.dataset is not None:
+        predicted = baseline.baseline_predictions(dataset_pixels(inputs.dataset), given)
+        metrics["baseline"] = {"method": baseline.describe(),
+                               "accuracy_unlabelled": float(np.mean(predicted[~keep].astype(str) == truth))}
+    cm = scores["confusion_matrix"]
+    confusion_figure(np.array(cm["matrix"]), cm["labels"], out / "confusion.png",
+                     f"unlabelled samples: accuracy {scores['accuracy']:.2%}")
     return metrics
 
 
