@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from conftest import invoke, make_images, tiny_training
+from vae_tools.latent.reducers import GRAPH_MAP_EPOCHS
 
 FAST = tiny_training(20)
 
@@ -276,7 +277,8 @@ def test_cuml_backend_is_one_clear_error_when_not_installed(blobs_12d, tmp_path)
 def test_umap_cuml_backend_is_used_when_installed(trained, tmp_path, fake_cuml):
     run_cli("umap", "--embeddings", trained / "emb.parquet", "--backend", "cuml", "--neighbors", "7",
             "--out", tmp_path / "c", "--quiet")
-    assert fake_cuml == [{"n_components": 2, "n_neighbors": 7, "min_dist": 0.1, "init": "spectral", "random_state": 0}]
+    assert fake_cuml == [{"n_components": 2, "n_neighbors": 7, "min_dist": 0.1, "init": "spectral", "random_state": 0,
+                          "n_epochs": None}]  # a picture gets the library's own length
     table = pd.read_csv(tmp_path / "c" / "umap.csv", dtype={"id": str})
     latents = pd.read_parquet(trained / "emb.parquet")
     assert np.allclose(table[["x", "y"]].to_numpy(), latents[["mu_0", "mu_1"]].to_numpy() * 2.0, atol=1e-5)
@@ -286,7 +288,7 @@ def test_cluster_and_label_propagate_build_their_10d_map_with_cuml(blobs_12d, tm
     run_cli("cluster", "--embeddings", blobs_12d, "--clusters", "3", "--backend", "cuml",
             "--out", tmp_path / "clusters", "--quiet")
     assert fake_cuml[-1] == {"n_components": 10, "n_neighbors": 15, "min_dist": 0.0, "init": "spectral",
-                             "random_state": 0}
+                             "random_state": 0, "n_epochs": GRAPH_MAP_EPOCHS}  # a map for a graph, a shorter layout
     metrics = json.loads((tmp_path / "clusters" / "metrics.json").read_text())
     assert metrics["umap_backend"] == "cuml" and metrics["accuracy"] == 1.0
 

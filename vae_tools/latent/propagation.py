@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,6 +23,26 @@ from vae_tools.latent.neighbors import check_neighbors, nearest_neighbors
 from vae_tools.latent.projection import check_umap_backend
 
 METHODS = PROPAGATION_METHODS
+# The last few neighbour graphs built, by the content of the map and the graph's settings: cross-
+# validation, the judging folds and the final propagation fit the same map many times with different
+# labels, and the graph (the costly part: the neighbour search) depends only on the map.
+_GRAPHS: OrderedDict = OrderedDict()
+GRAPHS_KEPT = 4
+
+
+def spreading_graph(space: np.ndarray, n_neighbors: int, kind: str, neighbors: str, seed: int) -> sp.csr_matrix:
+    """The affinity graph of ``space``, built once per map and settings while it stays among the last
+    ``GRAPHS_KEPT`` asked for."""
+    space = np.ascontiguousarray(space, dtype=np.float32)
+    key = (hashlib.blake2b(space.data, digest_size=16).hexdigest(), space.shape, n_neighbors, kind, neighbors, seed)
+    if key in _GRAPHS:
+        _GRAPHS.move_to_end(key)
+        return _GRAPHS[key]
+    indices, distances = nearest_neighbors(space, n_neighbors, neighbors)
+    graph = _GRAPHS[key] = affinity_graph(indices, distances, kind, seed=seed)
+    while len(_GRAPHS) > GRAPHS_KEPT:
+        _GRAPHS.popitem(last=False)
+    return graph
 
 
 class LabelPropagator(ClassifierMixin, BaseEstimator):
@@ -111,8 +133,7 @@ class LabelPropagator(ClassifierMixin, BaseEstimator):
                        codes: np.ndarray) -> np.ndarray:
         """The method's label distributions over one space, rows summing to 1."""
         if self.method == "spreading":
-            indices, distances = nearest_neighbors(space, self.n_neighbors, self.neighbors)
-            graph = affinity_graph(indices, distances, self.graph, seed=self.random_state)
+            graph = spreading_graph(space, self.n_neighbors, self.graph, self.neighbors, self.random_state)
             dist, n_iter, converged = _spread(graph, targets, len(self.classes_), self.alpha, self.max_iter,
                                               self.tol)
             self.n_iter_ = max(self.n_iter_, n_iter)

@@ -19,6 +19,12 @@ from vae_tools.latent.defaults import UMAP_BACKEND
 # UMAP runs single-threaded when seeded: about 2.5 minutes for 70,000 points on this 2-core CPU, and
 # it grows faster than linearly; past this many points ``auto`` builds on the features directly.
 UMAP_LIMIT = 200_000
+# A map for a graph or for k-means needs its neighbourhoods, not a finished picture: with 100 layout
+# epochs instead of umap-learn's 200 (500 under 10,000 points) label spreading was as accurate on MNIST
+# 70k (98.01% against 97.94%), Kuzushiji-MNIST pixels (87.5% against 87.2%, 3 seeds) and digits (97.3%
+# against 97.0%), and k-means as accurate on MNIST latents (0.965 both) and Kuzushiji-MNIST pixels
+# (0.49 against 0.48), in a half to a seventh of the time.
+GRAPH_MAP_EPOCHS = 100
 
 
 class UMAPReducer:
@@ -32,7 +38,7 @@ class UMAPReducer:
     def fit_transform(self, X, y=None) -> np.ndarray:
         from vae_tools.latent.projection import umap_embedding
 
-        return umap_embedding(X, self.n_components, self.random_state, backend=self.backend)
+        return umap_embedding(X, self.n_components, self.random_state, backend=self.backend, n_epochs=GRAPH_MAP_EPOCHS)
 
 
 class PCAReducer:
