@@ -15,7 +15,9 @@ from vae_tools.latent.defaults import (
     FEATURES,
     GRAPH,
     GRAPHS,
-    JUDGE_FOLDS,
+    BUDGET,
+    BUDGET_HELP,
+    BUDGETS,
     MAPS,
     MIN_JUDGING_LABELS,
     NEIGHBORS,
@@ -23,7 +25,8 @@ from vae_tools.latent.defaults import (
     PROPAGATION_METHODS,
     REDUCE,
     REFINE_EPOCHS,
-    REFINE_ROUNDS,
+    REFINEMENT_FOLDS,
+    REFINEMENTS,
 )
 from vaetools_pipelines import common_options as common
 from vaetools_pipelines.option_types import FINITE, parse_maps
@@ -62,13 +65,24 @@ class LabelPropagateParameters(common.LatentSource):
                                  "result does not hang on one map's seed (up to a point of accuracy on small data "
                                  f"sets). auto: {ENSEMBLE_MAPS} up to {ENSEMBLE_LIMIT:,} samples, 1 beyond (each map "
                                  "costs a UMAP run).")
+    budget: str = option(BUDGET, type=click.Choice(tuple(BUDGETS)),
+                         help="What to trade for time (needs --model and --data beyond fast): "
+                              + "; ".join(f"{name}: {text}" for name, text in BUDGET_HELP.items())
+                              + ". --refinement and --refine-rounds override its choices.")
+    refinement: str = option(None, type=click.Choice(REFINEMENTS), show_default="the budget's",
+                             help="How a refinement round uses the propagated labels: encoder trains the VAE's "
+                                  "encoder and a linear head on them (bf16 where the CPU has it); vae fine-tunes the "
+                                  "whole VAE on ELBO + labels and maps it again with UMAP.")
     refine_rounds: int = option(
-        None, type=click.IntRange(min=0), show_default=f"{REFINE_ROUNDS} with --model, else 0",
-        help="Rounds of fine-tuning the VAE on the propagated labels, then propagating again (needs --model and "
-             f"--data). Each round is also run once per fold of your labels ({JUDGE_FOLDS} folds) without that fold, "
-             "and kept only if it then predicts more of the labels held back correctly; with fewer than "
+        None, type=click.IntRange(min=0), show_default="the budget's with --model, else 0",
+        help="Rounds of training on the propagated labels, then propagating again (needs --model and --data). "
+             "Each round is also run once per fold of your labels (encoder: "
+             f"{REFINEMENT_FOLDS['encoder']}, vae: {REFINEMENT_FOLDS['vae']} folds) without that fold, and kept "
+             "only if it then predicts more of the labels held back correctly; with fewer than "
              f"{MIN_JUDGING_LABELS} labels that cannot be judged, and it is skipped.")
-    refine_epochs: int = option(REFINE_EPOCHS, type=click.IntRange(min=1), help="Epochs over the data per refinement round.")
+    refine_epochs: int = option(None, type=click.IntRange(min=1),
+                                show_default=", ".join(f"{k}: {v}" for k, v in REFINE_EPOCHS.items()),
+                                help="Epochs over the data per training of a refinement round.")
     suggest: int = option(0, type=click.IntRange(min=0), metavar="N",
                           help="Also write the N unlabelled samples most worth labelling next (suggestions.csv/.png).")
     seed: int = common.seed()
@@ -157,16 +171,17 @@ def run(p: LabelPropagateParameters) -> dict:
     if p.labeled is not None and not 0 < p.labeled < 1:
         raise DataError(f"--labelled must lie strictly between 0 and 1, got {p.labeled}")
     refine_rounds = p.refine_rounds
-    if refine_rounds is None:
-        refine_rounds = REFINE_ROUNDS if p.model_dir is not None and p.data is not None else 0
-    inputs = load_latent_inputs(p.embeddings, p.model_dir, p.data, p.split, p.device, not p.quiet, need_model=refine_rounds > 0)
+    if refine_rounds is None and (p.model_dir is None or p.data is None or p.budget == "fast"):
+        refine_rounds = 0
+    inputs = load_latent_inputs(p.embeddings, p.model_dir, p.data, p.split, p.device, not p.quiet, need_model=refine_rounds != 0)
     given, keep = given_labels(p, inputs)
     propagator = LabelPropagator(method=p.method, n_neighbors=p.n_neighbors, graph=p.graph, reduce=p.reduce,
                                  umap_backend=p.backend, n_maps=p.n_maps, random_state=p.seed)
     out = ensure_out_dir(p.out)
     started = time.perf_counter()
     result = propagate_labels(inputs.model, inputs.dataset, given, propagator, features=p.features,
-                              refine_rounds=refine_rounds, refine_epochs=p.refine_epochs, device=inputs.device,
+                              budget=p.budget, refinement=p.refinement, refine_rounds=refine_rounds,
+                              refine_epochs=p.refine_epochs, device=inputs.device,
                               seed=p.seed, progress=not p.quiet, y_true=inputs.labels, latents=inputs.latents)
     fitted = result.propagator
     predictions = pd.DataFrame({"id": inputs.ids, "predicted_label": fitted.transduction_,
@@ -174,7 +189,7 @@ def run(p: LabelPropagateParameters) -> dict:
     if inputs.labels is not None:
         predictions["true_label"] = inputs.labels
     write_table(predictions, out / "predictions.csv")
-    metrics = propagation_metrics(p, result, keep, refine_rounds, time.perf_counter() - started)
+    metrics = propagation_metrics(p, result, keep, time.perf_counter() - started)
     if inputs.labels is not None:
         metrics.update(truth_metrics(inputs, given, keep, fitted, out))
     if p.suggest > 0:
@@ -206,7 +221,7 @@ def given_labels(p: LabelPropagateParameters, inputs):
     return given, keep
 
 
-def propagation_metrics(p: LabelPropagateParameters, result, keep, refine_rounds: int, seconds: float) -> dict:
+def propagation_metrics(p: LabelPropagateParameters, result, keep, seconds: float) -> dict:
     import pandas as pd
 
     fitted = result.propagator
@@ -216,7 +231,8 @@ def propagation_metrics(p: LabelPropagateParameters, result, keep, refine_rounds
         "classes": [str(c) for c in fitted.classes_],
         "settings": {"method": p.method, "n_neighbors": p.n_neighbors, "graph": p.graph, "reduce": p.reduce,
                      "features": p.features, "umap_backend": p.backend, "maps": p.n_maps,
-                     "refine_rounds": refine_rounds, "refine_epochs": p.refine_epochs,
+                     "budget": p.budget, "refinement": result.plan.refinement, "refine_rounds": result.plan.rounds,
+                     "refine_epochs": result.plan.epochs,
                      "stratify": p.stratify, "seed": p.seed},
         "choices": {"features": result.features, "features_why": _features_why(result),
                     "maps": len(result.spaces), "maps_why": result.maps_note,

@@ -20,6 +20,7 @@ def test_a_log_gets_plain_lines_and_no_carriage_returns(monkeypatch):
     lines = log.getvalue().splitlines()
     assert "\r" not in log.getvalue() and len(lines) == 4
     assert lines[-1].startswith("embedding: 4/4 batch (100%) after") and lines[-1].endswith("; loss 1.50")
+    assert "s left" in lines[0] and "left" not in lines[-1]  # an estimate of the rest while there is a rest
 
 
 def test_a_log_is_quiet_between_reports():

@@ -2,6 +2,7 @@
 held-back labels say it helped."""
 
 import copy
+import re
 import dataclasses
 
 import numpy as np
@@ -14,6 +15,7 @@ from vae_tools.config import TrainConfig
 from vae_tools.data import ImageDataset
 from vae_tools.data.arrays import ArrayReader
 from vae_tools.errors import DataError
+from vae_tools.latent.defaults import JUDGE_FOLDS
 from vae_tools.latent.labels import hide_labels
 from vae_tools.latent.validation import cross_validated_accuracy, labelled_folds, without_labels
 from vae_tools.training import train
@@ -106,7 +108,7 @@ def test_cross_validation_and_judging_folds_use_only_given_labels():
     from vae_tools.latent.propagation import LabelPropagator
 
     assert cross_validated_accuracy(LabelPropagator(reduce="none", n_neighbors=5), x, given) == 1.0
-    folds = labelled_folds(given, semi.JUDGE_FOLDS, seed=0)
+    folds = labelled_folds(given, JUDGE_FOLDS, seed=0)
     assert len(folds) == 4 and all(set(given[fold]) == {0, 1} for fold in folds)  # stratified
     assert sorted(np.concatenate(folds)) == list(np.flatnonzero(given >= 0))  # each given label once
     assert (without_labels(given, folds[0])[folds[0]] == -1).all()
@@ -193,26 +195,35 @@ def test_self_training_as_a_scikit_learn_meta_estimator(bars):
         estimator.fit(images, given[:3])
 
 
-def test_every_given_label_judges_a_round_through_one_fine_tuning_per_fold(bars, monkeypatch):
+@pytest.mark.parametrize("refinement", ["encoder", "vae"])
+def test_every_given_label_judges_a_round_through_one_fine_tuning_per_fold(bars, monkeypatch, refinement):
     dataset, labels, given, trained, _ = bars
     monkeypatch.setattr(semi, "MIN_JUDGING_LABELS", 10)
     tuned = []
 
     def unchanged(model, *args, **kwargs):  # a 'fine-tuning' that only counts
-        tuned.append(model)
+        tuned.append(kwargs)
         return model
 
     monkeypatch.setattr(semi, "fine_tune_on_labels", unchanged)
-    result = semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=1, progress=False)
+    result = semi.propagate_labels(trained, dataset, given, features="latents", refinement=refinement,
+                                   refine_rounds=1, progress=False)
     n_given = int((given != -1).sum())
+    folds = semi.REFINEMENT_FOLDS[refinement]
     assert [r["held_back"] for r in result.rounds] == [n_given, n_given]
-    assert len(tuned) == semi.JUDGE_FOLDS  # the dropped round's full version is not built outside evaluation
+    assert len(tuned) == folds  # the dropped round's full version is not built outside evaluation
+    assert all(kwargs["elbo"] is False for kwargs in tuned) if refinement == "encoder" else \
+        all("elbo" not in kwargs for kwargs in tuned)
     tuned.clear()
-    semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=1, progress=False, y_true=labels)
-    assert len(tuned) == semi.JUDGE_FOLDS + 1  # in evaluation mode the dropped round is built to be scored
+    semi.propagate_labels(trained, dataset, given, features="latents", refinement=refinement, refine_rounds=1,
+                          progress=False, y_true=labels)
+    # In evaluation mode the dropped round is built to be scored: "vae" fine-tunes a full version for
+    # it, "encoder" pools the fold lines it already has.
+    assert len(tuned) == folds + (refinement == "vae")
 
 
-def test_a_folds_line_of_rounds_never_learns_that_folds_labels(bars, monkeypatch):
+@pytest.mark.parametrize("refinement", ["encoder", "vae"])
+def test_a_folds_line_of_rounds_never_learns_that_folds_labels(bars, monkeypatch, refinement):
     dataset, labels, given, trained, _ = bars
     monkeypatch.setattr(semi, "MIN_JUDGING_LABELS", 10)
     start = scramble(copy.deepcopy(trained))  # noise latents: a label a line was not given is a guess
@@ -223,11 +234,78 @@ def test_a_folds_line_of_rounds_never_learns_that_folds_labels(bars, monkeypatch
         return model
 
     monkeypatch.setattr(semi, "fine_tune_on_labels", record)
-    semi.propagate_labels(start, dataset, given, features="latents", refine_rounds=1, progress=False, y_true=labels)
+    semi.propagate_labels(start, dataset, given, features="latents", refinement=refinement, refine_rounds=1,
+                          progress=False, y_true=labels)
     labelled = np.flatnonzero(given != -1)
-    *fold_targets, full_targets = targets
-    for fold, codes in zip(labelled_folds(given, semi.JUDGE_FOLDS, seed=0), fold_targets):
+    folds = labelled_folds(given, semi.REFINEMENT_FOLDS[refinement], seed=0)
+    fold_targets = targets[:len(folds)]
+    for fold, codes in zip(folds, fold_targets):
         others = np.setdiff1d(labelled, fold)
         assert (codes[others] == given[others]).all()  # taught the labels outside its fold
         assert (codes[fold] != given[fold]).any()  # and only guesses at its own fold's
-    assert (full_targets[labelled] == given[labelled]).all()
+    if refinement == "vae":
+        assert len(targets) == len(folds) + 1 and (targets[-1][labelled] == given[labelled]).all()
+    else:
+        assert len(targets) == len(folds)  # the result pools the fold lines: no training saw every label
+
+
+def test_a_budget_names_the_refinement_and_an_explicit_choice_overrides_it():
+    from vae_tools.latent.defaults import BUDGETS, REFINE_EPOCHS
+
+    assert semi.refinement_plan("fast").rounds == 0
+    balanced = semi.refinement_plan("balanced")
+    assert (balanced.refinement, balanced.rounds, balanced.epochs) == ("encoder", BUDGETS["balanced"]["refine_rounds"],
+                                                                        REFINE_EPOCHS["encoder"])
+    best = semi.refinement_plan("best")
+    assert (best.refinement, best.rounds, best.epochs, best.folds) == ("vae", 2, REFINE_EPOCHS["vae"], JUDGE_FOLDS)
+    assert best.remaps and not best.pools and balanced.pools and not balanced.remaps
+    mixed = semi.refinement_plan("fast", refinement="vae", refine_rounds=3, refine_epochs=1)
+    assert (mixed.refinement, mixed.rounds, mixed.epochs) == ("vae", 3, 1)
+    with pytest.raises(DataError, match="unknown budget 'quick': use one of fast, balanced, best"):
+        semi.refinement_plan("quick")
+    with pytest.raises(DataError, match="unknown refinement 'head'"):
+        semi.refinement_plan(refinement="head")
+
+
+def test_the_encoder_refinement_trains_the_encoder_and_leaves_the_decoder(bars):
+    from vae_tools.training.label_fine_tune import fine_tune_on_labels
+
+    dataset, labels, given, trained, _ = bars
+    model = copy.deepcopy(trained)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    targets = np.searchsorted(np.unique(labels), labels)
+    fine_tune_on_labels(model, dataset, targets, np.ones(len(labels)), 2, epochs=2, elbo=False, amp=True,
+                        label_weight=1.0, progress=False)
+    changed = {name for name, value in model.state_dict().items() if not torch.equal(value, before[name])}
+    assert any(name.startswith("encoder") for name in changed) and "to_mu.weight" in changed
+    assert not any(name.startswith(("decoder", "from_latent", "log_sigma", "to_logvar")) for name in changed), sorted(changed)
+
+
+def test_a_map_fitted_again_with_other_labels_reuses_its_graph():
+    from vae_tools.latent import propagation
+
+    rng = np.random.default_rng(0)
+    space = rng.normal(size=(200, 3)).astype(np.float32)
+    first = propagation.spreading_graph(space, 10, "umap", "auto", 0)
+    assert propagation.spreading_graph(space.copy(), 10, "umap", "auto", 0) is first  # by content, not identity
+    other = space.copy()
+    other[0, 0] += 1
+    assert propagation.spreading_graph(other, 10, "umap", "auto", 0) is not first
+    assert propagation.spreading_graph(space, 5, "umap", "auto", 0) is not first
+    for k in range(propagation.GRAPHS_KEPT + 1):
+        propagation.spreading_graph(space + k + 1, 10, "umap", "auto", 0)
+    assert len(propagation._GRAPHS) == propagation.GRAPHS_KEPT  # only the last few are kept
+
+
+def test_the_plan_and_its_estimate_come_before_the_work(bars, capsys):
+    dataset, labels, given, trained, _ = bars
+    semi.propagate_labels(trained, dataset, given, features="auto", refine_rounds=1, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    plan = next(line for line in lines if line.startswith("plan: "))
+    assert lines.index(plan) < next(i for i, line in enumerate(lines) if line.startswith("round 0 done in"))
+    assert "plan: 160 samples; rank 3 feature sets (latents, latents+pixels, pixels)" in plan
+    assert "up to 1 refinement round(s) (encoder): 2 trainings of 3 epochs each" in plan
+    assert re.search(r"About \d+s in all", plan)
+    assert "too few labels" in lines[-1]  # 80 labels cannot judge a round: said when round 0 is done
+    text = semi.plan_note(70_000, ["latents"], True, 1, semi.refinement_plan("best"), embed_seconds=5.0)
+    assert "1 UMAP map(s)" in text and "(vae): 5 trainings of 4 epochs" in text

@@ -48,5 +48,13 @@ class _Lines:
     def _line(self, done: int, seconds: float) -> None:
         of = f"/{self.total}" if self.total else ""
         share = f" ({done / self.total:.0%})" if self.total else ""
+        left = f", about {seconds / done * (self.total - done):.0f}s left" if self.total and done < self.total else ""
         extra = f"; {self.postfix}" if self.postfix else ""
-        print(f"{self.desc}: {done}{of} {self.unit}{share} after {seconds:.0f}s{extra}", file=self.stream, flush=True)
+        print(f"{self.desc}: {done}{of} {self.unit}{share} after {seconds:.0f}s{left}{extra}", file=self.stream,
+              flush=True)
+
+
+def note(text: str, enabled: bool = True, stream: Optional[TextIO] = None) -> None:
+    """One line of news about long work (a plan, a stage done), on standard error when ``enabled``."""
+    if enabled:
+        print(text, file=stream or sys.stderr, flush=True)

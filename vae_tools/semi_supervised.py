@@ -15,15 +15,19 @@ from sklearn.base import BaseEstimator, clone
 from vae_tools.data import ImageDataset
 from vae_tools.embedding import embed, latent_matrix
 from vae_tools.errors import DataError
-from vae_tools.latent.defaults import (CV_FOLDS, ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURES, JUDGE_FOLDS,
-                                       MIN_JUDGING_LABELS, PREFERRED_FEATURES, REFINE_EPOCHS, REFINE_ROUNDS)
+from vae_tools.latent.defaults import (BUDGET, BUDGETS, CV_FOLDS, ENSEMBLE_LIMIT, ENSEMBLE_MAPS, FEATURES,
+                                       MIN_JUDGING_LABELS, PREFERRED_FEATURES, RANKING_SAMPLES, REFINE_EPOCHS,
+                                       REFINEMENT,
+                                       REFINEMENT_FOLDS, REFINEMENTS)
 from vae_tools.latent.features import candidate_names, effective_maps, feature_matrix, pixel_components
-from vae_tools.latent.reducers import reduced_maps, reduces
+from vae_tools.latent.projection import check_umap_backend
+from vae_tools.latent.reducers import GRAPH_MAP_EPOCHS, check_reduce, reduced_maps, reduces
 from vae_tools.latent.labels import unlabelled_mask
 from vae_tools.latent.propagation import LabelPropagator
 from vae_tools.latent.validation import (cross_validated_accuracy, held_back_correct, held_back_true_probability,
                                          labelled_folds, without_labels)
 from vae_tools.models.base import BaseVAE, as_module
+from vae_tools.progress import note as note_progress
 from vae_tools.progress import progress as progress_of
 from vae_tools.training.label_fine_tune import fine_tune_on_labels
 
@@ -39,6 +43,7 @@ class PropagationResult:
     rounds: list = field(default_factory=list)  # per round: seconds, held-back accuracy, accepted
     refinement_note: str = ""
     maps_note: str = ""  # why ``spaces`` holds as many maps as it does
+    plan: Optional[RefinementPlan] = None  # the refinement asked for (rounds kept: ``rounds``)
 
 
 def dataset_pixels(dataset: ImageDataset, batch_size: int = 4096) -> np.ndarray:
@@ -53,9 +58,10 @@ def propagate_labels(
     propagator: Optional[LabelPropagator] = None,
     *,
     features: str = FEATURES,
-    refine_rounds: int = REFINE_ROUNDS,
-    refine_epochs: int = REFINE_EPOCHS,
-    label_weight: float = 100.0,
+    budget: str = BUDGET,
+    refinement: Optional[str] = None,
+    refine_rounds: Optional[int] = None,
+    refine_epochs: Optional[int] = None,
     device="cpu",
     seed: int = 0,
     progress: bool = True,
@@ -64,79 +70,123 @@ def propagate_labels(
 ) -> PropagationResult:
     """Round 0 propagates over a feature set (latents, pixels or both) chosen by cross-validation on
     the given labels (``choose_features``: latents+pixels unless another set is clearly better),
-    averaged over the propagator's ``n_maps`` UMAP maps of it. Each refinement round fine-tunes a
-    copy of the VAE on the ELBO plus a classifier loss on the current labels, re-embeds and
-    propagates again. It is judged by cross-fitting: the given labels are split into
-    ``JUDGE_FOLDS`` folds, each fold's own line of rounds runs without that fold's labels, and the
+    averaged over the propagator's ``n_maps`` UMAP maps of it. Each refinement round trains a copy
+    of the VAE on the current labels (``refinement``: ``encoder``, the encoder and a linear head on
+    them alone; ``vae``, the whole VAE on the ELBO plus that classifier loss), re-embeds and propagates
+    again. It is judged by cross-fitting: the given labels are split into folds
+    (``REFINEMENT_FOLDS``), each fold's own line of rounds runs without that fold's labels, and the
     round is kept only if, added over the folds, it predicts more of the labels held back from it
-    correctly than the best round so far (so each kept round costs ``JUDGE_FOLDS`` + 1 fine-tunings).
+    correctly than the best round so far. ``encoder`` then propagates every label over the fold
+    lines' latents pooled as maps (two trainings a round); ``vae`` fine-tunes a full version and
+    re-maps it (five). ``budget`` (``BUDGETS``: fast, balanced, best) names a set of these choices;
+    ``refinement``, ``refine_rounds`` and ``refine_epochs`` given here override it.
     ``latents``: the model's embeddings of ``dataset`` when the
     caller already has them. Without ``dataset`` only the latents are used; without ``model`` (or
     ``dataset``) there is no refinement."""
+    plan = refinement_plan(budget, refinement, refine_rounds, refine_epochs)
     base = clone(propagator) if propagator is not None else LabelPropagator(random_state=seed)
-    on_space = clone(base).set_params(reduce="none")
     y = np.asarray(y_partial)
-    hidden = unlabelled_mask(y)
     started = time.perf_counter()
     if latents is None:
         latents = latent_matrix(embed(model, dataset, device=device, progress=progress))
-    mapped = reduces(base.reduce, len(latents))
-    n_maps = effective_maps(base.n_maps, len(latents))
+    embed_seconds = time.perf_counter() - started
     names = candidate_names(features, have_pixels=dataset is not None)
+    check_umap_backend(base.umap_backend)  # a wrong setting is one error, before any plan is announced
+    check_reduce(base.reduce)
+    mapped, n_maps = reduces(base.reduce, len(latents)), effective_maps(base.n_maps, len(latents))
+    refinable = model is not None and dataset is not None
+    note_progress(plan_note(len(latents), names, mapped, n_maps, plan if refinable else None, embed_seconds),
+                  progress)
     pixels = pixel_components(dataset_pixels(dataset), seed=seed) if names != ["latents"] else None
+    work = _Propagation(base, plan, dataset, pixels, y, n_maps, device, seed, progress)
+    chosen, scores, space = work.round_zero_space(names, latents)
+    work.chosen = chosen
+    folds = labelled_folds(y, plan.folds, seed)
+    note = _refinement_blocker(plan.rounds, refinable, chosen, sum(len(fold) for fold in folds), plan.refinement,
+                               getattr(as_module(model), "stops_early", True) if model is not None else True)
+    full = work.propagated(model, latents, space, y)
+    # One lineage per fold, never shown that fold's labels, so that they can judge its rounds.
+    judges = [work.propagated(model, latents, space, without_labels(y, fold)) for fold in folds] if not note else []
+    best = _judged_score(judges, folds, y)
+    rounds = [_round_info(0, started, best, True, full, work.hidden, y_true)]
+    note_progress(f"round 0 done in {rounds[0]['seconds']:.0f}s" + (f"; {plan.rounds} refinement round(s) next, "
+                  f"each about {round_estimate(len(latents), plan, embed_seconds):.0f}s" if not note else
+                  f"; {note}"), progress)
+    if not note:
+        full, note = work.refine(full, judges, folds, best, rounds, y_true)
+    return PropagationResult(full.fitted, full.model, full.latents, full.space, chosen, scores, rounds, note,
+                             _maps_note(mapped, base.n_maps, n_maps, len(space), len(latents)), plan)
 
-    def maps_of(name: str, lat: np.ndarray, count: int, first: Optional[np.ndarray] = None) -> np.ndarray:
-        matrix = feature_matrix(name, lat, pixels)
-        return reduced_maps(matrix, base.reduce, base.n_components, seed, base.umap_backend, count, first)
 
-    # One map per candidate is enough to rank them; only the chosen set pays for the other maps.
-    single = {name: maps_of(name, latents, 1) for name in names}
-    scores = {name: cross_validated_accuracy(on_space, single[name], y, CV_FOLDS, seed) for name in names} \
-        if len(names) > 1 else {}
-    chosen = choose_features(scores, int((~hidden).sum())) if scores else names[0]
-    space = maps_of(chosen, latents, n_maps, first=single[chosen][0])
-    maps_note = _maps_note(mapped, base.n_maps, n_maps, len(space), len(latents))
+class _Propagation:
+    """The settings one call of :func:`propagate_labels` shares between its stages."""
 
-    def propagated(lineage_model, lat, maps, labels) -> Lineage:
-        return Lineage(lineage_model, lat, maps, clone(on_space).fit(maps, labels), labels)
+    def __init__(self, base: LabelPropagator, plan: RefinementPlan, dataset, pixels, y, n_maps: int, device,
+                 seed: int, progress: bool):
+        self.base, self.plan, self.dataset, self.pixels, self.y = base, plan, dataset, pixels, y
+        self.on_space = clone(base).set_params(reduce="none")
+        self.hidden = unlabelled_mask(y)
+        self.n_maps, self.device, self.seed, self.progress = n_maps, device, seed, progress
+        self.chosen = None
 
-    def refined(lineage: Lineage, r: int) -> Lineage:
-        """``lineage`` one round on: its VAE fine-tuned on its own propagated labels, re-embedded,
-        re-mapped and propagated with the same labels."""
+    def maps_of(self, name: str, latents: np.ndarray, count: int, first: Optional[np.ndarray] = None,
+                rows: Optional[np.ndarray] = None) -> np.ndarray:
+        matrix = feature_matrix(name, latents, self.pixels)
+        matrix = matrix if rows is None else matrix[rows]
+        base = self.base
+        return reduced_maps(matrix, base.reduce, base.n_components, self.seed, base.umap_backend, count, first)
+
+    def round_zero_space(self, names: list, latents: np.ndarray):
+        """The feature set chosen by cross-validation, each set's score, and the chosen set's maps.
+        One map per candidate is enough to rank them, and on large data a sample holding every
+        label is: the ranking is a question about the labels. Only the chosen set pays for its full maps."""
+        rows = ranking_rows(self.hidden, self.seed) if len(names) > 1 else None
+        single = {name: self.maps_of(name, latents, 1, rows=rows) for name in names}
+        scores = {name: cross_validated_accuracy(self.on_space, single[name], self.y[rows], CV_FOLDS, self.seed)
+                  for name in names} if len(names) > 1 else {}
+        chosen = choose_features(scores, int((~self.hidden).sum())) if scores else names[0]
+        whole = rows is None or len(rows) == len(latents)
+        return chosen, scores, self.maps_of(chosen, latents, self.n_maps, first=single[chosen][0] if whole else None)
+
+    def propagated(self, model, latents, maps, labels) -> Lineage:
+        return Lineage(model, latents, maps, clone(self.on_space).fit(maps, labels), labels)
+
+    def refined(self, lineage: Lineage, r: int) -> Lineage:
+        """``lineage`` one round on: its VAE trained on its own propagated labels, re-embedded,
+        (for ``vae``) re-mapped, and propagated with the same labels."""
         fitted, trial_model = lineage.fitted, copy.deepcopy(lineage.model)
         codes = np.searchsorted(fitted.classes_, fitted.transduction_)
-        fine_tune_on_labels(trial_model, dataset, codes, fitted.confidence_, len(fitted.classes_),
-                            epochs=refine_epochs, label_weight=label_weight, device=device, seed=seed + r,
-                            progress=progress)
-        trial_latents = latent_matrix(embed(trial_model, dataset, device=device, progress=progress))
-        return propagated(trial_model, trial_latents, maps_of(chosen, trial_latents, n_maps), lineage.labels)
+        fine_tune_on_labels(trial_model, self.dataset, codes, fitted.confidence_, len(fitted.classes_),
+                            **self.plan.fine_tuning, device=self.device, seed=self.seed + r, progress=self.progress)
+        latents = latent_matrix(embed(trial_model, self.dataset, device=self.device, progress=self.progress))
+        space = self.maps_of(self.chosen, latents, self.n_maps) if self.plan.remaps else latents[None]
+        return self.propagated(trial_model, latents, space, lineage.labels)
 
-    folds = labelled_folds(y, JUDGE_FOLDS, seed)
-    n_judging = sum(len(fold) for fold in folds)
-    note = _refinement_blocker(refine_rounds, model is not None and dataset is not None, chosen, n_judging,
-                               getattr(as_module(model), "stops_early", True) if model is not None else True)
-    full = propagated(model, latents, space, y)
-    # One lineage per fold, never shown that fold's labels, so that they can judge its rounds.
-    judges = [propagated(model, latents, space, without_labels(y, fold)) for fold in folds] if not note else []
-    best = _judged_score(judges, folds, y)
-    rounds = [_round_info(0, started, best, True, full, hidden, y_true)]
-    for r in range(1, refine_rounds + 1 if not note else 1):
-        started = time.perf_counter()
-        trials = [refined(judge, r) for judge in progress_of(judges, desc=f"refinement round {r}: judging folds",
-                                                             unit="fold", enabled=progress)]
-        score = _judged_score(trials, folds, y)
-        accepted = score.beats(best)
-        # A dropped round's full version is only built to report what it would have given.
-        trial_full = refined(full, r) if accepted or y_true is not None else None
-        rounds.append(_round_info(r, started, score, accepted, trial_full, hidden, y_true))
-        if not accepted:
-            note = (f"round {r} predicted {score.correct} of {n_judging} labels held back from it (mean true-class "
-                    f"probability {score.mean_probability:.3f}), not more than the {best.correct} "
-                    f"({best.mean_probability:.3f}) before it, so it was dropped and refinement stopped")
-            break
-        full, judges, best = trial_full, trials, score
-    return PropagationResult(full.fitted, full.model, full.latents, full.space, chosen, scores, rounds, note,
-                             maps_note)
+    def pooled(self, lines: list) -> Lineage:
+        """Every given label propagated over the fold lines' latents, each line's one map."""
+        return self.propagated(lines[0].model, lines[0].latents, np.concatenate([line.space for line in lines]), self.y)
+
+    def refine(self, full: Lineage, judges: list, folds: list, best: HeldBackScore, rounds: list, y_true):
+        """Rounds until one does not beat the best before it (appended to ``rounds``); the lineage
+        to use and why refinement stopped ("" when every round was kept)."""
+        n_judging = sum(len(fold) for fold in folds)
+        for r in range(1, self.plan.rounds + 1):
+            started = time.perf_counter()
+            trials = [self.refined(judge, r) for judge in progress_of(
+                judges, desc=f"refinement round {r}: judging folds", unit="fold", enabled=self.progress)]
+            score = _judged_score(trials, folds, self.y)
+            accepted = score.beats(best)
+            # A dropped round's full version is only built to report what it would have given.
+            trial_full = None if not (accepted or y_true is not None) else self.pooled(trials) if self.plan.pools \
+                else self.refined(full, r)
+            rounds.append(_round_info(r, started, score, accepted, trial_full, self.hidden, y_true))
+            if not accepted:
+                return full, (f"round {r} predicted {score.correct} of {n_judging} labels held back from it (mean "
+                              f"true-class probability {score.mean_probability:.3f}), not more than the "
+                              f"{best.correct} ({best.mean_probability:.3f}) before it, so it was dropped and "
+                              "refinement stopped")
+            full, judges, best = trial_full, trials, score
+        return full, ""
 
 
 class Lineage(NamedTuple):
@@ -148,6 +198,50 @@ class Lineage(NamedTuple):
     space: np.ndarray
     fitted: LabelPropagator
     labels: np.ndarray
+
+
+# Seconds per point and layout epoch of a 10-d UMAP map on one core of the 2-core machine the defaults
+# were measured on (70,000 points, 100 epochs: about 20 s); a rough guide, not a promise.
+UMAP_SECONDS_PER_POINT_EPOCH = 3e-6
+
+
+def round_estimate(n: int, plan: RefinementPlan, embed_seconds: float) -> float:
+    """A refinement round's seconds, guessed from the embedding pass: a training step costs about
+    three forward passes, halved by bf16 (encoder), tripled by the decoder (vae); each fold line
+    also embeds once, and vae re-maps."""
+    training = plan.epochs * 3 * embed_seconds * (0.5 if plan.refinement == "encoder" else 3)
+    remap = n * GRAPH_MAP_EPOCHS * UMAP_SECONDS_PER_POINT_EPOCH if plan.remaps else 0.0
+    lines = plan.folds + (0 if plan.pools else 1)
+    return lines * (training + embed_seconds + remap)
+
+
+def plan_note(n: int, names: list, mapped: bool, n_maps: int, plan: Optional[RefinementPlan],
+              embed_seconds: float) -> str:
+    """What propagation will do and about how long it will take, before it starts."""
+    ranked = min(n, RANKING_SAMPLES) if len(names) > 1 else 0
+    text = f"plan: {n:,} samples; "
+    if ranked:
+        text += f"rank {len(names)} feature sets ({', '.join(names)}) by {CV_FOLDS}-fold cross-validation on " \
+                f"{ranked:,} of them, then "
+    text += f"{n_maps} UMAP map(s) of the chosen set" if mapped else "a graph on the features themselves"
+    points = (len(names) * ranked + n_maps * n) if mapped else 0
+    seconds = embed_seconds + points * GRAPH_MAP_EPOCHS * UMAP_SECONDS_PER_POINT_EPOCH
+    if plan is not None and plan.rounds > 0:
+        lines = plan.folds + (0 if plan.pools else 1)
+        text += (f"; then up to {plan.rounds} refinement round(s) ({plan.refinement}): {lines} trainings of "
+                 f"{plan.epochs} epochs each, kept only if the labels held back from it say it helped")
+        seconds += plan.rounds * round_estimate(n, plan, embed_seconds)
+    return text + f". About {seconds:.0f}s in all on this device"
+
+
+def ranking_rows(hidden: np.ndarray, seed: int, limit: int = RANKING_SAMPLES) -> np.ndarray:
+    """Every labelled row and, up to ``limit`` rows in all, a random draw of the others, in order."""
+    if len(hidden) <= limit:
+        return np.arange(len(hidden))
+    labelled, unlabelled = np.flatnonzero(~hidden), np.flatnonzero(hidden)
+    extra = max(0, limit - len(labelled))
+    drawn = np.random.default_rng(seed).choice(unlabelled, size=min(extra, len(unlabelled)), replace=False)
+    return np.sort(np.concatenate([labelled, drawn]))
 
 
 def choose_features(scores: dict, n_labels: int, preferred: str = PREFERRED_FEATURES) -> str:
@@ -173,16 +267,60 @@ def _maps_note(mapped: bool, asked, wanted: int, made: int, n_samples: int) -> s
             f"so {made}")
 
 
+@dataclass(frozen=True)
+class RefinementPlan:
+    """What the refinement rounds do, resolved from a budget and the choices that override it."""
+    refinement: str
+    rounds: int
+    epochs: int
+
+    @property
+    def folds(self) -> int:
+        return REFINEMENT_FOLDS[self.refinement]
+
+    @property
+    def pools(self) -> bool:  # the fold lines' latents make the final maps; no full version is trained
+        return self.refinement == "encoder"
+
+    @property
+    def remaps(self) -> bool:  # the refined latents are mapped like the chosen features (UMAP)
+        return self.refinement == "vae"
+
+    @property
+    def fine_tuning(self) -> dict:
+        if self.refinement == "encoder":
+            # The cross-entropy alone, so no weight against the ELBO; a short warm-up steadies AdamW's start.
+            return {"epochs": self.epochs, "elbo": False, "amp": True, "label_weight": 1.0, "lr": 2e-3,
+                    "batch_size": 256, "warmup_steps": 100}
+        return {"epochs": self.epochs, "label_weight": 100.0}
+
+
+def refinement_plan(budget: str = BUDGET, refinement: Optional[str] = None, refine_rounds: Optional[int] = None,
+                    refine_epochs: Optional[int] = None) -> RefinementPlan:
+    if budget not in BUDGETS:
+        raise DataError(f"unknown budget {budget!r}: use one of {', '.join(BUDGETS)}")
+    chosen = {"refinement": REFINEMENT, **BUDGETS[budget]}
+    refinement = refinement or chosen["refinement"]
+    if refinement not in REFINEMENTS:
+        raise DataError(f"unknown refinement {refinement!r}: use one of {', '.join(REFINEMENTS)}")
+    rounds = chosen["refine_rounds"] if refine_rounds is None else refine_rounds
+    if rounds < 0 or (refine_epochs is not None and refine_epochs < 1):
+        raise DataError(f"`refine_rounds` must be at least 0 and `refine_epochs` at least 1, got {rounds} and "
+                        f"{refine_epochs}")
+    return RefinementPlan(refinement, int(rounds), int(refine_epochs or REFINE_EPOCHS[refinement]))
+
+
 def _refinement_blocker(refine_rounds: int, have_model: bool, chosen: str, n_judging: int,
-                        plain_elbo: bool = True) -> str:
+                        refinement: str = REFINEMENT, plain_elbo: bool = True) -> str:
     if refine_rounds <= 0:
         return "refinement is off"
     if not have_model:
         return "refinement needs the model and the images"
     if not plain_elbo:
-        # Fine-tuning on the ELBO and the labels alone would drop the term the model's codes rest on.
-        return ("refinement fine-tunes on the ELBO and the labels, which would undo the photo model's "
-                "consistency term; it is not yet adapted to that model, so it is skipped")
+        # Fine-tuning on the ELBO and the labels alone would drop the term the model's codes rest on;
+        # the encoder refinement's augmentation (pixel shifts) is not the photo model's either.
+        return (f"the {refinement} refinement is not yet adapted to the photo model (its consistency term and "
+                "augmentations), so it is skipped")
     if chosen == "pixels":
         return "the pixels scored best, so fine-tuning the VAE cannot change the result"
     if n_judging < MIN_JUDGING_LABELS:
@@ -241,9 +379,9 @@ class SelfTrainingPropagator(BaseEstimator):
 
     ``vae``: a trained VAE module or a fitted ``VAEEmbedder``; ``propagator``: the
     :class:`LabelPropagator` whose settings propagation uses (a default one when None). Each of
-    ``refine_rounds`` fine-tunes a copy of the VAE on the current labels and is kept only if it
-    predicts more held-back labels correctly, each fold of the labels held back in turn (see
-    :func:`propagate_labels`).
+    ``refine_rounds`` trains a copy of the VAE on the current labels (``refinement``, or the
+    ``budget``'s) and is kept only if it predicts more held-back labels correctly, each fold of the
+    labels held back in turn (see :func:`propagate_labels`).
 
     Attributes: ``transduction_``, ``label_distributions_``, ``classes_``, ``features_`` (the
     feature set chosen by cross-validation), ``rounds_`` (one dict per round, accepted or not),
@@ -252,14 +390,16 @@ class SelfTrainingPropagator(BaseEstimator):
     """
 
     def __init__(self, vae, propagator: Optional[LabelPropagator] = None, *, features: str = FEATURES,
-                 refine_rounds: int = REFINE_ROUNDS, refine_epochs: int = REFINE_EPOCHS, label_weight: float = 100.0,
-                 device: str = "cpu", random_state: int = 0, verbose: bool = False):
+                 budget: str = BUDGET, refinement: Optional[str] = None, refine_rounds: Optional[int] = None,
+                 refine_epochs: Optional[int] = None, device: str = "cpu", random_state: int = 0,
+                 verbose: bool = False):
         self.vae = vae
         self.propagator = propagator
         self.features = features
+        self.budget = budget
+        self.refinement = refinement
         self.refine_rounds = refine_rounds
         self.refine_epochs = refine_epochs
-        self.label_weight = label_weight
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -272,8 +412,8 @@ class SelfTrainingPropagator(BaseEstimator):
         if len(y) != len(dataset):
             raise DataError(f"y holds {len(y)} labels for {len(dataset)} images")
         result = propagate_labels(module, dataset, y, self.propagator, features=self.features,
-                                  refine_rounds=self.refine_rounds, refine_epochs=self.refine_epochs,
-                                  label_weight=self.label_weight, device=self.device, seed=self.random_state,
+                                  budget=self.budget, refinement=self.refinement, refine_rounds=self.refine_rounds,
+                                  refine_epochs=self.refine_epochs, device=self.device, seed=self.random_state,
                                   progress=self.verbose)
         fitted = result.propagator
         self.transduction_ = fitted.transduction_

@@ -36,13 +36,16 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
 class LabelObjective(BatchObjective):
     """The model's ELBO terms on randomly shifted inputs plus ``label_weight`` x the weighted
     cross-entropy of a linear head on mu. ``targets`` holds a class index per training row (-1: no
-    target); ``weights`` scales each one. The head is a submodule, so the optimiser and DDP see it."""
+    target); ``weights`` scales each one. The head is a submodule, so the optimiser and DDP see it.
+    Without ``elbo`` only the encoder and the head are trained (the decoder is never run): the
+    cross-entropy alone, at about a third of the cost of a step."""
 
     needs_positions = True
 
     def __init__(self, model: BaseVAE, targets: np.ndarray, weights: np.ndarray, n_classes: int,
-                 label_weight: float, max_shift: int, seed: int):
+                 label_weight: float, max_shift: int, seed: int, elbo: bool = True):
         super().__init__(model)
+        self.elbo = elbo
         self.head = nn.Linear(model.latent_dim, n_classes)
         targets = np.asarray(targets)
         self.register_buffer("targets", torch.as_tensor(targets, dtype=torch.long).clamp_min(0), persistent=False)
@@ -53,10 +56,16 @@ class LabelObjective(BatchObjective):
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor):
         model = self.model
-        out = model(random_shift(model.training_input(x), self.max_shift, self.generator))
-        recon, kl = model.output_loss_terms(out, x)
+        shifted = random_shift(model.training_input(x), self.max_shift, self.generator)
+        if self.elbo:
+            out = model(shifted)
+            recon, kl = model.output_loss_terms(out, x)
+            mu = out.mu
+        else:
+            mu, _ = model.encode(shifted)
+            recon = kl = torch.zeros(len(x), device=x.device)
         rows = positions.to(x.device, non_blocking=True)
-        ce = F.cross_entropy(self.head(out.mu.float()), self.targets[rows], reduction="none") * self.weights[rows]
+        ce = F.cross_entropy(self.head(mu.float()), self.targets[rows], reduction="none") * self.weights[rows]
         return recon, kl, self.label_weight * ce.mean()
 
 
@@ -73,6 +82,9 @@ def fine_tune_on_labels(
     lr: float = 1e-3,
     batch_size: int = 128,
     max_shift: int = 2,
+    elbo: bool = True,
+    amp: bool = False,
+    warmup_steps: int = 0,
     device: torch.device | str = "cpu",
     seed: int = 0,
     progress: bool = True,
@@ -80,12 +92,15 @@ def fine_tune_on_labels(
     """Train ``model`` in place on ELBO + ``label_weight`` x weighted cross-entropy of a linear head
     on mu (:class:`LabelObjective`), through the same loop as :func:`vae_tools.training.train`, for
     ``epochs`` full passes under a cosine learning-rate decay. ``targets`` holds a class index per
-    sample (-1: no target); ``weights`` scales each one."""
+    sample (-1: no target); ``weights`` scales each one. Without ``elbo`` the decoder is left as it is
+    and only the encoder learns (the latents then serve the labels, not generation); ``amp``:
+    bf16 autocast where the device has it natively (about 2x per step on such a CPU)."""
     device = torch.device(device)
     torch.manual_seed(seed)
     dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress)
-    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, warmup_steps=0, val_fraction=0.0, seed=seed)
-    objective = LabelObjective(model, targets, weights, n_classes, label_weight, max_shift, seed)
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, warmup_steps=warmup_steps, val_fraction=0.0,
+                         seed=seed, amp=amp)
+    objective = LabelObjective(model, targets, weights, n_classes, label_weight, max_shift, seed, elbo)
     objective.to(device, memory_format=memory_format_for(device))
     optimizer = torch.optim.AdamW(objective.parameters(), lr=lr)
     batch_size = min(batch_size, len(dataset))

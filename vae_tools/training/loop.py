@@ -47,10 +47,22 @@ def memory_format_for(device: torch.device):
     return torch.channels_last if device.type in ("cpu", "cuda") else torch.contiguous_format
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), where oneDNN runs bf16
+    convolutions about twice as fast as float32; elsewhere bf16 is emulated and slower."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def autocast_for(device: torch.device, enabled: bool):
-    """(autocast context, gradient scaler or None): bf16 where the GPU has it, else fp16 with a scaler."""
-    if not enabled or device.type != "cuda":
+    """(autocast context, gradient scaler or None): bf16 where the GPU or the CPU has it natively,
+    else fp16 with a scaler on a GPU and full precision on a CPU."""
+    if not enabled or device.type not in ("cuda", "cpu"):
         return contextlib.nullcontext(), None
+    if device.type == "cpu":
+        return (torch.autocast("cpu", dtype=torch.bfloat16) if cpu_has_bf16() else contextlib.nullcontext()), None
     if torch.cuda.is_bf16_supported():
         return torch.autocast("cuda", dtype=torch.bfloat16), None
     return torch.autocast("cuda", dtype=torch.float16), torch.amp.GradScaler("cuda")
