@@ -47,7 +47,7 @@ from vae_tools.training import train  # noqa: E402
 
 FRACTIONS = (0.01, 0.02)
 REFINEMENT_DEFAULTS = {name: parameter.default for name, parameter in inspect.signature(propagate_labels).parameters.items()
-                       if name in ("refine_rounds", "refine_epochs", "label_weight")}
+                       if name in ("budget", "refinement", "refine_rounds", "refine_epochs")}
 
 
 def baseline(images: np.ndarray, y: np.ndarray, seeds_by_fraction: dict) -> dict:
@@ -70,6 +70,18 @@ def baseline(images: np.ndarray, y: np.ndarray, seeds_by_fraction: dict) -> dict
         results[str(fraction)] = {"accuracy_per_seed": accs, "accuracy_mean": float(np.mean(accs)),
                                   "seconds_mean": round(float(np.mean(times)), 1)}
     return results
+
+
+def time_to_accuracy(rounds: list) -> list:
+    """(seconds spent so far, accuracy of the result so far) after round 0 and after each round: a
+    dropped round costs its time and leaves the accuracy where it was."""
+    spent, accuracy, table = 0.0, None, []
+    for r in rounds:
+        spent += r["seconds"]
+        if r["accepted"]:
+            accuracy = r["accuracy_unlabelled"]
+        table.append({"after_round": r["round"], "seconds": round(spent, 1), "accuracy_unlabelled": accuracy})
+    return table
 
 
 def earlier_seed_runs(previous: dict, model: str | None, seeds, fractions) -> dict:
@@ -119,6 +131,7 @@ def main() -> None:
     parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
     parser.add_argument("--model", help="a run folder to use instead of training a VAE here (its training time is then not measured)")
     parser.add_argument("--skip-clustering", action="store_true")
+    parser.add_argument("--budget", default=REFINEMENT_DEFAULTS["budget"], help="label-propagate's --budget")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip-million", action="store_true")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "label_propagation.json"))
@@ -175,9 +188,11 @@ def main() -> None:
             keep = hide_labels(y, fraction, seed=seed)
             started = time.perf_counter()
             run = propagate_labels(model, dataset, np.where(keep, y, -1), LabelPropagator(random_state=seed),
-                                   device=device, seed=seed, progress=False, y_true=y)
+                                   budget=args.budget, device=device, seed=seed, progress=False, y_true=y)
             seconds = time.perf_counter() - started
-            per_seed.append({"seed": seed, "rounds": run.rounds, "seconds": round(seconds, 1)})
+            per_seed.append({"seed": seed, "rounds": run.rounds, "seconds": round(seconds, 1),
+                             "time_to_accuracy": time_to_accuracy(run.rounds),
+                             "peak_rss_gib_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)})
             per_seed[-1].update(features=run.features, feature_cv_accuracy=run.feature_scores,
                                 refinement_note=run.refinement_note)
             print(f"  vaetools {fraction:.0%} seed {seed} ({run.features}): " + ", ".join(
@@ -220,7 +235,7 @@ def main() -> None:
                     "torch": torch.__version__, "device": str(device)},
         "data": {"source": args.data, "n": len(dataset)},
         "settings": {"vae": vae_settings, "seeds": args.seeds, "fractions": fractions,
-                     "propagation": {**LabelPropagator().get_params(), **REFINEMENT_DEFAULTS}},
+                     "propagation": {**LabelPropagator().get_params(), **REFINEMENT_DEFAULTS, "budget": args.budget}},
         "baseline_pca50_labelspreading": base,
         "vaetools": ours,
         "ratio_vs_baseline": {key: ours[key]["accuracy_mean"] / base[key]["accuracy_mean"] for key in ours},
