@@ -110,6 +110,8 @@ def main():
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/mnist.npz"))
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", action="store_true", help="vaetools with TrainConfig(amp=True): bf16 autocast where "
+                                                             "the device has it natively (the textbook loop stays fp32)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results/train_speed.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -124,7 +126,8 @@ def main():
     ref_nll = test_neg_elbo(ref_model.encode, ref_model.decode, x_test, device)
     print(f"textbook: epochs {[round(t, 2) for t in ref_times]} s, test -ELBO {ref_nll:.2f}", flush=True)
 
-    config = TrainConfig(epochs=args.epochs, val_fraction=0.0, device=args.device, patience=args.epochs, seed=0)
+    config = TrainConfig(epochs=args.epochs, val_fraction=0.0, device=args.device, patience=args.epochs, seed=0,
+                         amp=args.amp)
     result = train(train_set, config, progress=False)
     ours_times = [row["seconds"] for row in result.history]
     model = result.model.to(device)
@@ -137,6 +140,7 @@ def main():
         "data": "MNIST train 60,000 / test 10,000",
         "epochs": args.epochs,
         "device": str(device),
+        "vaetools_amp": args.amp,
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
         "parameters": {"textbook": sum(p.numel() for p in ref_model.parameters()),
                        "vaetools": sum(p.numel() for p in model.parameters())},

@@ -35,7 +35,9 @@ from vae_tools.training.label_fine_tune import fine_tune_on_labels
 @dataclass
 class PropagationResult:
     propagator: LabelPropagator  # fitted on ``space`` with every given label
-    model: BaseVAE  # the fine-tuned VAE of the last accepted round (the input model when none was)
+    # The trained VAE of the last accepted round (the input model when none was). After an "encoder"
+    # round only its encoder learnt: it gives the refined latents, but its decoder is the input's.
+    model: BaseVAE
     latents: np.ndarray
     spaces: np.ndarray  # (n_maps, n_samples, d): the coordinates each neighbour graph was built on
     features: str  # the feature set used
