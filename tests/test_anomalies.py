@@ -81,7 +81,7 @@ def test_threshold_rules():
         choose_threshold(scores, contamination=0.7)
 
 
-@pytest.mark.parametrize("score", ["complexity", "iwae", "elbo", "recon", "kl", "latent"])
+@pytest.mark.parametrize("score", ["complexity", "iwae", "elbo", "recon", "kl", "latent", "knn"])
 def test_every_score_writes_every_output(setup, tmp_path, score):
     out = tmp_path / "a"
     result = run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--score", score,
@@ -288,3 +288,22 @@ def test_a_registered_score_is_a_choice_of_the_command_and_a_column_of_the_table
         unregister_score("distance")
     assert run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--score", "distance",
                    "--out", tmp_path / "e", ok=False).exit_code == 2
+
+
+def test_the_knn_score_leaves_each_reference_image_out_and_finds_far_codes():
+    from vae_tools.anomaly.score_registry import get_score
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 1, (200, 3)).astype(np.float32)
+    score = get_score("knn")
+    index = score.fit(None, reference, 0)
+    own = score.compute(None, reference, index)
+    from sklearn.neighbors import NearestNeighbors
+
+    others, _ = NearestNeighbors(n_neighbors=6).fit(reference).kneighbors(reference)
+    np.testing.assert_allclose(own, others[:, 1:].mean(1), rtol=1e-5)  # itself left out, 5 others kept
+    far = score.compute(None, reference[:5] + 10, index)
+    assert far.min() > own.max()
+    assert score.explain(index)["value"] == 5 and "200 reference images" in score.explain(index)["why"]
+    small = score.fit(None, reference[:3], 0)  # fewer reference images than neighbours
+    assert score.compute(None, reference[:3], small).shape == (3,)
