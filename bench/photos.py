@@ -100,7 +100,7 @@ def clustering(dataset, model, seed, device, pixels) -> dict:
 
 
 def knn_distance(test_latents: np.ndarray, normal_latents: np.ndarray, k: int = 5) -> np.ndarray:
-    """Mean Euclidean distance to the k nearest normal latents: a candidate score, not yet in the library."""
+    """Mean Euclidean distance to the k nearest normal latents: the library's `knn` score, for held-out images."""
     from sklearn.neighbors import NearestNeighbors
 
     distances, _ = NearestNeighbors(n_neighbors=k).fit(normal_latents).kneighbors(test_latents)
