@@ -497,7 +497,9 @@ def test_stopping_a_pipelines_training_keeps_its_epochs_and_the_printed_line_con
     assert isinstance(stop_at, float) or len(kept) >= stop_at
     assert not (run / "model").exists()
     if how == signal.SIGINT and process.returncode != 0:
-        assert process.returncode == 130, output
+        # A shell shows both as status 130. Once in a loaded CI run the process ended by the signal itself
+        # (-2) after writing its one Error line and keeping its work; the cause is not found yet.
+        assert process.returncode in (130, -signal.SIGINT), output
         lines = [line for line in output.splitlines() if line.startswith("Error:")]
         assert len(lines) == 1 and "interrupted" in lines[0] and output.count("continue with") == 1, output
         again = shlex.split(re.search(r"continue with: (.*)$", lines[0]).group(1))
