@@ -162,7 +162,7 @@ def run(p: LabelPropagateParameters) -> dict:
     from vae_tools.atomic import write_json
     from vae_tools.errors import DataError, VaeToolsError
     from vae_tools.latent.propagation import LabelPropagator
-    from vae_tools.semi_supervised import propagate_labels
+    from vae_tools.semi_supervised import propagate_labels, refinement_plan
     from vae_tools.tables import write_table
     from vaetools_pipelines.latent_inputs import ensure_out_dir, load_latent_inputs
 
@@ -171,9 +171,11 @@ def run(p: LabelPropagateParameters) -> dict:
     if p.labeled is not None and not 0 < p.labeled < 1:
         raise DataError(f"--labelled must lie strictly between 0 and 1, got {p.labeled}")
     refine_rounds = p.refine_rounds
-    if refine_rounds is None and (p.model_dir is None or p.data is None or p.budget == "fast"):
+    if refine_rounds is None and (p.model_dir is None or p.data is None):
         refine_rounds = 0
-    inputs = load_latent_inputs(p.embeddings, p.model_dir, p.data, p.split, p.device, not p.quiet, need_model=refine_rounds != 0)
+    plan = refinement_plan(p.budget, p.refinement, refine_rounds, p.refine_epochs)
+    inputs = load_latent_inputs(p.embeddings, p.model_dir, p.data, p.split, p.device, not p.quiet,
+                                need_model=plan.rounds > 0)
     given, keep = given_labels(p, inputs)
     propagator = LabelPropagator(method=p.method, n_neighbors=p.n_neighbors, graph=p.graph, reduce=p.reduce,
                                  umap_backend=p.backend, n_maps=p.n_maps, random_state=p.seed)

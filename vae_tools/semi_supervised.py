@@ -102,7 +102,6 @@ def propagate_labels(
     pixels = pixel_components(dataset_pixels(dataset), seed=seed) if names != ["latents"] else None
     work = _Propagation(base, plan, dataset, pixels, y, n_maps, device, seed, progress)
     chosen, scores, space = work.round_zero_space(names, latents)
-    work.chosen = chosen
     folds = labelled_folds(y, plan.folds, seed)
     note = _refinement_blocker(plan.rounds, refinable, chosen, sum(len(fold) for fold in folds), plan.refinement,
                                getattr(as_module(model), "stops_early", True) if model is not None else True)
@@ -129,7 +128,7 @@ class _Propagation:
         self.on_space = clone(base).set_params(reduce="none")
         self.hidden = unlabelled_mask(y)
         self.n_maps, self.device, self.seed, self.progress = n_maps, device, seed, progress
-        self.chosen = None
+        self.chosen = None  # the feature set round 0 chose; refined lines are mapped from it
 
     def maps_of(self, name: str, latents: np.ndarray, count: int, first: Optional[np.ndarray] = None,
                 rows: Optional[np.ndarray] = None) -> np.ndarray:
@@ -146,7 +145,7 @@ class _Propagation:
         single = {name: self.maps_of(name, latents, 1, rows=rows) for name in names}
         scores = {name: cross_validated_accuracy(self.on_space, single[name], self.y[rows], CV_FOLDS, self.seed)
                   for name in names} if len(names) > 1 else {}
-        chosen = choose_features(scores, int((~self.hidden).sum())) if scores else names[0]
+        self.chosen = chosen = choose_features(scores, int((~self.hidden).sum())) if scores else names[0]
         whole = rows is None or len(rows) == len(latents)
         return chosen, scores, self.maps_of(chosen, latents, self.n_maps, first=single[chosen][0] if whole else None)
 
@@ -213,8 +212,7 @@ def round_estimate(n: int, plan: RefinementPlan, embed_seconds: float) -> float:
     also embeds once, and vae re-maps."""
     training = plan.epochs * 3 * embed_seconds * (0.5 if plan.refinement == "encoder" else 3)
     remap = n * GRAPH_MAP_EPOCHS * UMAP_SECONDS_PER_POINT_EPOCH if plan.remaps else 0.0
-    lines = plan.folds + (0 if plan.pools else 1)
-    return lines * (training + embed_seconds + remap)
+    return plan.trainings * (training + embed_seconds + remap)
 
 
 def plan_note(n: int, names: list, mapped: bool, n_maps: int, plan: Optional[RefinementPlan],
@@ -229,8 +227,7 @@ def plan_note(n: int, names: list, mapped: bool, n_maps: int, plan: Optional[Ref
     points = (len(names) * ranked + n_maps * n) if mapped else 0
     seconds = embed_seconds + points * GRAPH_MAP_EPOCHS * UMAP_SECONDS_PER_POINT_EPOCH
     if plan is not None and plan.rounds > 0:
-        lines = plan.folds + (0 if plan.pools else 1)
-        text += (f"; then up to {plan.rounds} refinement round(s) ({plan.refinement}): {lines} trainings of "
+        text += (f"; then up to {plan.rounds} refinement round(s) ({plan.refinement}): {plan.trainings} trainings of "
                  f"{plan.epochs} epochs each, kept only if the labels held back from it say it helped")
         seconds += plan.rounds * round_estimate(n, plan, embed_seconds)
     return text + f". About {seconds:.0f}s in all on this device"
@@ -283,6 +280,10 @@ class RefinementPlan:
     @property
     def pools(self) -> bool:  # the fold lines' latents make the final maps; no full version is trained
         return self.refinement == "encoder"
+
+    @property
+    def trainings(self) -> int:  # per kept round: one per fold line, and the full version unless pooled
+        return self.folds + (0 if self.pools else 1)
 
     @property
     def remaps(self) -> bool:  # the refined latents are mapped like the chosen features (UMAP)

@@ -10,8 +10,8 @@ PREFERRED_FEATURES = "latents+pixels"  # what auto keeps unless another set is c
 # the CPU has it), judged by REFINEMENT_FOLDS["encoder"] fold lines whose latents are then pooled as
 # maps, so a round costs two encoder trainings; "vae" fine-tunes the whole VAE on ELBO + labels and
 # re-maps with UMAP, judged by JUDGE_FOLDS folds plus a full version (five fine-tunings a round). On
-# MNIST 70k at 2% both reach 98.5% from 98.0%; "encoder" in about a tenth of the time
-# (bench/results/label_propagation.json).
+# MNIST 70k at 2% "encoder" reached 98.33% in 114 s a seed, "vae" 98.53% in 1,722 s (3 seeds each,
+# bench/results/label_propagation_balanced.json and label_propagation.json).
 REFINEMENTS = ("encoder", "vae")
 REFINEMENT = "encoder"
 REFINE_ROUNDS = 1  # with "vae" the second round was dropped on every MNIST seed, after 470-1,300 s
@@ -26,9 +26,9 @@ BUDGET = "balanced"
 BUDGET_HELP = {
     "fast": "propagation over the chosen features only, no refinement (on MNIST 70k at 2%: 98.0%)",
     "balanced": "one refinement round that trains the encoder on the propagated labels, kept only if the "
-                "labels held back from it say it helped (98.5%, a minute or two on a laptop CPU)",
+                "labels held back from it say it helped (98.3%, about 2 minutes on a 2-core CPU)",
     "best": "up to two rounds that fine-tune the whole VAE on ELBO + labels and re-map it (98.5% on MNIST, "
-            "ten times the time; it can gain where the encoder alone cannot)",
+            "15 times the time; it can gain where the encoder alone cannot)",
 }
 # A round is judged by cross-fitting: the given labels are split into JUDGE_FOLDS folds, and for
 # each fold a copy of the round runs without that fold's labels and is scored on them, so every given

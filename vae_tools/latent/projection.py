@@ -48,10 +48,9 @@ def umap_embedding(latents: np.ndarray, n_components: int = 2, seed: int = 0, n_
 
         reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=min_dist, random_state=seed,
                             n_jobs=1, init=init, n_epochs=n_epochs, precomputed_knn=_neighbours_with_self(latents, n_neighbors))
-        with warnings.catch_warnings():  # that a map given its neighbours cannot transform new data: none is asked
-            warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
-            return np.asarray(reducer.fit_transform(latents), dtype=np.float32)
-    return np.asarray(reducer.fit_transform(latents), dtype=np.float32)
+    with warnings.catch_warnings():  # that a map given its neighbours cannot transform new data: none is asked
+        warnings.filterwarnings("ignore", message="precomputed_knn", category=UserWarning)
+        return np.asarray(reducer.fit_transform(latents), dtype=np.float32)
 
 
 def _neighbours_with_self(x: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:

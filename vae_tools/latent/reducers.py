@@ -16,8 +16,9 @@ import numpy as np
 from vae_tools.errors import DataError
 from vae_tools.latent.defaults import UMAP_BACKEND
 
-# UMAP runs single-threaded when seeded: about 2.5 minutes for 70,000 points on this 2-core CPU, and
-# it grows faster than linearly; past this many points ``auto`` builds on the features directly.
+# UMAP runs single-threaded when seeded: about 25 s for a 10-d map of 70,000 points on a 2-core CPU
+# (GRAPH_MAP_EPOCHS), and it grows faster than linearly; past this many points ``auto`` builds on the
+# features directly.
 UMAP_LIMIT = 200_000
 # A map for a graph or for k-means needs its neighbourhoods, not a finished picture: with 100 layout
 # epochs instead of umap-learn's 200 (500 under 10,000 points) label spreading was as accurate on MNIST
