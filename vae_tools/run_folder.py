@@ -17,6 +17,7 @@ from vae_tools import __version__
 from vae_tools.atomic import atomic_path, finite_json
 from vae_tools.errors import RunFolderError
 from vae_tools.models import get_model
+from vae_tools.models.registry import get_model_class
 from vae_tools.models.defaults import SIZE_LIMITS
 
 FORMAT = "vaetools-run"
@@ -137,7 +138,9 @@ def model_from_config(config: dict, where: str) -> nn.Module:
         raise RunFolderError(f"{where}: model description is incomplete (needs model.name and model.params)")
     check_model_params(model.get("params"), where)
     try:
-        return get_model(model["name"], **model["params"])
+        # A parameter added after a folder was saved takes the value its model was trained with.
+        saved_before = getattr(get_model_class(model["name"]), "saved_before", {})
+        return get_model(model["name"], **{**saved_before, **model["params"]})
     except (KeyError, TypeError, ValueError) as exc:
         raise RunFolderError(f"{where}: model description is incomplete or invalid ({exc})") from None
 

@@ -104,12 +104,16 @@ class ConvVAE(BaseVAE):
             "activation": self.activation,
         }
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's features (B, hidden_dim), before the posterior's mean and variance."""
         height, width = x.shape[2:]
         pad_h, pad_w = self._padded[0] - height, self._padded[1] - width
         if pad_h or pad_w:
             x = F.pad(x, (0, pad_w, 0, pad_h))
-        hidden = self.encoder(x)
+        return self.encoder(x)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.hidden(x)
         return self.to_mu(hidden), self.to_logvar(hidden).clamp(-12.0, 8.0)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
