@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORING_BATCH_SIZE
+from vae_tools.anomaly.defaults import AUTO, AUTO_HELP, SAMPLES, SCORE, SCORING_BATCH_SIZE
 from vae_tools.anomaly.score_registry import get_score, list_scores
 from vaetools_pipelines import common_options as common
 from vaetools_pipelines.option_types import FINITE, FiniteFloat, RegisteredName, comma_list
@@ -27,8 +27,9 @@ class AnomaliesParameters:
     model_dir: str = common.model_run("A run folder from `vaetools train`, trained on normal images.")
     data: str = common.data()
     out: str = common.out_folder()
-    score: str = option(SCORE, type=RegisteredName(list_scores),
-                        help=lambda: "; ".join(f"{name}: {get_score(name).help}" for name in list_scores()) + ".")
+    score: str = option(SCORE, type=RegisteredName(lambda: (AUTO, *list_scores())),
+                        help=lambda: f"{AUTO}: {AUTO_HELP}; " + "; ".join(f"{name}: {get_score(name).help}"
+                                                                         for name in list_scores()) + ".")
     samples: int = option(SAMPLES, type=click.IntRange(min=1),
                           help="Monte Carlo samples of z per image (elbo, iwae, complexity, adjusted).")
     contamination: float = option(None, type=FiniteFloat(0, 1, open_low=True, open_high=True),
@@ -64,7 +65,8 @@ def report(metrics: dict, p: AnomaliesParameters) -> list:
              f"{metrics['threshold']['value']:.4g}, {metrics['threshold']['method']}){scored}; "
              f"report: {Path(p.out) / 'report.html'}"]
     for name, choice in metrics["choices"].items():
-        lines.append(f"{name.replace('_', ' ')} {choice['value']:.3g}: {choice['why']}")
+        value = choice["value"] if isinstance(choice["value"], str) else f"{choice['value']:.3g}"
+        lines.append(f"{name.replace('_', ' ')} {value}: {choice['why']}")
     return lines
 
 
@@ -226,6 +228,8 @@ def run(p: AnomaliesParameters) -> dict:
     """Writes anomalies.csv and .parquet, metrics.json, top_anomalies.png and report.html into ``p.out``.
     Under torchrun every process scores its share; only the first writes (the others return an
     empty dict)."""
+    import dataclasses
+
     import numpy as np
 
     from vae_tools.anomaly.detector import VAEAnomalyDetector
@@ -237,7 +241,8 @@ def run(p: AnomaliesParameters) -> dict:
     from vaetools_pipelines.latent_inputs import ensure_out_dir
     from vaetools_pipelines.run_inputs import load_model_and_data
 
-    get_score(p.score)  # an unknown score is refused before anything is read
+    if p.score != AUTO:
+        get_score(p.score)  # an unknown score is refused before anything is read
     model, dataset, _ = load_model_and_data(p.model_dir, p.data, p.split, p.device)
     if len(dataset) < 2:
         raise DataError(f"{p.data}: holds {len(dataset)} image; anomaly scores rank images against each other, "
@@ -245,6 +250,7 @@ def run(p: AnomaliesParameters) -> dict:
     detector = VAEAnomalyDetector(vae=model, score=p.score, samples=p.samples, contamination=p.contamination,
                                   percentile=p.percentile, threshold=p.threshold, scoring_batch_size=p.batch_size,
                                   random_state=p.seed, verbose=not p.quiet).fit(dataset)
+    p = dataclasses.replace(p, score=detector.score_)  # from here on, the score used ("auto" resolved)
     scored = score_images(p, detector, dataset)
     if not distributed.is_main_process():
         return {}

@@ -206,7 +206,9 @@ def test_detector_api():
     scores = detector.decision_function(np.concatenate([images[labels == 0][:20], odd]))
     assert scores[20:].min() > np.median(scores[:20])
     assert detector.predict(odd).tolist() == [1] * 5
-    assert detector.get_params()["score"] == "adjusted"
+    # "auto" on a conv model (no rotation head): the likelihood-based score, and the reason recorded
+    assert detector.get_params()["score"] == "auto" and detector.score_ == "adjusted"
+    assert "no rotation head" in detector.choices_["score"]["why"]
 
 
 def test_the_step_and_a_prefit_detector_are_one_scoring_path(setup, tmp_path):

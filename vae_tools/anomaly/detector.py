@@ -8,7 +8,8 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
-from vae_tools.anomaly.defaults import SAMPLES, SCORE, SCORING_BATCH_SIZE
+from vae_tools.anomaly.defaults import AUTO, SAMPLES, SCORE, SCORING_BATCH_SIZE
+from vae_tools.anomaly.score_choice import candidates, chosen, usable_scores
 from vae_tools.anomaly.score_registry import get_score, list_scores
 from vae_tools.anomaly.scores import compute_scores
 from vae_tools.anomaly.threshold import choose_threshold
@@ -26,6 +27,8 @@ class VAEAnomalyDetector(BaseEstimator):
 
     ``vae``: a VAE trained already (a module, or a fitted ``VAEEmbedder``); ``fit`` then only scores
     ``X`` and sets the threshold, as scikit-learn's ``cv="prefit"`` does. Without it, ``fit`` trains one.
+    ``score="auto"`` picks one from the model and the reference images (score_choice.py): ``score_``
+    is the one used, and ``choices_["score"]`` says why.
     Only what ``score`` needs is computed (vae_tools/anomaly/score_registry.py). ``score_parts_``
     holds it for the fitted images; ``fitted_`` the state the score fitted on them, by score name,
     and ``choices_`` its explanation ({"background_weight": {"value", "why"}} for ``adjusted``);
@@ -60,7 +63,8 @@ class VAEAnomalyDetector(BaseEstimator):
         return type(self)(**params, vae=self.vae)
 
     def fit(self, X, y=None) -> "VAEAnomalyDetector":
-        score = get_score(self.score)
+        if self.score != AUTO:
+            get_score(self.score)  # an unknown name is refused before any training
         if self.vae is None:
             self.module_ = VAEEmbedder(latent_dim=self.latent_dim, epochs=self.epochs, batch_size=self.batch_size,
                                        lr=self.lr, likelihood=self.likelihood, device=self.device,
@@ -68,11 +72,15 @@ class VAEAnomalyDetector(BaseEstimator):
         else:
             self.module_ = as_module(self.vae)
         self.reference_ = self._dataset(X)
-        parts, self.train_latents_, self.fitted_ = self._scores(self.reference_, [self.score], {})
+        parts, self.train_latents_, self.fitted_ = self._scores(self.reference_, candidates(self.score, self.module_), {})
+        self.score_, why = chosen(self.score, self.module_, parts)
         self.score_parts_ = parts
-        self.choices_ = {score.choice: score.explain(self.fitted_[score.name])} if score.explain else {}
+        score = get_score(self.score_)
+        self.choices_ = {"score": why} if why else {}
+        if score.explain:
+            self.choices_[score.choice] = score.explain(self.fitted_[score.name])
         self.background_weight_ = self.fitted_["adjusted"]["value"] if "adjusted" in self.fitted_ else None
-        self.decision_scores_ = parts[self.score].to_numpy()
+        self.decision_scores_ = parts[self.score_].to_numpy()
         self.threshold_info_ = choose_threshold(self.decision_scores_, self.contamination, self.percentile,
                                                 self.threshold)
         self.threshold_ = self.threshold_info_.value
@@ -90,18 +98,18 @@ class VAEAnomalyDetector(BaseEstimator):
                               progress=self.verbose, fitted=fitted)
 
     def score_parts(self, X, scores=None):
-        """The ``scores`` (default: every registered one) for ``X`` as a table, with the pass's columns
-        they need; a score with a state uses the one fitted on the reference images (fitting it there
-        first if ``fit`` did not need it)."""
+        """The ``scores`` (default: every registered one the model can compute) for ``X`` as a table,
+        with the pass's columns they need; a score with a state uses the one fitted on the reference
+        images (fitting it there first if ``fit`` did not need it)."""
         check_is_fitted(self, "threshold_")
-        names = list(list_scores() if scores is None else scores)
+        names = usable_scores(self.module_, list_scores()) if scores is None else list(scores)
         missing = [n for n in names if get_score(n).fit is not None and n not in self.fitted_]
         if missing:
             self.fitted_.update(self._scores(self.reference_, missing, self.fitted_)[2])
         return self._scores(self._dataset(X), names, self.fitted_)[0]
 
     def decision_function(self, X) -> np.ndarray:
-        return self.score_parts(X, [self.score])[self.score].to_numpy()
+        return self.score_parts(X, [self.score_])[self.score_].to_numpy()
 
     def predict(self, X) -> np.ndarray:
         return (self.decision_function(X) > self.threshold_).astype(int)

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from vae_tools.anomaly.defaults import SAMPLES, SCORING_BATCH_SIZE
-from vae_tools.anomaly.score_registry import BACKGROUND, LIKELIHOOD, PART_COLUMNS, get_score
+from vae_tools.anomaly.score_registry import BACKGROUND, LIKELIHOOD, PART_COLUMNS, ROTATION, get_score
 from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
 from vae_tools.models.base import BaseVAE
@@ -70,7 +70,10 @@ def score_parts(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, b
         raise DataError(f"{dataset.name}: images are {dataset.shape} but the model expects {tuple(model.image_shape)}")
     if samples < 1:
         raise DataError(f"`samples` must be at least 1, got {samples}")
-    names = [column for part in (LIKELIHOOD, BACKGROUND) if part in needs for column in PART_COLUMNS[part]]
+    if ROTATION in needs and getattr(model, "rotation_head", None) is None:
+        raise DataError(f"the rotation score needs a photo model trained with its rotation term; this "
+                        f"{getattr(model, 'registry_name', type(model).__name__)} model has none")
+    names = [column for part in PART_COLUMNS if part in needs for column in PART_COLUMNS[part]]
     model = model.to(device).eval()
     start, stop = distributed.batch_share(len(dataset), batch_size)
     share = dataset.subset(np.arange(start, stop)) if stop > start else None  # a small set may leave a process none
@@ -100,6 +103,8 @@ def _batch_scores(model: BaseVAE, x: torch.Tensor, samples: int, generator: torc
         columns += [terms[name] for name in PART_COLUMNS[LIKELIHOOD]]
     if BACKGROUND in needs:
         columns.append(background_nll(model, x))
+    if ROTATION in needs:
+        columns.append(model.rotation_nll(x))
     parts = torch.stack(columns, 1) if columns else torch.zeros(len(x), 0, device=x.device)
     return parts.double(), mu
 
