@@ -109,3 +109,25 @@ def test_a_photo_run_folder_saves_and_loads(tmp_path):
           out_dir=tmp_path / "run", progress=False)
     emb = load_model(tmp_path / "run")
     assert emb.transform(images).shape == (32, 64)
+
+
+def test_labels_train_photos_on_their_views_and_strokes_on_shifts_alone(monkeypatch):
+    from vae_tools.models.conv_vae import ConvVAE
+    from vae_tools.models.photo_vae import PhotoVAE
+    from vae_tools.semi_supervised import _refinement_blocker
+
+    calls = []
+    original = PhotoViews.__call__
+    monkeypatch.setattr(PhotoViews, "__call__", lambda self, x, generator=None: calls.append(1) or original(self, x, generator))
+    x = torch.rand(8, 3, 16, 16)
+    view = PhotoVAE(image_shape=(3, 16, 16), widths=[8, 16], hidden_dim=32).labelled_view(
+        x, 2, torch.Generator().manual_seed(0))
+    assert calls and view.shape == x.shape and (view - x).abs().mean() > 0.02
+    strokes = torch.rand(8, 1, 12, 12)
+    conv = ConvVAE(image_shape=(1, 12, 12), latent_dim=2)
+    assert torch.equal(conv.labelled_view(strokes, 0, torch.Generator()), strokes)
+    shifted = conv.labelled_view(strokes, 2, torch.Generator().manual_seed(0))
+    assert len(calls) == 1 and shifted.shape == strokes.shape and not torch.equal(shifted, strokes)
+    # The encoder refinement (no ELBO, the model's own views) refines a photo model; the vae one does not.
+    assert _refinement_blocker(1, True, "latents", 1000, "encoder", plain_elbo=False) == ""
+    assert "consistency term" in _refinement_blocker(1, True, "latents", 1000, "vae", plain_elbo=False)

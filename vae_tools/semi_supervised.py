@@ -319,11 +319,11 @@ def _refinement_blocker(refine_rounds: int, have_model: bool, chosen: str, n_jud
         return "refinement is off"
     if not have_model:
         return "refinement needs the model and the images"
-    if not plain_elbo:
+    if not plain_elbo and refinement != "encoder":
         # Fine-tuning on the ELBO and the labels alone would drop the term the model's codes rest on;
-        # the encoder refinement's augmentation (pixel shifts) is not the photo model's either.
-        return (f"the {refinement} refinement is not yet adapted to the photo model (its consistency term and "
-                "augmentations), so it is skipped")
+        # the encoder refinement never runs the ELBO, and trains on the photo model's own views.
+        return (f"the {refinement} refinement would fine-tune the photo model on the ELBO without its consistency "
+                "term, so it is skipped (the encoder refinement is not)")
     if chosen == "pixels":
         return "the pixels scored best, so fine-tuning the VAE cannot change the result"
     if n_judging < MIN_JUDGING_LABELS:

@@ -59,6 +59,13 @@ class BaseVAE(nn.Module, ABC):
         """What the encoder sees during training for the clean batch ``x`` (a denoising model corrupts it)."""
         return x
 
+    def labelled_view(self, x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+        """A random view of ``x`` that keeps each image's label, for training on labels: shifted by up
+        to ``max_shift`` pixels (a stroke flipped or cropped may be another symbol)."""
+        from vae_tools.training.label_fine_tune import random_shift
+
+        return random_shift(self.training_input(x), max_shift, generator)
+
     def training_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """What one training step minimises for the clean batch ``x``: the per-image reconstruction
         NLL and KL, and one scalar of the model's own (a consistency term, say; zero by default)."""

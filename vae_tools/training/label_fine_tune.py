@@ -34,7 +34,8 @@ def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) ->
 
 
 class LabelObjective(BatchObjective):
-    """The model's ELBO terms on randomly shifted inputs plus ``label_weight`` x the weighted
+    """The model's ELBO terms on random views of the inputs (``model.labelled_view``: pixel shifts,
+    or a photo model's crops, flips and colour changes) plus ``label_weight`` x the weighted
     cross-entropy of a linear head on mu. ``targets`` holds a class index per training row (-1: no
     target); ``weights`` scales each one. The head is a submodule, so the optimiser and DDP see it.
     Without ``elbo`` only the encoder and the head are trained (the decoder is never run): the
@@ -56,7 +57,7 @@ class LabelObjective(BatchObjective):
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor):
         model = self.model
-        shifted = random_shift(model.training_input(x), self.max_shift, self.generator)
+        shifted = model.labelled_view(x, self.max_shift, self.generator)
         if self.elbo:
             out = model(shifted)
             recon, kl = model.output_loss_terms(out, x)
