@@ -65,11 +65,15 @@ def report(metrics: dict, p: AnomaliesParameters) -> list:
              f"{metrics['threshold']['value']:.4g}, {metrics['threshold']['method']}){scored}; "
              f"report: {Path(p.out) / 'report.html'}"]
     for name, choice in metrics["choices"].items():
-        value = choice["value"] if isinstance(choice["value"], str) else f"{choice['value']:.3g}"
-        lines.append(f"{name.replace('_', ' ')} {value}: {choice['why']}")
+        lines.append(f"{name.replace('_', ' ')} {shown(choice['value'])}: {choice['why']}")
     return lines
 
 
+
+
+def shown(value) -> str:
+    """A choice's value as the report prints it: a name as it is, a number to 3 figures."""
+    return value if isinstance(value, str) else f"{value:.3g}"
 
 
 def planted_set(dataset, n: int, seed: int):
@@ -279,7 +283,8 @@ def section(run: Path) -> Section:
             f"({metrics['threshold']['method']}) on the {metrics['score']} score, which is high where the model "
             "explains an image badly. The full report is anomalies/report.html.")
         for name, choice in (metrics.get("choices") or {}).items():
-            section.sentences.append(f"The score's {name.replace('_', ' ')}, {choice['value']:.3g}: {choice['why']}.")
+            section.sentences.append(f"The score is {shown(choice['value'])}: {choice['why']}." if name == "score" else
+                                     f"The score's {name.replace('_', ' ')}, {shown(choice['value'])}: {choice['why']}.")
         truth = metrics.get("truth") or {}
         if truth.get("auroc") is not None:
             section.sentences.append(

@@ -7,7 +7,8 @@ from conftest import make_images
 from vae_tools.data import load_dataset
 from vae_tools.embedding import embed, latent_matrix
 from vae_tools.models import get_model
-from vae_tools.training.label_fine_tune import fine_tune_on_labels, random_shift
+from vae_tools.models.augment import random_shift
+from vae_tools.training.label_fine_tune import fine_tune_on_labels
 
 
 def test_random_shift_moves_each_image_by_its_own_offset_within_the_limit():

@@ -109,6 +109,7 @@ class VAEAnomalyDetector(BaseEstimator):
         return self._scores(self._dataset(X), names, self.fitted_)[0]
 
     def decision_function(self, X) -> np.ndarray:
+        check_is_fitted(self, "threshold_")
         return self.score_parts(X, [self.score_])[self.score_].to_numpy()
 
     def predict(self, X) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Random views of photographs for the consistency term: crops, flips and colour changes, batched
-in torch (SimCLR's list: random resized crop, horizontal flip, colour jitter, random grey; its Gaussian
+"""Random views of images, batched in torch: pixel shifts for training any model on labels, and for
+photographs the consistency term's crops, flips and colour changes (SimCLR's list: random resized crop, horizontal flip, colour jitter, random grey; its Gaussian
 blur is left out, since at 32x32 it removes most of an object). Strokes and documents never get
 these views: a flipped 2 or a cropped letter is another symbol."""
 
@@ -72,6 +72,20 @@ def colour_jitter(x: torch.Tensor, views: PhotoViews, generator=None) -> torch.T
         to_grey = (torch.rand(n, device=x.device, generator=generator) < views.grey_probability).view(shape)
         x = torch.where(to_grey, grey, x)
     return x
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by its own random offset of up to ``max_shift`` pixels per axis (edge
+    pixels repeat into the gap)."""
+    if max_shift <= 0:
+        return x
+    n, _, h, w = x.shape
+    padded = F.pad(x, (max_shift,) * 4, mode="replicate")
+    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator).to(x.device)
+    rows = torch.arange(h, device=x.device)[None, :] + offsets[:, :1]
+    cols = torch.arange(w, device=x.device)[None, :] + offsets[:, 1:]
+    picked = padded[torch.arange(n, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
+    return picked.permute(0, 3, 1, 2).contiguous()  # advanced indexing put channels last
 
 
 def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:

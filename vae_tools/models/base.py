@@ -62,7 +62,7 @@ class BaseVAE(nn.Module, ABC):
     def labelled_view(self, x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
         """A random view of ``x`` that keeps each image's label, for training on labels: shifted by up
         to ``max_shift`` pixels (a stroke flipped or cropped may be another symbol)."""
-        from vae_tools.training.label_fine_tune import random_shift
+        from vae_tools.models.augment import random_shift
 
         return random_shift(self.training_input(x), max_shift, generator)
 

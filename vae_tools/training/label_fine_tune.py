@@ -19,20 +19,6 @@ from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, Epoch
 from vae_tools.training.seeding import keeps_global_rng
 
 
-def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Translate each image by its own random offset of up to ``max_shift`` pixels per axis (edge
-    pixels repeat into the gap)."""
-    if max_shift <= 0:
-        return x
-    n, _, h, w = x.shape
-    padded = F.pad(x, (max_shift,) * 4, mode="replicate")
-    offsets = torch.randint(0, 2 * max_shift + 1, (n, 2), generator=generator).to(x.device)
-    rows = torch.arange(h, device=x.device)[None, :] + offsets[:, :1]
-    cols = torch.arange(w, device=x.device)[None, :] + offsets[:, 1:]
-    picked = padded[torch.arange(n, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]
-    return picked.permute(0, 3, 1, 2).contiguous()  # advanced indexing put channels last
-
-
 class LabelObjective(BatchObjective):
     """The model's ELBO terms on random views of the inputs (``model.labelled_view``: pixel shifts,
     or a photo model's crops, flips and colour changes) plus ``label_weight`` x the weighted
