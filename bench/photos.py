@@ -12,8 +12,9 @@ anomaly detection, each beside its plain baseline in the same run, over seeds.
 - Clustering (10 clusters, no labels): `vaetools cluster`'s defaults for each seed; baseline k-means on
   PCA-50 of the pixels (bench/cluster_features.py).
 - One-vs-rest (--oneclass): for each class, train on 80% of that class's images, score a held-back
-  20% of every class (the other classes anomalous) with the default score; baseline PCA-30
-  reconstruction error. Ten trainings per seed: the slow part.
+  20% of every class (the other classes anomalous) with the default score (`auto`: which one it
+  chose and why is recorded per class, beside every other score's AUROC); baseline PCA-30
+  reconstruction error. Ten trainings per seed: the slow part, so --oneclass-epochs states a budget.
 
 Data: ../shared/data/cifar10_train (CIFAR-10's 50,000 training photos as JPEG files in class folders),
 not part of the product; --per-class takes the first N of each class (a stated subset). The issue
@@ -47,6 +48,7 @@ from vae_tools.data import load_dataset  # noqa: E402
 from vae_tools.embedding import embed, latent_matrix  # noqa: E402
 from vae_tools.latent.features import pixel_components  # noqa: E402
 from vae_tools.latent.labels import hide_labels  # noqa: E402
+from vae_tools.run_folder import load_run  # noqa: E402
 from vae_tools.semi_supervised import dataset_pixels, propagate_labels  # noqa: E402
 from vae_tools.training import train  # noqa: E402
 from cluster_features import clustering_by_seed  # noqa: E402  (bench/, beside this script)
@@ -87,6 +89,7 @@ def label_propagation(dataset, model, seed, device, pixels) -> dict:
     base_accuracy = float(np.mean(classes[baseline.transduction_][~keep] == y[~keep]))
     return {"accuracy": accuracy, "seconds": round(seconds, 1), "features": result.features,
             "feature_cv_accuracy": result.feature_scores, "refinement_note": result.refinement_note,
+            "rounds": result.rounds,  # time to accuracy: each round's held-back score, whether kept, seconds so far
             "baseline_accuracy": base_accuracy, "baseline_seconds": round(base_seconds, 1),
             "baseline": "PCA-30 + LabelSpreading(knn)", "peak_gib": peak_gib()}
 
@@ -97,14 +100,6 @@ def clustering(dataset, model, seed, device, pixels) -> dict:
     started = time.perf_counter()
     out = clustering_by_seed(y, latents, pixel_components(pixels), [seed])
     return {**out, "seconds": round(time.perf_counter() - started, 1), "peak_gib": peak_gib()}
-
-
-def knn_distance(test_latents: np.ndarray, normal_latents: np.ndarray, k: int = 5) -> np.ndarray:
-    """Mean Euclidean distance to the k nearest normal latents: the library's `knn` score, for held-out images."""
-    from sklearn.neighbors import NearestNeighbors
-
-    distances, _ = NearestNeighbors(n_neighbors=k).fit(normal_latents).kneighbors(test_latents)
-    return distances.mean(1)
 
 
 def one_vs_rest(dataset, seed, device, epochs=None, after_class=None) -> dict:
@@ -126,24 +121,42 @@ def one_vs_rest(dataset, seed, device, epochs=None, after_class=None) -> dict:
         pca_error = ((test_pixels - pca.inverse_transform(pca.transform(test_pixels))) ** 2).sum(1)
         class_started = time.perf_counter()
         trained = train(normal, TrainConfig(seed=seed, device=device, epochs=epochs), progress=False)
+        train_seconds = time.perf_counter() - class_started
         detector = VAEAnomalyDetector(vae=trained.model, samples=16).fit(normal)
         parts = detector.score_parts(test)
         every = {name: float(roc_auc_score(truth, parts[name])) for name in parts.columns if name != "background"}
-        model_device = next(trained.model.parameters()).device
-        every["knn5_latent (candidate)"] = float(roc_auc_score(
-            truth, knn_distance(latent_matrix(embed(trained.model, test, device=model_device)), detector.train_latents_)))
-        per_class[c] = {"auroc": every[SCORE], "pca30_baseline": float(roc_auc_score(truth, pca_error)),
+        per_class[c] = {"auroc": every[detector.score_], "score": detector.score_, "choices": detector.choices_,
+                        "pca30_baseline": float(roc_auc_score(truth, pca_error)),
                         "every_score": every, "epochs": len(trained.history),
+                        "train_seconds": round(train_seconds, 1),
                         "seconds": round(time.perf_counter() - class_started, 1)}
         print(f"  one-vs-rest {c}: {per_class[c]}", flush=True)
         if after_class is not None:
             after_class(per_class)
-    mean = {k: float(np.mean([v[k] for v in per_class.values()])) for k in ("auroc", "pca30_baseline")}
+    mean = {k: float(np.mean([v[k] for v in per_class.values()])) for k in ("auroc", "pca30_baseline", "train_seconds")}
     mean["every_score"] = {name: float(np.mean([v["every_score"][name] for v in per_class.values()]))
                            for name in next(iter(per_class.values()))["every_score"]}
-    return {"score": SCORE, "mean": mean, "per_class": per_class, "seconds": round(time.perf_counter() - started, 1),
+    return {"score": SCORE, "scores_used": sorted({v["score"] for v in per_class.values()}), "mean": mean, "per_class": per_class, "seconds": round(time.perf_counter() - started, 1),
             "training": "TrainConfig() defaults" if epochs is None else f"{epochs} epochs per class (a shorter budget "
                         "than the defaults')", "peak_gib": peak_gib()}
+
+
+def trained_model(dataset, seed: int, args) -> tuple:
+    """The seed's model: trained with the defaults, or loaded from --model-dir where an earlier run
+    saved it (its training time then comes from that run's record)."""
+    folder = Path(args.model_dir) / f"seed{seed}" if args.model_dir else None
+    record = folder / "bench_training.json" if folder else None
+    if record is not None and record.exists():
+        model, _ = load_run(folder)
+        return model, {**json.loads(record.read_text()), "loaded_from": str(folder)}
+    started = time.perf_counter()
+    trained = train(dataset, TrainConfig(seed=seed, device=args.device, epochs=args.epochs), out_dir=folder,
+                    progress=True)
+    run = {"seed": seed, "model": trained.model.registry_name, "epochs": len(trained.history),
+           "train_seconds": round(time.perf_counter() - started, 1), "train_peak_gib": peak_gib()}
+    if record is not None:
+        record.write_text(json.dumps(run) + "\n")
+    return trained.model, run
 
 
 def summary(runs: list, part: str, key: str) -> dict:
@@ -165,6 +178,9 @@ def main() -> None:
     parser.add_argument("--oneclass-epochs", type=int, default=None,
                         help="epochs per one-class model (default: the defaults' length, about 8 min a class here)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "photos.json"))
+    parser.add_argument("--model-dir", default=None,
+                        help="keep each seed's trained model in DIR/seedN and reuse it when there (to re-run the "
+                             "latent steps without training again)")
     parser.add_argument("--append", action="store_true",
                         help="add these seeds to the runs already in --out (same data and settings)")
     args = parser.parse_args()
@@ -202,12 +218,8 @@ def main() -> None:
         print(f"wrote {args.out}")
         return
     for seed in args.seeds:
-        started = time.perf_counter()
-        trained = train(dataset, TrainConfig(seed=seed, device=args.device, epochs=args.epochs), progress=True)
-        model = trained.model
+        model, run = trained_model(dataset, seed, args)
         device = next(model.parameters()).device
-        run = {"seed": seed, "model": model.registry_name, "epochs": len(trained.history),
-               "train_seconds": round(time.perf_counter() - started, 1), "train_peak_gib": peak_gib()}
         print(f"seed {seed}: {run['model']} model, {run['epochs']} epochs in {run['train_seconds']}s", flush=True)
         run["label_propagation"] = label_propagation(dataset, model, seed, device, pixels)
         print(f"  propagation {run['label_propagation']['accuracy']:.4f} vs baseline "
