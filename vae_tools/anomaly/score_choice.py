@@ -9,16 +9,19 @@ from vae_tools.anomaly.defaults import AUTO, FALLBACK_SCORE, PHOTO_FALLBACK_SCOR
 from vae_tools.anomaly.score_registry import ROTATION, get_score
 
 
+def has_rotation_head(model) -> bool:
+    return getattr(model, "rotation_head", None) is not None
+
+
 def usable_scores(model, names) -> list:
     """``names`` less the scores this model cannot compute (the rotation score without a rotation head)."""
-    has_head = getattr(model, "rotation_head", None) is not None
-    return [n for n in names if has_head or ROTATION not in get_score(n).needs]
+    return [n for n in names if has_rotation_head(model) or ROTATION not in get_score(n).needs]
 
 
 def candidates(score: str, model) -> list:
     if score != AUTO:
         return [score]
-    if getattr(model, "rotation_head", None) is None:
+    if not has_rotation_head(model):
         return [FALLBACK_SCORE]
     return [PHOTO_SCORE, PHOTO_FALLBACK_SCORE]
 

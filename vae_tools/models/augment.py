@@ -1,7 +1,8 @@
 """Random views of images, batched in torch: pixel shifts for training any model on labels, and for
-photographs the consistency term's crops, flips and colour changes (SimCLR's list: random resized crop, horizontal flip, colour jitter, random grey; its Gaussian
-blur is left out, since at 32x32 it removes most of an object). Strokes and documents never get
-these views: a flipped 2 or a cropped letter is another symbol."""
+photographs the consistency term's crops, flips and colour changes (SimCLR's list: random resized
+crop, horizontal flip, colour jitter, random grey; its Gaussian blur is left out, since at 32x32 it
+removes most of an object). Strokes and documents never get these views: a flipped 2 or a cropped
+letter is another symbol."""
 
 from __future__ import annotations
 
