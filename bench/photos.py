@@ -196,13 +196,14 @@ def main() -> None:
               "settings": {"train": "TrainConfig() defaults (model auto)" if args.epochs is None else
                            f"TrainConfig(epochs={args.epochs}): a try-out, not the defaults", "labelled_fraction": FRACTION},
               "targets": TARGETS, "runs": []}
+    if args.oneclass_only:
+        report["settings"]["oneclass_epochs"] = args.oneclass_epochs
     if args.append and Path(args.out).exists():
         earlier = json.loads(Path(args.out).read_text())
         if earlier["data"] != report["data"] or earlier["settings"] != report["settings"]:
             raise SystemExit(f"{args.out}: its runs used other data or settings; write another --out")
         report["runs"] = [r for r in earlier["runs"] if r["seed"] not in args.seeds]
     if args.oneclass_only:
-        report["settings"]["oneclass_epochs"] = args.oneclass_epochs
         for seed in args.seeds:
             def save_so_far(per_class, seed=seed):
                 partial = {"seed": seed, "complete": False, "classes_done": len(per_class), "per_class": per_class}
