@@ -10,7 +10,7 @@ import click
 
 from vae_tools.config import DEFAULT_EPOCHS, TrainConfig
 from vae_tools.models import list_models
-from vae_tools.models.defaults import LATENT_DIM, PHOTO_LATENT_DIM
+from vae_tools.models.defaults import LATENT_DIM, PHOTO_CPU_MINUTES, PHOTO_LATENT_DIM
 from vaetools_pipelines import common_options as common
 from vaetools_pipelines.option_types import image_size
 from vaetools_pipelines.sections import Section, csv_rows
@@ -18,7 +18,7 @@ from vaetools_pipelines.step_api import Step, option
 
 TRAINING = TrainConfig()  # the defaults --help shows; the options stay unset so that a --config preset applies
 # What `--resume` may change: how long it goes on, and the hardware it runs on.
-CHANGEABLE_ON_RESUME = {"epochs", "patience", "device", "amp", "compile", "workers"}
+CHANGEABLE_ON_RESUME = {"epochs", "budget_minutes", "patience", "device", "amp", "compile", "workers"}
 
 
 def _default(name: str):
@@ -39,7 +39,12 @@ class TrainParameters:
     config: str = option(None, metavar="PRESET|FILE", help="A YAML file, or a preset in configs/ (conv, denoising, laptop).")
     epochs: int = option(None, type=click.IntRange(min=1),
                          show_default=f"enough for {TRAINING.min_steps} steps, at least {DEFAULT_EPOCHS}",
-                         help="Maximum epochs (early stopping may end sooner).")
+                         help="Maximum epochs (early stopping may end sooner); a set length has no time budget.")
+    budget_minutes: float = option(
+        None, type=click.FloatRange(min=0, min_open=True), metavar="MINUTES",
+        show_default=f"{PHOTO_CPU_MINUTES:g} for the photo model on a CPU, none otherwise",
+        help="Training time budget: the default length is cut to the epochs that fit at the pace measured after each "
+             "epoch (the learning rate still cools down at the end). Raise it for a longer, better run.")
     latent_dim: int = option(None, type=click.IntRange(min=1), show_default=f"{LATENT_DIM}; {PHOTO_LATENT_DIM} for the photo model",
                              help="Size of the latent space.")
     batch_size: int = option(None, type=click.IntRange(min=1), show_default=_default("batch_size"), help="Images per step.")
@@ -71,7 +76,7 @@ class TrainParameters:
         """The configuration the options ask for: --set first, the named options over it."""
         from vaetools_pipelines.option_types import parse_set_option
 
-        named = dict(model=self.model_name, epochs=self.epochs, latent_dim=self.latent_dim, batch_size=self.batch_size,
+        named = dict(model=self.model_name, epochs=self.epochs, budget_minutes=self.budget_minutes, latent_dim=self.latent_dim, batch_size=self.batch_size,
                      lr=self.lr, beta=self.beta, likelihood=self.likelihood, noise=self.noise,
                      image_size=self.image_size, channels=int(self.channels) if self.channels else None,
                      device=self.device, workers=self.workers, seed=self.seed)

@@ -34,6 +34,9 @@ class TrainConfig:
     # optimisation
     epochs: Optional[int] = None  # None: enough for min_steps (at least DEFAULT_EPOCHS), ended by early stopping
     min_steps: int = 3000
+    # Minutes of training the default length is cut to fit (vae_tools/training/budget.py); None: the
+    # model's own on a CPU (the photo model's PHOTO_CPU_MINUTES), none elsewhere. Set epochs, no budget.
+    budget_minutes: Optional[float] = None
     batch_size: int = 128
     lr: float = 2e-3
     weight_decay: float = 0.0
@@ -70,6 +73,8 @@ class TrainConfig:
              f"widths must be a list of 1-{limit['stages']} whole numbers from 1 to {limit['width']}"),
             (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
             (self.min_steps >= 1, "min_steps must be at least 1"),
+            (self.budget_minutes is None or (math.isfinite(self.budget_minutes) and self.budget_minutes > 0),
+             "budget_minutes must be a positive number of minutes"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.lr > 0, "lr must be positive"),
             (self.beta >= 0, "beta must be non-negative"),
@@ -107,7 +112,7 @@ class TrainConfig:
                 continue
             if "int" in kind and "list" not in kind and not _whole(value):
                 raise ConfigError(f"{where}: {spec.name} must be a whole number, got {value!r}")
-            if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            if kind in ("float", "Optional[float]") and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ConfigError(f"{where}: {spec.name} must be a number, got {value!r}")
             if kind == "bool" and not isinstance(value, bool):
                 raise ConfigError(f"{where}: {spec.name} must be true or false, got {value!r}")
@@ -200,7 +205,7 @@ def _to_size_list(value: Any):
 
 _CONVERTERS = {
     "int": _to_int, "float": _to_float, "bool": _to_bool, "str": str,
-    "Optional[list]": _to_size_list, "Optional[int]": _to_int,
+    "Optional[list]": _to_size_list, "Optional[int]": _to_int, "Optional[float]": _to_float,
 }
 
 

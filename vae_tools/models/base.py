@@ -31,6 +31,7 @@ class BaseVAE(nn.Module, ABC):
 
     registry_name: str  # set by @register_model
     stops_early = True  # whether the validation ELBO says when training has done its work
+    cpu_minutes = None  # the training budget on a CPU by default (vae_tools/training/budget.py); None: no limit
     image_shape: tuple
     latent_dim: int
     likelihood: str

@@ -21,7 +21,7 @@ from torch import nn
 from vae_tools.errors import ConfigError
 from vae_tools.models.augment import PhotoViews, nt_xent
 from vae_tools.models.conv_vae import ConvVAE
-from vae_tools.models.defaults import HIDDEN_DIM, PHOTO_LATENT_DIM
+from vae_tools.models.defaults import HIDDEN_DIM, PHOTO_CPU_MINUTES, PHOTO_LATENT_DIM
 from vae_tools.models.losses import kl_to_standard_normal
 from vae_tools.models.registry import register_model
 
@@ -65,6 +65,7 @@ class PhotoVAE(ConvVAE):
     tells the turns of an image apart."""
 
     stops_early = False  # the validation ELBO does not measure what the consistency term teaches
+    cpu_minutes = PHOTO_CPU_MINUTES
     saved_before = {"rotation": 0.0}  # run folders saved before the rotation term were trained without it
 
     def __init__(

@@ -27,6 +27,7 @@ from vae_tools.errors import ConfigError, RunFolderError, VaeToolsError
 from vae_tools.generation.summary import save_latent_summary, summarise_latents
 from vae_tools.models import get_model_class
 from vae_tools.models.base import BaseVAE
+from vae_tools.training.budget import budget_minutes, epochs_within
 from vae_tools.training.curves import save_history
 from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, memory_format_for
 from vae_tools.training.seeding import keeps_global_rng
@@ -120,7 +121,8 @@ def train(
                                   fused=device.type == "cuda")
     batch_size = min(config.batch_size, len(train_set))
     steps_per_epoch = max(1, len(train_set) // batch_size)  # the last partial batch is dropped
-    length = choices["training_length"] = training_length(config, steps_per_epoch, model.stops_early)
+    minutes = budget_minutes(config, model, device)
+    length = choices["training_length"] = training_length(config, steps_per_epoch, model.stops_early, minutes)
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
     if run_dir is not None:
         if resume:
@@ -138,11 +140,14 @@ def train(
         for name, choice in choices.items():
             if choice.get("automatic", True):
                 tqdm.write(f"{name.replace('_', ' ')}: {choice['why']}")
+    # A resumed run's history gives the pace its budget is planned at, as it did before the interruption.
+    planned = epochs_within(minutes, [row["seconds"] for row in state["history"]], length["epochs"]) if minutes \
+        else length["epochs"]
     loop = EpochLoop(BatchObjective(model), optimizer, config, device, train_set, steps_per_epoch, batch_size,
-                     length["epochs"], progress)
+                     planned, progress)
     epochs = _Epochs(loop, model, optimizer, val_set, batch_size, state, run_dir if main else None, progress)
     try:
-        stopped_early = epochs.run(length)
+        stopped_early = epochs.run(length, minutes)
     except KeyboardInterrupt:
         if run_dir is not None and main:
             save_history(state["history"], run_dir)
@@ -222,18 +227,21 @@ class _Epochs:
         self.batch_size, self.state, self.run_dir, self.progress = batch_size, state, run_dir, progress
         self.best_weights = None  # kept in memory only when no run folder holds the best epoch
 
-    def run(self, length: dict) -> bool:
-        """Train the remaining epochs; True when early stopping ended the run."""
-        for epoch in range(self.state["epoch"] + 1, length["epochs"] + 1):
+    def run(self, length: dict, minutes: Optional[float] = None) -> bool:
+        """Train the remaining epochs (those ``loop.max_epochs`` plans: cut to fit ``minutes`` after
+        each epoch, when there is a budget); True when early stopping ended the run."""
+        epoch = self.state["epoch"]
+        while epoch < self.loop.max_epochs:
+            epoch += 1
             row = self.train_and_validate(epoch)
             self.state["history"].append(row)
             is_best = self.record(row)
+            planned = self.loop.max_epochs
+            if minutes:
+                self.loop.max_epochs = epochs_within(minutes, [r["seconds"] for r in self.state["history"]], planned)
             if self.progress:
                 self.report(row)
-                if epoch == self.state["history"][0]["epoch"] and epoch < length["epochs"]:
-                    left = length["epochs"] - epoch
-                    tqdm.write(f"at this pace the other {left} epochs take about "
-                               f"{row['seconds'] * left / 60:.0f} min{' (or less, if it stops early)' if self.model.stops_early else ''}")
+                self.report_length(epoch, row["seconds"], planned, minutes)
             if self.run_dir is not None:
                 run_folder.save_checkpoint(self.run_dir, self.model, self.optimizer, self.state, is_best)
             if self.state["bad_epochs"] >= length["patience"]:
@@ -247,8 +255,11 @@ class _Epochs:
         loop = self.loop
         row = loop.run_epoch(epoch)
         val = evaluate(self.model, self.val_set, loop.config, loop.device, self.batch_size) if self.val_set else None
+        seconds = time.perf_counter() - row.pop("started")
+        # Every process plans a budget's epochs from the first one's clock, so that they stop together.
+        seconds = float(distributed.sum_across(torch.tensor([seconds if distributed.is_main_process() else 0.0]))[0])
         row.update({"val_loss": val[0] if val else np.nan, "val_recon": val[1] if val else np.nan,
-                    "val_kl": val[2] if val else np.nan, "seconds": time.perf_counter() - row.pop("started")})
+                    "val_kl": val[2] if val else np.nan, "seconds": seconds})
         return row
 
     def record(self, row: dict) -> bool:
@@ -269,6 +280,17 @@ class _Epochs:
         state["epoch"] = epoch
         return is_best
 
+    def report_length(self, epoch: int, seconds: float, planned: int, minutes: Optional[float]) -> None:
+        """After this session's first epoch, how long the rest will take; after any, a budget's cut."""
+        total = self.loop.max_epochs
+        if total < planned:
+            tqdm.write(f"the {minutes:g}-min training budget fits {total} epochs at this pace, not {planned} "
+                       f"(set budget_minutes for a longer one, or epochs for a fixed length)")
+        elif epoch == self.state["history"][0]["epoch"] and epoch < total:
+            left = total - epoch
+            tqdm.write(f"at this pace the other {left} epochs take about {seconds * left / 60:.0f} min"
+                       f"{' (or less, if it stops early)' if self.model.stops_early else ''}")
+
     @staticmethod
     def report(row: dict) -> None:
         val_text = f", val {row['val_loss']:.2f}" if np.isfinite(row["val_loss"]) else ""
@@ -285,7 +307,8 @@ def _match_parameter_layout(optimizer) -> None:
                 moments[key] = torch.empty_like(param).copy_(value)
 
 
-def training_length(config: TrainConfig, steps_per_epoch: int, stops_early: bool = True) -> dict:
+def training_length(config: TrainConfig, steps_per_epoch: int, stops_early: bool = True,
+                    minutes: Optional[float] = None) -> dict:
     """The most epochs to run and the early-stopping patience. Set epochs are taken as they are. By
     default a run gets at least ``min_steps`` optimisation steps: a fixed epoch count leaves small
     data sets undertrained (30 epochs of 1,617 digits are 360 steps, and the best epoch was the last),
@@ -299,7 +322,11 @@ def training_length(config: TrainConfig, steps_per_epoch: int, stops_early: bool
               "all of them run (this model does not stop early: the validation ELBO does not measure what it learns)")
     why = (f"{'up to ' if stops_early else ''}{epochs} epochs ({steps_per_epoch} steps each; at least {DEFAULT_EPOCHS} epochs and "
            f"{config.min_steps} steps), {ending}")
-    return {"epochs": epochs, "patience": patience, "why": why}
+    if minutes:
+        why += (f"; within a training budget of {minutes:g} min, fewer epochs if they do not fit at the pace "
+                "of the epochs run")
+    return {"epochs": epochs, "patience": patience, "why": why,
+            **({"budget_minutes": minutes} if minutes else {})}
 
 
 def improved(value: float, best: float, rel_tol: float = 1e-4) -> bool:
