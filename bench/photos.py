@@ -150,8 +150,8 @@ def trained_model(dataset, seed: int, args) -> tuple:
         model, _ = load_run(folder)
         return model, {**json.loads(record.read_text()), "loaded_from": str(folder)}
     started = time.perf_counter()
-    trained = train(dataset, TrainConfig(seed=seed, device=args.device, epochs=args.epochs), out_dir=folder,
-                    progress=True)
+    trained = train(dataset, TrainConfig(seed=seed, device=args.device, epochs=args.epochs,
+                                         budget_minutes=args.budget_minutes), out_dir=folder, progress=True)
     run = {"seed": seed, "model": trained.model.registry_name, "epochs": len(trained.history),
            "train_seconds": round(time.perf_counter() - started, 1), "train_peak_gib": peak_gib()}
     if record is not None:
@@ -173,6 +173,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--epochs", type=int, default=None, help="only to try the script out: the defaults' length otherwise")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--budget-minutes", type=float, default=None,
+                        help="another training budget than the photo model's own on a CPU (what a shorter or longer one reaches)")
     parser.add_argument("--oneclass-only", action="store_true",
                         help="only the one-vs-rest rows, into their own --out (no propagation or clustering)")
     parser.add_argument("--oneclass-epochs", type=int, default=None,
@@ -193,7 +195,8 @@ def main() -> None:
                           "torch": torch.__version__,
                           "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
               "data": {"source": args.data, "n_samples": len(dataset), "per_class": args.per_class},
-              "settings": {"train": "TrainConfig() defaults (model auto)" if args.epochs is None else
+              "settings": {"train": ("TrainConfig() defaults (model auto)" if args.budget_minutes is None else
+                                     f"TrainConfig(budget_minutes={args.budget_minutes:g})") if args.epochs is None else
                            f"TrainConfig(epochs={args.epochs}): a try-out, not the defaults", "labelled_fraction": FRACTION},
               "targets": TARGETS, "runs": []}
     if args.oneclass_only:
