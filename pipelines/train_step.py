@@ -76,8 +76,9 @@ class TrainParameters:
         """The configuration the options ask for: --set first, the named options over it."""
         from vaetools_pipelines.option_types import parse_set_option
 
-        named = dict(model=self.model_name, epochs=self.epochs, budget_minutes=self.budget_minutes, latent_dim=self.latent_dim, batch_size=self.batch_size,
-                     lr=self.lr, beta=self.beta, likelihood=self.likelihood, noise=self.noise,
+        named = dict(model=self.model_name, epochs=self.epochs, budget_minutes=self.budget_minutes,
+                     latent_dim=self.latent_dim, batch_size=self.batch_size, lr=self.lr, beta=self.beta,
+                     likelihood=self.likelihood, noise=self.noise,
                      image_size=self.image_size, channels=int(self.channels) if self.channels else None,
                      device=self.device, workers=self.workers, seed=self.seed)
         return {**dict(parse_set_option(text) for text in self.set_options),

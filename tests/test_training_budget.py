@@ -25,6 +25,7 @@ def test_the_planned_length_is_cut_to_what_fits_at_the_mean_pace():
     assert epochs_within(100, [60.0], planned=30) == 30  # a budget never stretches the length
     assert epochs_within(1, [90.0, 90.0], planned=30) == 2  # over budget: stop at the epochs done
     assert epochs_within(1, [], planned=30) == 30
+    assert epochs_within(None, [90.0, 90.0], planned=30) == 30  # no budget: the length as planned
 
 
 def test_the_budget_comes_from_the_config_else_the_model_on_a_cpu_and_never_with_set_epochs():

@@ -1,7 +1,7 @@
 """A training time budget: the epochs that fit in it at the pace measured so far.
 
 Epoch counts alone do not say how long a run takes: the photo model's 30 epochs of 45,000 CIFAR-10
-images take 44 minutes on a 2-core server and could take hours on a slower laptop. A budget in
+images take 44-50 minutes on a 2-core server (86-100 s an epoch) and could take hours on a slower laptop. A budget in
 minutes is what a user can plan around, so the planned length is cut (never stretched) to what fits,
 after each epoch, at the mean pace of the epochs run so far. The learning-rate schedule follows the
 planned length, so a cut run still cools down at its end rather than stopping at a high rate."""
@@ -26,11 +26,12 @@ def budget_minutes(config: TrainConfig, model, device: torch.device) -> Optional
     return model.cpu_minutes if device.type == "cpu" else None
 
 
-def epochs_within(minutes: float, epoch_seconds: list, planned: int) -> int:
-    """The planned length cut to what fits in ``minutes`` at the mean of ``epoch_seconds`` (the
-    epochs run so far, earlier sessions of a resumed run included); never below the epochs done."""
+def epochs_within(minutes: Optional[float], epoch_seconds: list, planned: int) -> int:
+    """The planned length cut to what fits in ``minutes`` (None: no budget) at the mean of
+    ``epoch_seconds`` (the epochs run so far, earlier sessions of a resumed run included); never
+    below the epochs done."""
     done = len(epoch_seconds)
-    if not done:
+    if minutes is None or not done:
         return planned
     spent = float(sum(epoch_seconds))
     pace = spent / done

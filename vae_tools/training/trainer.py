@@ -141,8 +141,7 @@ def train(
             if choice.get("automatic", True):
                 tqdm.write(f"{name.replace('_', ' ')}: {choice['why']}")
     # A resumed run's history gives the pace its budget is planned at, as it did before the interruption.
-    planned = epochs_within(minutes, [row["seconds"] for row in state["history"]], length["epochs"]) if minutes \
-        else length["epochs"]
+    planned = epochs_within(minutes, [row["seconds"] for row in state["history"]], length["epochs"])
     loop = EpochLoop(BatchObjective(model), optimizer, config, device, train_set, steps_per_epoch, batch_size,
                      planned, progress)
     epochs = _Epochs(loop, model, optimizer, val_set, batch_size, state, run_dir if main else None, progress)
@@ -237,8 +236,7 @@ class _Epochs:
             self.state["history"].append(row)
             is_best = self.record(row)
             planned = self.loop.max_epochs
-            if minutes:
-                self.loop.max_epochs = epochs_within(minutes, [r["seconds"] for r in self.state["history"]], planned)
+            self.loop.max_epochs = epochs_within(minutes, [r["seconds"] for r in self.state["history"]], planned)
             if self.progress:
                 self.report(row)
                 self.report_length(epoch, row["seconds"], planned, minutes)
@@ -256,7 +254,7 @@ class _Epochs:
         row = loop.run_epoch(epoch)
         val = evaluate(self.model, self.val_set, loop.config, loop.device, self.batch_size) if self.val_set else None
         seconds = time.perf_counter() - row.pop("started")
-        # Every process plans a budget's epochs from the first one's clock, so that they stop together.
+        # Every process plans a budget's epochs from the main process's clock, so that they stop together.
         seconds = float(distributed.sum_across(torch.tensor([seconds if distributed.is_main_process() else 0.0]))[0])
         row.update({"val_loss": val[0] if val else np.nan, "val_recon": val[1] if val else np.nan,
                     "val_kl": val[2] if val else np.nan, "seconds": seconds})
