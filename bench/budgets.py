@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -28,10 +27,8 @@ from vae_tools.latent import LabelPropagator, baseline, hide_labels  # noqa: E40
 from vae_tools.latent.defaults import BUDGETS  # noqa: E402
 from vae_tools.run_folder import load_run  # noqa: E402
 from vae_tools.semi_supervised import dataset_pixels, propagate_labels  # noqa: E402
+from measure import peak_gib  # noqa: E402  (bench/, beside this script)
 
-
-def peak_gib() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
 def main() -> None:

@@ -54,10 +54,12 @@ def clustering_by_seed(y: np.ndarray, latents: np.ndarray, pixels: np.ndarray, s
                                        seed=seed)
         candidates = {name: {"accuracy": cluster_scores(y, fitted.labels_)["accuracy"],
                              "silhouette": choice.silhouettes[name]} for name, fitted in choice.candidates.items()}
+        seconds = time.perf_counter() - started
+        started = time.perf_counter()
         base = KMeans(n_classes, n_init=10, random_state=seed).fit_predict(pixels)
         runs.append({"seed": seed, "features": choice.features, **cluster_scores(y, choice.clusterer.labels_),
                      "candidates": candidates, "baseline_kmeans_pca50": cluster_scores(y, base)["accuracy"],
-                     "seconds": round(time.perf_counter() - started, 1)})
+                     "seconds": round(seconds, 1), "baseline_seconds": round(time.perf_counter() - started, 1)})
         print(f"  seed {seed}: auto -> {choice.features} {runs[-1]['accuracy']:.4f}; "
               + ", ".join(f"{k} {v['accuracy']:.4f} (silhouette {v['silhouette']:.3f})" for k, v in candidates.items())
               + f"; baseline {runs[-1]['baseline_kmeans_pca50']:.4f}", flush=True)

@@ -52,6 +52,7 @@ from vae_tools.latent.labels import hide_labels  # noqa: E402
 from vae_tools.semi_supervised import dataset_pixels, propagate_labels  # noqa: E402
 from vae_tools.training import train  # noqa: E402
 from cluster_features import clustering_by_seed  # noqa: E402  (bench/, beside this script)
+from measure import peak_gib, time_to_accuracy  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 ONE_VS_REST_SCORES = ("adjusted", "complexity", "elbo")
@@ -70,7 +71,9 @@ def as_dataset(images: np.ndarray, name: str) -> ImageDataset:
 def label_propagation(name: str, dataset, model, seeds, fraction, pca_size, device) -> dict:
     y = dataset.labels
     pixels = dataset_pixels(dataset)
+    started = time.perf_counter()
     baseline_features = PCA(pca_size, random_state=0).fit_transform(pixels)
+    pca_seconds = time.perf_counter() - started
     latents = latent_matrix(embed(model, dataset, device=device))
     runs = []
     for seed in seeds:
@@ -81,18 +84,23 @@ def label_propagation(name: str, dataset, model, seeds, fraction, pca_size, devi
                                   progress=False)
         seconds = time.perf_counter() - started
         accuracy = float(np.mean(result.propagator.transduction_[~keep] == y[~keep]))
+        started = time.perf_counter()
         baseline = LabelSpreading(kernel="knn").fit(baseline_features, given)
+        base_seconds = time.perf_counter() - started + pca_seconds
         base_accuracy = float(np.mean(baseline.transduction_[~keep] == y[~keep]))
         runs.append({"seed": seed, "accuracy": accuracy, "baseline_accuracy": base_accuracy,
                      "features": result.features, "feature_cv_accuracy": result.feature_scores,
                      "maps": len(result.spaces),
                      "rounds": result.rounds, "refinement_note": result.refinement_note,
-                     "seconds": round(seconds, 1)})
+                     "time_to_accuracy": time_to_accuracy(result.rounds),
+                     "seconds": round(seconds, 1), "baseline_seconds": round(base_seconds, 1),
+                     "peak_gib_so_far": peak_gib()})
         round0 = result.rounds[0].get("accuracy_unlabelled")
         print(f"{name} seed {seed}: {accuracy:.4f} (round 0 {round0:.4f}, features {result.features}, "
               f"rounds kept {sum(r['accepted'] for r in result.rounds) - 1}) vs baseline {base_accuracy:.4f}, "
-              f"{seconds:.0f}s", flush=True)
+              f"{seconds:.0f}s (baseline {base_seconds:.0f}s)", flush=True)
     return {"runs": runs, **summary(runs, "accuracy"), **summary(runs, "baseline_accuracy"),
+            **summary(runs, "seconds"), **summary(runs, "baseline_seconds"),
             "never_below_round_0": all(r["accuracy"] >= r["rounds"][0]["accuracy_unlabelled"] for r in runs)}
 
 
@@ -109,7 +117,7 @@ def clustering(dataset, model, device, seeds) -> dict:
     out = clustering_by_seed(y, latents, pixels, seeds)
     latent_map = LatentClusterer(n_clusters=n_classes).fit(latents).embedding_
     out["latents_purity_by_cluster_count"] = purity_by_cluster_count(y, latent_map, n_classes)
-    return out
+    return {**out, "peak_gib_so_far": peak_gib()}
 
 
 def purity_by_cluster_count(y, space, n_classes) -> dict:
@@ -173,7 +181,8 @@ def main() -> None:
         model, device = trained.model, next(trained.model.parameters()).device
         entry = {"n_samples": len(dataset), "labelled_fraction": fraction, "baseline": f"PCA-{pca_size} + LabelSpreading(knn)",
                  "target_accuracy": target, "train_seconds": round(time.perf_counter() - started, 1),
-                 "train_epochs": len(trained.history), "best_epoch": trained.best_epoch}
+                 "train_epochs": len(trained.history), "best_epoch": trained.best_epoch,
+                 "train_peak_gib_so_far": peak_gib()}
         print(f"{name}: {len(dataset)} images, VAE {entry['train_epochs']} epochs (best {trained.best_epoch}) "
               f"in {entry['train_seconds']}s", flush=True)
         entry["label_propagation"] = label_propagation(name, dataset, model, args.seeds, fraction, pca_size, device)

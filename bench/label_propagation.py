@@ -25,7 +25,6 @@ import inspect
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ from vae_tools.latent import LabelPropagator, LatentClusterer, cluster_scores, h
 from vae_tools.run_folder import load_run  # noqa: E402
 from vae_tools.semi_supervised import propagate_labels  # noqa: E402
 from vae_tools.training import train  # noqa: E402
+from measure import peak_gib, time_to_accuracy  # noqa: E402  (bench/, beside this script)
 
 FRACTIONS = (0.01, 0.02)
 REFINEMENT_DEFAULTS = {name: parameter.default for name, parameter in inspect.signature(propagate_labels).parameters.items()
@@ -70,18 +70,6 @@ def baseline(images: np.ndarray, y: np.ndarray, seeds_by_fraction: dict) -> dict
         results[str(fraction)] = {"accuracy_per_seed": accs, "accuracy_mean": float(np.mean(accs)),
                                   "seconds_mean": round(float(np.mean(times)), 1)}
     return results
-
-
-def time_to_accuracy(rounds: list) -> list:
-    """(seconds spent so far, accuracy of the result so far) after round 0 and after each round: a
-    dropped round costs its time and leaves the accuracy where it was."""
-    spent, accuracy, table = 0.0, None, []
-    for r in rounds:
-        spent += r["seconds"]
-        if r["accepted"]:
-            accuracy = r["accuracy_unlabelled"]
-        table.append({"after_round": r["round"], "seconds": round(spent, 1), "accuracy_unlabelled": accuracy})
-    return table
 
 
 def earlier_seed_runs(previous: dict, model: str | None, seeds, fractions) -> dict:
@@ -192,7 +180,7 @@ def main() -> None:
             seconds = time.perf_counter() - started
             per_seed.append({"seed": seed, "rounds": run.rounds, "seconds": round(seconds, 1),
                              "time_to_accuracy": time_to_accuracy(run.rounds),
-                             "peak_rss_gib_so_far": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)})
+                             "peak_rss_gib_so_far": peak_gib()})
             per_seed[-1].update(features=run.features, feature_cv_accuracy=run.feature_scores,
                                 refinement_note=run.refinement_note)
             print(f"  vaetools {fraction:.0%} seed {seed} ({run.features}): " + ", ".join(
@@ -243,7 +231,7 @@ def main() -> None:
         "clustering": clustering,
         "timings": timings,
         "synthetic_1m": million,
-        "peak_rss_gib_this_process": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+        "peak_rss_gib_this_process": peak_gib(),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")

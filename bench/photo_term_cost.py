@@ -26,7 +26,8 @@ from vae_tools.models.photo_vae import ROTATION  # noqa: E402
 from vae_tools.training import train  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
-from photos import SHARED, first_per_class, peak_gib  # noqa: E402
+from measure import peak_gib  # noqa: E402
+from photos import SHARED, first_per_class  # noqa: E402
 
 
 def _timed(dataset, config: TrainConfig, rotation: float) -> list:

@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -51,6 +50,7 @@ from vae_tools.latent.labels import hide_labels  # noqa: E402
 from vae_tools.run_folder import load_run  # noqa: E402
 from vae_tools.semi_supervised import dataset_pixels, propagate_labels  # noqa: E402
 from vae_tools.training import train  # noqa: E402
+from measure import peak_gib  # noqa: E402  (bench/, beside this script)
 from cluster_features import clustering_by_seed  # noqa: E402  (bench/, beside this script)
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -58,10 +58,6 @@ FRACTION = 0.02
 TARGETS = {"cpu": {"label_propagation": 0.45, "clustering": 0.30, "one_vs_rest": 0.70},
            "gpu_all_50000": {"label_propagation": 0.80, "clustering": 0.60, "one_vs_rest": 0.85}}
 
-
-def peak_gib() -> float:
-    """This process's peak resident memory so far (Linux reports KiB)."""
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
 
 
 def first_per_class(dataset, n: int):
