@@ -5,7 +5,7 @@ training tensors, Adam at 1e-3, BCE summed per batch), with the same convolution
 vaetools' default model for 28x28 images. Both train for the same number of epochs on the 60,000
 MNIST training images; both are scored by the same function on the 10,000 test images.
 
-    python bench/train_speed.py [--epochs 5] [--device cpu] [--data ../shared/data/mnist.npz]
+    python bench/train_speed.py [--epochs 5] [--device cpu] [--amp auto|true|false] [--data ../shared/data/mnist.npz]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vae_tools.config import TrainConfig  # noqa: E402
 from vae_tools.data import load_dataset  # noqa: E402
 from vae_tools.training import train  # noqa: E402
+from vae_tools.training.precision import precision  # noqa: E402
 
 
 class TextbookConvVAE(nn.Module):
@@ -110,8 +111,9 @@ def main():
     parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared/data/mnist.npz"))
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--amp", action="store_true", help="vaetools with TrainConfig(amp=True): bf16 autocast where "
-                                                             "the device has it natively (the textbook loop stays fp32)")
+    parser.add_argument("--amp", choices=("auto", "true", "false"), default="auto",
+                        help="vaetools' precision: auto (the default: bf16 where the CPU has it natively), or "
+                             "amp set (the textbook loop stays fp32)")
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results/train_speed.json"))
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -126,8 +128,9 @@ def main():
     ref_nll = test_neg_elbo(ref_model.encode, ref_model.decode, x_test, device)
     print(f"textbook: epochs {[round(t, 2) for t in ref_times]} s, test -ELBO {ref_nll:.2f}", flush=True)
 
+    amp = {"auto": None, "true": True, "false": False}[args.amp]
     config = TrainConfig(epochs=args.epochs, val_fraction=0.0, device=args.device, patience=args.epochs, seed=0,
-                         amp=args.amp)
+                         amp=amp)
     result = train(train_set, config, progress=False)
     ours_times = [row["seconds"] for row in result.history]
     model = result.model.to(device)
@@ -141,6 +144,7 @@ def main():
         "epochs": args.epochs,
         "device": str(device),
         "vaetools_amp": args.amp,
+        "vaetools_precision": precision(config, model, device),
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
         "parameters": {"textbook": sum(p.numel() for p in ref_model.parameters()),
                        "vaetools": sum(p.numel() for p in model.parameters())},
@@ -149,8 +153,8 @@ def main():
         "epoch_time_ratio_vaetools_over_textbook": ours_epoch / ref_epoch,
         "images_per_second": {"textbook": len(x_train) / ref_epoch, "vaetools": len(x_train) / ours_epoch},
         "test_neg_elbo_nats": {"textbook": ref_nll, "vaetools": ours_nll},
-        "targets": {"ratio_at_most": 1.0, "vaetools_neg_elbo_lower": True},
-        "met": {"speed": ours_epoch / ref_epoch <= 1.0, "quality": ours_nll < ref_nll},
+        "targets": {"ratio_at_most": 0.6, "vaetools_neg_elbo_lower": True},
+        "met": {"speed": ours_epoch / ref_epoch <= 0.6, "quality": ours_nll < ref_nll},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")

@@ -50,12 +50,9 @@ class TrainConfig:
     channels: Optional[int] = None
     # hardware
     device: str = "auto"
-    # bf16 autocast on CUDA, and on CPUs that multiply bf16 natively (AVX512-BF16, AMX; elsewhere the CPU
-    # stays in fp32). Off by default: on an H100 the default 28x28 model trained 13-25% slower with it (the
-    # casts cost more than the small matrix products save; bench/results/scale_gpu.json); on a 2-core
-    # AVX512-BF16 CPU it trained MNIST at 0.77x the fp32 textbook loop's epoch time with the same test
-    # -ELBO, measured on MNIST alone so far (bench/results/train_speed_bf16.json).
-    amp: bool = False
+    # bf16 autocast (fp16 on GPUs without bf16). None: decided from the device and the model
+    # (vae_tools/training/precision.py): on for the conv model on a CPU that multiplies bf16 natively.
+    amp: Optional[bool] = None
     # torch.compile the per-batch loss, with CUDA graphs on one GPU: 2.0x the images per second of the
     # uncompiled loop at batch 128 and 2.4x at batch 1024 on an H100, after about a minute of compiling.
     compile: bool = False
@@ -114,7 +111,7 @@ class TrainConfig:
                 raise ConfigError(f"{where}: {spec.name} must be a whole number, got {value!r}")
             if kind in ("float", "Optional[float]") and (isinstance(value, bool) or not isinstance(value, (int, float))):
                 raise ConfigError(f"{where}: {spec.name} must be a number, got {value!r}")
-            if kind == "bool" and not isinstance(value, bool):
+            if kind in ("bool", "Optional[bool]") and not isinstance(value, bool):
                 raise ConfigError(f"{where}: {spec.name} must be true or false, got {value!r}")
             if kind == "str" and not isinstance(value, str):
                 raise ConfigError(f"{where}: {spec.name} must be text, got {value!r}")
@@ -206,6 +203,7 @@ def _to_size_list(value: Any):
 _CONVERTERS = {
     "int": _to_int, "float": _to_float, "bool": _to_bool, "str": str,
     "Optional[list]": _to_size_list, "Optional[int]": _to_int, "Optional[float]": _to_float,
+    "Optional[bool]": _to_bool,
 }
 
 

@@ -32,6 +32,7 @@ class BaseVAE(nn.Module, ABC):
     registry_name: str  # set by @register_model
     stops_early = True  # whether the validation ELBO says when training has done its work
     cpu_minutes = None  # the training budget on a CPU by default (vae_tools/training/budget.py); None: no limit
+    bf16_on_cpu = False  # whether its quality in bf16 is measured, so it may train so (training/precision.py)
     image_shape: tuple
     latent_dim: int
     likelihood: str

@@ -66,6 +66,7 @@ class PhotoVAE(ConvVAE):
 
     stops_early = False  # the validation ELBO does not measure what the consistency term teaches
     cpu_minutes = PHOTO_CPU_MINUTES
+    bf16_on_cpu = False  # its consistency and rotation terms are not measured in bf16
     saved_before = {"rotation": 0.0}  # run folders saved before the rotation term were trained without it
 
     def __init__(

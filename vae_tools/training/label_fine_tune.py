@@ -15,7 +15,7 @@ from torch import nn
 from vae_tools.config import TrainConfig
 from vae_tools.data import ImageDataset
 from vae_tools.models.base import BaseVAE
-from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, memory_format_for
+from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, adamw, memory_format_for
 from vae_tools.training.seeding import keeps_global_rng
 
 
@@ -89,7 +89,7 @@ def fine_tune_on_labels(
                          seed=seed, amp=amp)
     objective = LabelObjective(model, targets, weights, n_classes, label_weight, max_shift, seed, elbo)
     objective.to(device, memory_format=memory_format_for(device))
-    optimizer = torch.optim.AdamW(objective.parameters(), lr=lr)
+    optimizer = adamw(objective.parameters(), device, lr)
     batch_size = min(batch_size, len(dataset))
     steps_per_epoch = max(1, len(dataset) // batch_size)
     loop = EpochLoop(objective, optimizer, config, device, dataset, steps_per_epoch, batch_size, epochs, progress)

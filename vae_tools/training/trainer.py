@@ -29,7 +29,8 @@ from vae_tools.models import get_model_class
 from vae_tools.models.base import BaseVAE
 from vae_tools.training.budget import budget_minutes, epochs_within
 from vae_tools.training.curves import save_history
-from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, memory_format_for
+from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, adamw, memory_format_for
+from vae_tools.training.precision import autocast_enabled, precision
 from vae_tools.training.seeding import keeps_global_rng
 
 
@@ -117,10 +118,10 @@ def train(
     config, choices = with_automatic_choices(config, train_set)
     torch.manual_seed(config.seed)
     model = build_model(config, dataset.shape).to(device, memory_format=memory_format_for(device))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                  fused=device.type == "cuda")
+    optimizer = adamw(model.parameters(), device, config.lr, config.weight_decay)
     batch_size = min(config.batch_size, len(train_set))
     steps_per_epoch = max(1, len(train_set) // batch_size)  # the last partial batch is dropped
+    choices["precision"] = precision(config, model, device)
     minutes = budget_minutes(config, model, device)
     length = choices["training_length"] = training_length(config, steps_per_epoch, model.stops_early, minutes)
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
@@ -142,7 +143,8 @@ def train(
                 tqdm.write(f"{name.replace('_', ' ')}: {choice['why']}")
     # A resumed run's history gives the pace its budget is planned at, as it did before the interruption.
     planned = epochs_within(minutes, [row["seconds"] for row in state["history"]], length["epochs"])
-    loop = EpochLoop(BatchObjective(model), optimizer, config, device, train_set, steps_per_epoch, batch_size,
+    loop_config = dataclasses.replace(config, amp=autocast_enabled(choices["precision"]))
+    loop = EpochLoop(BatchObjective(model), optimizer, loop_config, device, train_set, steps_per_epoch, batch_size,
                      planned, progress)
     epochs = _Epochs(loop, model, optimizer, val_set, batch_size, state, run_dir if main else None, progress)
     try:
