@@ -260,9 +260,11 @@ def truth_metrics(inputs, given, keep, fitted, out) -> dict:
     scores = classification_metrics(truth, fitted.transduction_[~keep].astype(str))
     metrics = {"unlabelled": scores, "accuracy_unlabelled": scores["accuracy"]}
     if inputs.dataset is not None:
+        started = time.perf_counter()
         predicted = baseline.baseline_predictions(dataset_pixels(inputs.dataset), given)
         metrics["baseline"] = {"method": baseline.describe(),
-                               "accuracy_unlabelled": float(np.mean(predicted[~keep].astype(str) == truth))}
+                               "accuracy_unlabelled": float(np.mean(predicted[~keep].astype(str) == truth)),
+                               "seconds": round(time.perf_counter() - started, 2)}
     cm = scores["confusion_matrix"]
     confusion_figure(np.array(cm["matrix"]), cm["labels"], out / "confusion.png",
                      f"unlabelled samples: accuracy {scores['accuracy']:.2%}")
