@@ -30,7 +30,6 @@ from vae_tools.semi_supervised import dataset_pixels, propagate_labels  # noqa: 
 from measure import peak_gib  # noqa: E402  (bench/, beside this script)
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)

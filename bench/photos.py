@@ -59,7 +59,6 @@ TARGETS = {"cpu": {"label_propagation": 0.45, "clustering": 0.30, "one_vs_rest":
            "gpu_all_50000": {"label_propagation": 0.80, "clustering": 0.60, "one_vs_rest": 0.85}}
 
 
-
 def first_per_class(dataset, n: int):
     labels = np.asarray(dataset.labels).astype(str)
     keep = np.sort(np.concatenate([np.flatnonzero(labels == c)[:n] for c in np.unique(labels)]))

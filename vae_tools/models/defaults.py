@@ -4,7 +4,7 @@ training configuration and the estimators all read them from here."""
 LATENT_DIM = 16
 PHOTO_LATENT_DIM = 64  # photos hold more than strokes: 16 dimensions are not enough for their kinds
 # The photo model's training budget on a CPU by default: 28-30 of its 30 epochs of CIFAR-10's 45,000
-# training images fit in it on a 2-core server (86-100 s an epoch); a slower machine trains fewer.
+# training images fit in it on a 2-core server (61-100 s an epoch, by the day); a slower machine trains fewer.
 PHOTO_CPU_MINUTES = 45.0
 # Training picks the model from the images' histogram, as it picks the likelihood: continuous tones
 # (photos, colour or grey) get the photo model, strokes and documents the conv model.

@@ -1,7 +1,7 @@
 """A training time budget: the epochs that fit in it at the pace measured so far.
 
 Epoch counts alone do not say how long a run takes: the photo model's 30 epochs of 45,000 CIFAR-10
-images take 44-50 minutes on a 2-core server (86-100 s an epoch) and could take hours on a slower laptop. A budget in
+images take 31-50 minutes on a 2-core server (61-100 s an epoch, by the day) and could take hours on a slower laptop. A budget in
 minutes is what a user can plan around, so the planned length is cut (never stretched) to what fits,
 after each epoch, at the mean pace of the epochs run so far. The learning-rate schedule follows the
 planned length, so a cut run still cools down at its end rather than stopping at a high rate."""

@@ -33,7 +33,3 @@ def precision(config: TrainConfig, model, device: torch.device) -> dict:
                 "why": f"the {model.registry_name} model's quality in bf16 is not measured yet (amp=true tries it)"}
     return {"value": "bf16", "why": "this CPU multiplies bf16 natively, about twice as fast as fp32, and the "
                                    "loss stays in fp32 (amp=false for fp32 throughout)"}
-
-
-def autocast_enabled(choice: dict) -> bool:
-    return choice["value"] != "fp32"

@@ -30,7 +30,7 @@ from vae_tools.models.base import BaseVAE
 from vae_tools.training.budget import budget_minutes, epochs_within
 from vae_tools.training.curves import save_history
 from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, adamw, memory_format_for
-from vae_tools.training.precision import autocast_enabled, precision
+from vae_tools.training.precision import precision
 from vae_tools.training.seeding import keeps_global_rng
 
 
@@ -143,7 +143,7 @@ def train(
                 tqdm.write(f"{name.replace('_', ' ')}: {choice['why']}")
     # A resumed run's history gives the pace its budget is planned at, as it did before the interruption.
     planned = epochs_within(minutes, [row["seconds"] for row in state["history"]], length["epochs"])
-    loop_config = dataclasses.replace(config, amp=autocast_enabled(choices["precision"]))
+    loop_config = dataclasses.replace(config, amp=choices["precision"]["value"] != "fp32")
     loop = EpochLoop(BatchObjective(model), optimizer, loop_config, device, train_set, steps_per_epoch, batch_size,
                      planned, progress)
     epochs = _Epochs(loop, model, optimizer, val_set, batch_size, state, run_dir if main else None, progress)
