@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import warnings
 from pathlib import Path
 
 import click
@@ -26,7 +27,8 @@ class VaeToolsGroup(click.Group):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with one_line_warnings():
+                return super().invoke(ctx)
         except click.UsageError as exc:
             # One line, as for every other mistake: the usage block Click prints adds nothing the
             # line does not say, and --help is named in it.
@@ -39,6 +41,22 @@ class VaeToolsGroup(click.Group):
             raise Interrupted(f"interrupted; no file was left half-written; continue with: {again}") from None
         except OSError as exc:  # a write or read the system refused: permission, disk full, name too long...
             raise click.ClickException(os_error_line(exc)) from None
+
+
+@contextlib.contextmanager
+def one_line_warnings():
+    """Each warning as one `Warning:` line on stderr, once per message: a user of the command has no
+    use for the library file and source line Python prints with it, nor for the same line per fold."""
+    seen = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if str(message) not in seen:
+            seen.add(str(message))
+            click.echo(f"Warning: {message}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
 
 
 class OneLineUsageError(click.ClickException):

@@ -238,3 +238,19 @@ def test_the_library_names_parameters_and_the_command_line_shows_flags(tmp_path)
     np.savez(tmp_path / "x.npz", x=np.random.default_rng(0).random((20, 8, 8)).astype(np.float32))
     result = run_cli("train", "--data", tmp_path / "x.npz", "--split", "train", "--out", tmp_path / "r")
     assert result.exit_code == 1 and "has no train/test split" in result.output and "use --split=all" in result.output
+
+
+def test_warnings_reach_the_user_as_one_line_each_without_the_library_source(capsys):
+    import warnings
+
+    from vaetools_pipelines.cli import one_line_warnings
+
+    with one_line_warnings():
+        warnings.simplefilter("always")
+        for _ in range(3):  # the same warning from every fold of a cross-validation
+            warnings.warn("label spreading stopped at max_iter=200 before converging", UserWarning)
+        warnings.warn("a second matter", RuntimeWarning)
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["Warning: label spreading stopped at max_iter=200 before converging",
+                                "Warning: a second matter"]
+    assert ".py" not in err
