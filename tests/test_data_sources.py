@@ -218,3 +218,16 @@ def test_missing_unsupported_and_unreadable_sources(tmp_path):
     np.savez(tmp_path / "nokeys.npz", weights=np.zeros(3))
     with pytest.raises(DataError, match="no image array found"):
         load_dataset(tmp_path / "nokeys.npz")
+
+
+def test_flat_pixels_read_once_or_viewed_in_memory_give_the_same_values(npz_file):
+    data = load_dataset(str(npz_file))
+    read = data.flat_pixels(batch_size=7)  # batches that do not divide the data
+    expected = np.concatenate([data.batch(np.arange(len(data))).numpy().reshape(len(data), -1)])
+    assert read.dtype == np.float32 and np.array_equal(read, expected)
+    data.load_into_memory(1 << 30)
+    viewed = data.flat_pixels()
+    assert np.array_equal(viewed, expected) and not viewed.flags.writeable  # not a second copy to scribble on
+    assert np.shares_memory(viewed, data.flat_pixels())
+    rows = np.array([3, 0, 5])
+    assert np.array_equal(data.subset(rows).flat_pixels(), expected[rows])  # a subset of the cache is its own rows

@@ -305,7 +305,20 @@ def test_the_plan_and_its_estimate_come_before_the_work(bars, capsys):
     assert lines.index(plan) < next(i for i, line in enumerate(lines) if line.startswith("round 0 done in"))
     assert "plan: 160 samples; rank 3 feature sets (latents, latents+pixels, pixels)" in plan
     assert "up to 1 refinement round(s) (encoder): 2 trainings of 3 epochs each" in plan
-    assert re.search(r"About \d+s in all", plan)
+    assert re.search(r"About \d+ ?(s|min) in all", plan)
     assert "too few labels" in lines[-1]  # 80 labels cannot judge a round: said when round 0 is done
-    text = semi.plan_note(70_000, ["latents"], True, 1, semi.refinement_plan("best"), embed_seconds=5.0)
+    text = semi.plan_note(70_000, ["latents"], semi.LabelPropagator(n_maps=1), 16, semi.refinement_plan("best"),
+                          embed_seconds=5.0)
     assert "1 UMAP map(s)" in text and "(vae): 5 trainings of 4 epochs" in text
+
+
+def test_the_estimate_is_timed_on_the_data_when_the_caller_embedded_it(bars, capsys, monkeypatch):
+    dataset, labels, given, trained, _ = bars
+    assert semi.embedding_seconds(trained, dataset, "cpu") > 0
+    latents = semi.latent_matrix(semi.embed(trained, dataset))
+    monkeypatch.setattr(semi, "embedding_seconds", lambda model, data, device: 100.0)
+    semi.propagate_labels(trained, dataset, given, features="latents", refine_rounds=1, latents=latents)
+    plan = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("plan: "))
+    # one round of two 3-epoch encoder trainings at 1.5 embedding passes an epoch, each then embedding once
+    amount, unit = re.search(r"About (\d+) ?(s|min) in all", plan).groups()
+    assert int(amount) * (60 if unit == "min" else 1) >= 100 + 2 * (3 * 1.5 * 100 + 100) - 30

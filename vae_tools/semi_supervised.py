@@ -19,7 +19,9 @@ from vae_tools.latent.defaults import (BUDGET, BUDGETS, CV_FOLDS, ENSEMBLE_LIMIT
                                        MIN_JUDGING_LABELS, PREFERRED_FEATURES, RANKING_SAMPLES, REFINE_EPOCHS,
                                        REFINEMENT,
                                        REFINEMENT_FOLDS, REFINEMENTS)
-from vae_tools.latent.features import candidate_names, effective_maps, feature_matrix, pixel_components
+from vae_tools.latent import cost
+from vae_tools.latent.features import (PIXEL_COMPONENTS, candidate_names, effective_maps, feature_matrix,
+                                       pixel_components)
 from vae_tools.latent.projection import check_umap_backend
 from vae_tools.latent.reducers import GRAPH_MAP_EPOCHS, check_reduce, reduced_maps, reduces
 from vae_tools.latent.labels import unlabelled_mask
@@ -49,8 +51,8 @@ class PropagationResult:
 
 
 def dataset_pixels(dataset: ImageDataset, batch_size: int = 4096) -> np.ndarray:
-    """Every image of ``dataset`` flattened, float32 in [0, 1]."""
-    return np.concatenate([x.numpy().reshape(len(x), -1) for _, x in dataset.iter_batches(batch_size)])
+    """Every image of ``dataset`` flattened, float32 in [0, 1] (read-only when they are in memory)."""
+    return dataset.flat_pixels(batch_size)
 
 
 def propagate_labels(
@@ -91,14 +93,16 @@ def propagate_labels(
     started = time.perf_counter()
     if latents is None:
         latents = latent_matrix(embed(model, dataset, device=device, progress=progress))
-    embed_seconds = time.perf_counter() - started
+        embed_seconds = time.perf_counter() - started
+    else:
+        embed_seconds = embedding_seconds(model, dataset, device) if model is not None and dataset is not None else 0.0
     names = candidate_names(features, have_pixels=dataset is not None)
     check_umap_backend(base.umap_backend)  # a wrong setting is one error, before any plan is announced
     check_reduce(base.reduce)
     mapped, n_maps = reduces(base.reduce, len(latents)), effective_maps(base.n_maps, len(latents))
     refinable = model is not None and dataset is not None
-    note_progress(plan_note(len(latents), names, mapped, n_maps, plan if refinable else None, embed_seconds),
-                  progress)
+    note_progress(plan_note(len(latents), names, base, latents.shape[1], plan if refinable else None,
+                            embed_seconds), progress)
     pixels = pixel_components(dataset_pixels(dataset), seed=seed) if names != ["latents"] else None
     work = _Propagation(base, plan, dataset, pixels, y, n_maps, device, seed, progress)
     chosen, scores, space = work.round_zero_space(names, latents)
@@ -111,7 +115,8 @@ def propagate_labels(
     best = _judged_score(judges, folds, y)
     rounds = [_round_info(0, started, best, True, full, work.hidden, y_true)]
     note_progress(f"round 0 done in {rounds[0]['seconds']:.0f}s" + (f"; {plan.rounds} refinement round(s) next, "
-                  f"each about {round_estimate(len(latents), plan, embed_seconds):.0f}s" if not note else
+                  f"each about {_duration(round_estimate(len(latents), plan, embed_seconds, base, latents.shape[1]))}"
+                  if not note else
                   f"; {note}"), progress)
     if not note:
         full, note = work.refine(full, judges, folds, best, rounds, y_true)
@@ -201,36 +206,65 @@ class Lineage(NamedTuple):
     labels: np.ndarray
 
 
-# Seconds per point and layout epoch of a 10-d UMAP map on one core of the 2-core machine the defaults
-# were measured on (70,000 points, 100 epochs: about 20 s); a rough guide, not a promise.
-UMAP_SECONDS_PER_POINT_EPOCH = 3e-6
+EMBED_PROBE_SAMPLES = 2048
 
 
-def round_estimate(n: int, plan: RefinementPlan, embed_seconds: float) -> float:
-    """A refinement round's seconds, guessed from the embedding pass: a training step costs about
-    three forward passes, halved by bf16 (encoder), tripled by the decoder (vae); each fold line
-    also embeds once, and vae re-maps."""
+def embedding_seconds(model: BaseVAE, dataset: ImageDataset, device) -> float:
+    """About how long one embedding pass over ``dataset`` takes, from a timed pass over its first
+    rows: the plan's yardstick when the caller embedded the data already."""
+    rows = np.arange(min(len(dataset), EMBED_PROBE_SAMPLES))
+    started = time.perf_counter()
+    embed(model, dataset.subset(rows), device=device)
+    return (time.perf_counter() - started) * len(dataset) / len(rows)
+
+
+def round_estimate(n: int, plan: RefinementPlan, embed_seconds: float, base: LabelPropagator,
+                   latent_dim: int) -> float:
+    """A refinement round's seconds. Each training line fine-tunes (guessed from the embedding pass:
+    a training step costs about three forward passes, halved by bf16 (encoder), tripled by the
+    decoder (vae)), embeds, builds its graphs (on maps of the latents for vae, on the latents
+    themselves for encoder) and spreads; the pooled version spreads over every fold line's graph."""
     training = plan.epochs * 3 * embed_seconds * (0.5 if plan.refinement == "encoder" else 3)
-    remap = n * GRAPH_MAP_EPOCHS * UMAP_SECONDS_PER_POINT_EPOCH if plan.remaps else 0.0
-    return plan.trainings * (training + embed_seconds + remap)
+    if plan.remaps:
+        maps = effective_maps(base.n_maps, n)
+        space = maps * (cost.map_seconds(n, GRAPH_MAP_EPOCHS) + cost.graph_seconds(n, base.n_components)
+                        + cost.spread_seconds(n))
+    else:
+        space = cost.graph_seconds(n, latent_dim) + cost.spread_seconds(n)
+    pooled = plan.folds * cost.spread_seconds(n) if plan.pools else 0.0
+    return plan.trainings * (training + embed_seconds + space) + pooled
 
 
-def plan_note(n: int, names: list, mapped: bool, n_maps: int, plan: Optional[RefinementPlan],
+def plan_note(n: int, names: list, base: LabelPropagator, latent_dim: int, plan: Optional[RefinementPlan],
               embed_seconds: float) -> str:
-    """What propagation will do and about how long it will take, before it starts."""
+    """What propagation will do and about how long it will take (``latent.cost``), before it starts."""
+    mapped, n_maps = reduces(base.reduce, n), effective_maps(base.n_maps, n)
     ranked = min(n, RANKING_SAMPLES) if len(names) > 1 else 0
+    widest = latent_dim + (PIXEL_COMPONENTS if any("pixels" in name for name in names) else 0)
+    seconds = embed_seconds + (cost.pixel_seconds(n) if widest > latent_dim else 0.0)
     text = f"plan: {n:,} samples; "
     if ranked:
         text += f"rank {len(names)} feature sets ({', '.join(names)}) by {CV_FOLDS}-fold cross-validation on " \
                 f"{ranked:,} of them, then "
+        ranking_mapped = reduces(base.reduce, ranked)
+        seconds += len(names) * ((cost.map_seconds(ranked, GRAPH_MAP_EPOCHS) if ranking_mapped else 0.0)
+                                 + cost.graph_seconds(ranked, base.n_components if ranking_mapped else widest)
+                                 + CV_FOLDS * cost.spread_seconds(ranked))
     text += f"{n_maps} UMAP map(s) of the chosen set" if mapped else "a graph on the features themselves"
-    points = (len(names) * ranked + n_maps * n) if mapped else 0
-    seconds = embed_seconds + points * GRAPH_MAP_EPOCHS * UMAP_SECONDS_PER_POINT_EPOCH
-    if plan is not None and plan.rounds > 0:
+    seconds += n_maps * ((cost.map_seconds(n, GRAPH_MAP_EPOCHS) if mapped else 0.0)
+                         + cost.graph_seconds(n, base.n_components if mapped else widest))
+    refining = plan is not None and plan.rounds > 0
+    # The full propagation and, when rounds will be judged, one per fold without that fold's labels.
+    seconds += (1 + (plan.folds if refining else 0)) * n_maps * cost.spread_seconds(n)
+    if refining:
         text += (f"; then up to {plan.rounds} refinement round(s) ({plan.refinement}): {plan.trainings} trainings of "
                  f"{plan.epochs} epochs each, kept only if the labels held back from it say it helped")
-        seconds += plan.rounds * round_estimate(n, plan, embed_seconds)
-    return text + f". About {seconds:.0f}s in all on this device"
+        seconds += plan.rounds * round_estimate(n, plan, embed_seconds, base, latent_dim)
+    return text + f". About {_duration(seconds)} in all on this device"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def ranking_rows(hidden: np.ndarray, seed: int, limit: int = RANKING_SAMPLES) -> np.ndarray:

@@ -158,6 +158,20 @@ class ImageDataset:
         source = ((positions.numpy(), images) for positions, images in batches)
         yield from progress_of(source, total=n_batches, desc=desc, enabled=progress, unit="batch")
 
+    def flat_pixels(self, batch_size: int = 4096) -> np.ndarray:
+        """Every image flattened, float32 in [0, 1], (n, C*H*W). When the images are in memory and in
+        order this is a read-only view of them, not a second copy (3 GiB at a million 28x28 images)."""
+        if self._cache is not None and len(self._cache) == len(self) and \
+                torch.equal(self._cache_index, torch.arange(len(self))):
+            view = self._cache.numpy().reshape(len(self), -1)
+            view.flags.writeable = False
+            return view
+        # Filled in place: gathering the batches first would hold the pixels twice.
+        out = np.empty((len(self), int(np.prod(self.shape))), dtype=np.float32)
+        for positions, images in self.iter_batches(batch_size):
+            out[positions[0]:positions[-1] + 1] = images.numpy().reshape(len(images), -1)
+        return out
+
     def nbytes(self) -> int:
         c, h, w = self.shape
         return len(self) * c * h * w * 4
