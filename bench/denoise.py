@@ -28,6 +28,7 @@ from sklearn.decomposition import PCA
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vae_tools.config import load_config  # noqa: E402
+from vae_tools.device_settings import BASE_LR, CPU_BATCH_SIZE  # noqa: E402
 from vae_tools.data import ImageDataset  # noqa: E402
 from vae_tools.data.arrays import ArrayReader  # noqa: E402
 from vae_tools.denoising import denoise  # noqa: E402
@@ -46,12 +47,14 @@ def train_plain_dae(clean: torch.Tensor, noise: str, config, seed: int = 0) -> t
     model = get_model("conv", image_shape=(1, 28, 28), latent_dim=config.latent_dim, widths=config.widths,
                       hidden_dim=config.hidden_dim, likelihood=config.likelihood, activation=config.activation)
     model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # vaetools' CPU settings where the preset leaves them to the device (vae_tools/device_settings.py)
+    batch_size, peak_lr = config.batch_size or CPU_BATCH_SIZE, config.lr or BASE_LR
+    optimizer = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=config.weight_decay)
     noises = parse_noise(noise)
     generator = torch.Generator().manual_seed(seed)
     # Same split size as vaetools' trainer (it holds out val_fraction for early stopping).
     n_train = int(round(len(clean) * (1 - config.val_fraction)))
-    steps = n_train // config.batch_size
+    steps = n_train // batch_size
     total = steps * config.epochs
     for epoch in range(config.epochs):
         order = torch.randperm(n_train, generator=generator)
@@ -59,8 +62,8 @@ def train_plain_dae(clean: torch.Tensor, noise: str, config, seed: int = 0) -> t
         for i in range(steps):
             step = epoch * steps + i
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, total, config.lr, config.lr_schedule, config.warmup_steps)
-            x = clean[order[i * config.batch_size:(i + 1) * config.batch_size]].contiguous(memory_format=torch.channels_last)
+                group["lr"] = learning_rate(step, total, peak_lr, config.lr_schedule, config.warmup_steps)
+            x = clean[order[i * batch_size:(i + 1) * batch_size]].contiguous(memory_format=torch.channels_last)
             mu, _ = model.encode(corrupt(x, noises, generator))
             loss = model.reconstruction_nll(model.decode(mu), x).mean()
             optimizer.zero_grad(set_to_none=True)

@@ -39,6 +39,7 @@ from vae_tools.data.arrays import ArrayReader  # noqa: E402
 from vae_tools.embedding import embed  # noqa: E402
 from vae_tools import distributed, train  # noqa: E402
 from vae_tools.training.trainer import build_model  # noqa: E402
+from vae_tools.device_settings import CPU_BATCH_SIZE  # noqa: E402
 
 
 def synthetic_images(n: int, size: int = 28, seed: int = 0) -> np.ndarray:
@@ -73,7 +74,7 @@ def worker(n: int, epochs: int, out: str) -> None:
     """One torchrun process: train, then embed, then (first process only) write the timings."""
     distributed.start_from_environment("cpu")
     data = dataset_of(synthetic_images(n))
-    config = TrainConfig(epochs=epochs, val_fraction=0.0, device="cpu", seed=0)
+    config = TrainConfig(epochs=epochs, batch_size=CPU_BATCH_SIZE, val_fraction=0.0, device="cpu", seed=0)
     result = train(data, config, progress=False)
     distributed.barrier()
     started = time.perf_counter()

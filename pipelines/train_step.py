@@ -11,6 +11,7 @@ import click
 from vae_tools.config import DEFAULT_EPOCHS, TrainConfig
 from vae_tools.models import list_models
 from vae_tools.models.defaults import LATENT_DIM, PHOTO_CPU_MINUTES, PHOTO_LATENT_DIM
+from vae_tools.device_settings import BASE_LR, CPU_BATCH_SIZE, GPU_BATCH_SIZE, GPU_WORKERS
 from vaetools_pipelines import common_options as common
 from vaetools_pipelines.option_types import image_size
 from vaetools_pipelines.sections import Section, csv_rows
@@ -47,8 +48,12 @@ class TrainParameters:
              "epoch (the learning rate still cools down at the end). Raise it for a longer, better run.")
     latent_dim: int = option(None, type=click.IntRange(min=1), show_default=f"{LATENT_DIM}; {PHOTO_LATENT_DIM} for the photo model",
                              help="Size of the latent space.")
-    batch_size: int = option(None, type=click.IntRange(min=1), show_default=_default("batch_size"), help="Images per step.")
-    lr: float = option(None, type=click.FloatRange(min=0, min_open=True), show_default=_default("lr"), help="Peak learning rate.")
+    batch_size: int = option(None, type=click.IntRange(min=1),
+                             show_default=f"{CPU_BATCH_SIZE} on a CPU; up to {GPU_BATCH_SIZE} a GPU",
+                             help="Images per step (over all processes under torchrun).")
+    lr: float = option(None, type=click.FloatRange(min=0, min_open=True),
+                       show_default=f"{BASE_LR:g} at {CPU_BATCH_SIZE} images a step, times sqrt(batch/{CPU_BATCH_SIZE})",
+                       help="Peak learning rate.")
     beta: float = option(None, type=click.FloatRange(min=0), show_default=_default("beta"),
                          help="Weight of the KL term (beta-VAE).")
     likelihood: str = option(
@@ -62,7 +67,7 @@ class TrainParameters:
     channels: str = option(None, type=click.Choice(["1", "3"]), help="Convert images to 1 (grey) or 3 (RGB) channels.")
     split: str = common.split()
     device: str = common.device(default=None)
-    workers: int = option(None, type=click.IntRange(min=0), show_default=_default("workers"),
+    workers: int = option(None, type=click.IntRange(min=0), show_default=f"0 on a CPU; up to {GPU_WORKERS} on a GPU machine for folders of image files",
                           help="Processes decoding image files in parallel (worth it for folders of JPEG/PNG).")
     seed: int = option(None, type=int, show_default=_default("seed"), help="Random seed (split, initialisation, batches).")
     resume: bool = option(False, is_flag=True, help="Continue the run in --out from its last completed epoch.")
@@ -139,7 +144,8 @@ def report(result, p: TrainParameters) -> list:
     lines = [f"trained {len(result.history)} epochs; best epoch {result.best_epoch} "
              f"(negative ELBO {loss:.2f} nats/image); run folder: {p.out}"]
     for name, choice in read_run_config(p.out).get("choices", {}).items():
-        if isinstance(choice, dict) and choice.get("why") and choice.get("automatic", True):
+        if isinstance(choice, dict) and choice.get("why") and choice.get("automatic", True) \
+                and not choice.get("plain"):
             lines.append(f"{name.replace('_', ' ')}: {choice['why']}")
     return lines
 

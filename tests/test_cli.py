@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import write_idx
+from vae_tools.device_settings import BASE_LR, CPU_BATCH_SIZE, GPU_BATCH_SIZE
 from vaetools_pipelines.cli import main
 
 
@@ -171,9 +172,11 @@ def test_each_training_default_is_declared_once_and_every_surface_agrees():
     for option, field in (("--latent-dim", "latent_dim"), ("--lr", "lr"), ("--beta", "beta"), ("--seed", "seed"),
                           ("--batch-size", "batch_size"), ("--likelihood", "likelihood"), ("--noise", "noise")):
         shown = help_text.split(option + " ", 1)[1].split("[default: ", 1)[1].split("]", 1)[0]
-        expected = f"{LATENT_DIM}; {PHOTO_LATENT_DIM} for the photo model" if field == "latent_dim" else \
-            str(getattr(training, field))
-        assert shown == expected, option
+        expected = {"latent_dim": f"{LATENT_DIM}; {PHOTO_LATENT_DIM} for the photo model",
+                    # left to the device (vae_tools/device_settings.py): the help names the CPU's value first
+                    "batch_size": f"{CPU_BATCH_SIZE} on a CPU; up to {GPU_BATCH_SIZE} a GPU",
+                    "lr": f"{BASE_LR:g} at {CPU_BATCH_SIZE} images a step, times sqrt(batch/{CPU_BATCH_SIZE})"}
+        assert shown == expected.get(field, str(getattr(training, field))), option
 
 
 def test_each_step_option_default_is_the_library_default():

@@ -37,8 +37,10 @@ class TrainConfig:
     # Minutes of training the default length is cut to fit (vae_tools/training/budget.py); None: the
     # model's own on a CPU (the photo model's PHOTO_CPU_MINUTES), none elsewhere. Set epochs, no budget.
     budget_minutes: Optional[float] = None
-    batch_size: int = 128
-    lr: float = 2e-3
+    # None: decided from the device (vae_tools/device_settings.py): 128 on a CPU, up to 1,024 a GPU;
+    # the learning rate 2e-3 at 128 images a step, scaled with the square root of the batch.
+    batch_size: Optional[int] = None
+    lr: Optional[float] = None
     weight_decay: float = 0.0
     lr_schedule: str = "cosine"
     warmup_steps: int = 100
@@ -55,8 +57,11 @@ class TrainConfig:
     amp: Optional[bool] = None
     # torch.compile the per-batch loss, with CUDA graphs on one GPU: 2.0x the images per second of the
     # uncompiled loop at batch 128 and 2.4x at batch 1024 on an H100, after about a minute of compiling.
-    compile: bool = False
-    workers: int = 0  # DataLoader processes decoding image files; 0 decodes in the training process
+    # None: on for a GPU run long enough to pay for it (vae_tools/device_settings.py).
+    compile: Optional[bool] = None
+    # DataLoader processes decoding image files; 0 decodes in the training process. None: some for
+    # folders of image files on a GPU machine, none on a CPU (vae_tools/device_settings.py).
+    workers: Optional[int] = None
 
     def validate(self, where: str = "configuration") -> "TrainConfig":
         self._check_types(where)
@@ -72,8 +77,8 @@ class TrainConfig:
             (self.min_steps >= 1, "min_steps must be at least 1"),
             (self.budget_minutes is None or (math.isfinite(self.budget_minutes) and self.budget_minutes > 0),
              "budget_minutes must be a positive number of minutes"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.lr > 0, "lr must be positive"),
+            (self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.lr is None or self.lr > 0, "lr must be positive"),
             (self.beta >= 0, "beta must be non-negative"),
             (self.kl_warmup_epochs >= 0, "kl_warmup_epochs must be non-negative"),
             (0 <= self.val_fraction < 1, "val_fraction must be in [0, 1)"),
@@ -83,10 +88,10 @@ class TrainConfig:
             (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:"),
              "device must be auto, cpu, cuda or mps"),
             (self.channels in (None, 1, 3), "channels must be 1 or 3"),
-            (self.workers >= 0, "workers must be 0 or more"),
+            (self.workers is None or self.workers >= 0, "workers must be 0 or more"),
         ]
         for name in ("lr", "beta", "weight_decay", "val_fraction"):
-            if not math.isfinite(getattr(self, name)):
+            if getattr(self, name) is not None and not math.isfinite(getattr(self, name)):
                 raise ConfigError(f"{where}: {name} must be a finite number, got {getattr(self, name)}")
         for ok, message in checks:
             if not ok:

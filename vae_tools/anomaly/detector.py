@@ -37,7 +37,7 @@ class VAEAnomalyDetector(BaseEstimator):
 
     def __init__(self, score: str = SCORE, samples: int = SAMPLES, contamination: Optional[float] = None,
                  percentile: Optional[float] = None, threshold: Optional[float] = None, latent_dim: int = TRAINING.latent_dim,
-                 epochs: Optional[int] = TRAINING.epochs, batch_size: int = TRAINING.batch_size, lr: float = TRAINING.lr,
+                 epochs: Optional[int] = TRAINING.epochs, batch_size: Optional[int] = TRAINING.batch_size, lr: Optional[float] = TRAINING.lr,
                  likelihood: str = TRAINING.likelihood, device: str = TRAINING.device,
                  random_state: int = TRAINING.seed, verbose: bool = False, vae=None, scoring_batch_size: int = SCORING_BATCH_SIZE):
         self.score = score

@@ -39,6 +39,8 @@ def scan_folder(root: Path) -> list[Path]:
 class FolderReader:
     """Decodes image files on demand, converting to ``channels`` and resizing to ``size`` where needed."""
 
+    decodes_files = True  # worth DataLoader workers where the model waits for the decoder
+
     def __init__(self, root: Path, paths: list[Path], channels: int, size: tuple[int, int],
                  native_sizes: Optional[set] = None):
         self.name = str(root)

@@ -29,6 +29,7 @@ from vae_tools.models import get_model_class
 from vae_tools.models.base import BaseVAE
 from vae_tools.training.budget import budget_minutes, epochs_within
 from vae_tools.training.curves import save_history
+from vae_tools import device_settings
 from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, adamw, memory_format_for
 from vae_tools.training.precision import precision
 from vae_tools.training.seeding import keeps_global_rng
@@ -104,18 +105,23 @@ def train(
     and the best epoch agree everywhere, and only the first process writes ``out_dir``."""
     config.validate()
     world, main = distributed.world_size(), distributed.is_main_process()
-    if config.batch_size < world:
+    if config.batch_size is not None and config.batch_size < world:
         raise ConfigError(f"batch_size {config.batch_size} is smaller than the {world} processes sharing each batch")
     progress = progress and main
     device = distributed.local_device(resolve_device(config.device))
     run_dir = Path(out_dir) if out_dir is not None else None
     if run_dir is not None and not resume:
         check_new_run_dir(run_dir)
+    workers = device_settings.workers_choice(config, device, dataset.reader, world)
     # Decode everything before the run folder is touched, so a bad image cannot leave a half-made run.
-    dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress, workers=config.workers)
+    dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress, workers=workers["value"])
     train_pos, val_pos = split_train_val(len(dataset), config.val_fraction, config.seed)
     train_set, val_set = dataset.subset(train_pos), (dataset.subset(val_pos) if len(val_pos) else None)
     config, choices = with_automatic_choices(config, train_set)
+    choices["batch_size"] = device_settings.batch_choice(config, device, len(train_set), world)
+    choices["lr"] = device_settings.lr_choice(config, choices["batch_size"])
+    # Stored decided, so that a resumed run keeps its batches and schedule on whatever device it resumes.
+    config = dataclasses.replace(config, batch_size=choices["batch_size"]["value"], lr=choices["lr"]["value"])
     torch.manual_seed(config.seed)
     model = build_model(config, dataset.shape).to(device, memory_format=memory_format_for(device))
     optimizer = adamw(model.parameters(), device, config.lr, config.weight_decay)
@@ -124,6 +130,8 @@ def train(
     choices["precision"] = precision(config, model, device)
     minutes = budget_minutes(config, model, device)
     length = choices["training_length"] = training_length(config, steps_per_epoch, model.stops_early, minutes)
+    choices["compile"] = device_settings.compile_choice(config, device, length["epochs"] * len(train_set))
+    choices["workers"] = workers
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
     if run_dir is not None:
         if resume:
@@ -139,11 +147,12 @@ def train(
             _start_run_folder(run_dir, model, config, dataset, {**choices, "processes": world})
     if progress:
         for name, choice in choices.items():
-            if choice.get("automatic", True):
+            if choice.get("automatic", True) and not choice.get("plain"):
                 tqdm.write(f"{name.replace('_', ' ')}: {choice['why']}")
     # A resumed run's history gives the pace its budget is planned at, as it did before the interruption.
     planned = epochs_within(minutes, [row["seconds"] for row in state["history"]], length["epochs"])
-    loop_config = dataclasses.replace(config, amp=choices["precision"]["value"] != "fp32")
+    loop_config = dataclasses.replace(config, amp=choices["precision"]["value"] != "fp32",
+                                      compile=choices["compile"]["value"], workers=choices["workers"]["value"])
     loop = EpochLoop(BatchObjective(model), optimizer, loop_config, device, train_set, steps_per_epoch, batch_size,
                      planned, progress)
     epochs = _Epochs(loop, model, optimizer, val_set, batch_size, state, run_dir if main else None, progress)
