@@ -48,14 +48,15 @@ def batch_choice(config: TrainConfig, device: torch.device, n_train: int, world:
     if config.batch_size is not None:
         return {"value": config.batch_size, "automatic": False, "why": "set by the user"}
     if device.type != "cuda":
-        return {"value": CPU_BATCH_SIZE, "plain": True, "why": f"{CPU_BATCH_SIZE} images a step on {device.type}, where a step of "
-                                                "these models is bound by arithmetic, not by the batch"}
+        return {"value": CPU_BATCH_SIZE, "plain": True,
+                "why": f"{CPU_BATCH_SIZE} images a step on {device.type}, where a step of these models is bound by "
+                       "arithmetic, not by the batch"}
     most = GPU_BATCH_SIZE * world
     fitting = 2 ** int(math.log2(max(1, n_train // MIN_STEPS_PER_EPOCH)))
     value = max(CPU_BATCH_SIZE, world, min(most, fitting))
     where = f"each of {world} GPUs" if world > 1 else "the GPU"
-    why = (f"{value // world} images a step on {where}: a GPU is mostly idle at {CPU_BATCH_SIZE} (an H100 trained 33,000 images/s at {CPU_BATCH_SIZE}, "
-            f"222,000 at {GPU_BATCH_SIZE})")
+    why = (f"{value // world} images a step on {where}: a GPU is mostly idle at {CPU_BATCH_SIZE} (an H100 trained "
+           f"33,000 images/s at {CPU_BATCH_SIZE}, 222,000 at {GPU_BATCH_SIZE})")
     if value < most:
         why += f"; no more, so that {n_train:,} training images still give {MIN_STEPS_PER_EPOCH} or more steps an epoch"
     return {"value": value, "why": why}
