@@ -52,7 +52,7 @@ class TrainParameters:
                              show_default=f"{CPU_BATCH_SIZE} on a CPU; up to {GPU_BATCH_SIZE} a GPU",
                              help="Images per step (over all processes under torchrun).")
     lr: float = option(None, type=click.FloatRange(min=0, min_open=True),
-                       show_default=f"{BASE_LR:g} at {CPU_BATCH_SIZE} images a step, times sqrt(batch/{CPU_BATCH_SIZE})",
+                       show_default=f"{BASE_LR:g}; times sqrt(batch/{CPU_BATCH_SIZE}) for a GPU's default batch",
                        help="Peak learning rate.")
     beta: float = option(None, type=click.FloatRange(min=0), show_default=_default("beta"),
                          help="Weight of the KL term (beta-VAE).")

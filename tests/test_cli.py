@@ -175,7 +175,7 @@ def test_each_training_default_is_declared_once_and_every_surface_agrees():
         expected = {"latent_dim": f"{LATENT_DIM}; {PHOTO_LATENT_DIM} for the photo model",
                     # left to the device (vae_tools/device_settings.py): the help names the CPU's value first
                     "batch_size": f"{CPU_BATCH_SIZE} on a CPU; up to {GPU_BATCH_SIZE} a GPU",
-                    "lr": f"{BASE_LR:g} at {CPU_BATCH_SIZE} images a step, times sqrt(batch/{CPU_BATCH_SIZE})"}
+                    "lr": f"{BASE_LR:g}; times sqrt(batch/{CPU_BATCH_SIZE}) for a GPU's default batch"}
         assert shown == expected.get(field, str(getattr(training, field))), option
 
 
