@@ -67,7 +67,8 @@ class TrainParameters:
     channels: str = option(None, type=click.Choice(["1", "3"]), help="Convert images to 1 (grey) or 3 (RGB) channels.")
     split: str = common.split()
     device: str = common.device(default=None)
-    workers: int = option(None, type=click.IntRange(min=0), show_default=f"0 on a CPU; up to {GPU_WORKERS} on a GPU machine for folders of image files",
+    workers: int = option(None, type=click.IntRange(min=0),
+                          show_default=f"0 on a CPU; up to {GPU_WORKERS} on a GPU machine for folders of image files",
                           help="Processes decoding image files in parallel (worth it for folders of JPEG/PNG).")
     seed: int = option(None, type=int, show_default=_default("seed"), help="Random seed (split, initialisation, batches).")
     resume: bool = option(False, is_flag=True, help="Continue the run in --out from its last completed epoch.")
@@ -138,14 +139,14 @@ def _shape_text(shape) -> str:
 
 def report(result, p: TrainParameters) -> list:
     from vae_tools.run_folder import read_run_config
+    from vae_tools.training.trainer import worth_saying
 
     best = result.history[result.best_epoch - 1] if result.best_epoch else result.history[-1]
     loss = best["train_loss"] if math.isnan(best["val_loss"]) else best["val_loss"]
     lines = [f"trained {len(result.history)} epochs; best epoch {result.best_epoch} "
              f"(negative ELBO {loss:.2f} nats/image); run folder: {p.out}"]
     for name, choice in read_run_config(p.out).get("choices", {}).items():
-        if isinstance(choice, dict) and choice.get("why") and choice.get("automatic", True) \
-                and not choice.get("plain"):
+        if worth_saying(choice):
             lines.append(f"{name.replace('_', ' ')}: {choice['why']}")
     return lines
 

@@ -94,8 +94,9 @@ def propagate_labels(
     if latents is None:
         latents = latent_matrix(embed(model, dataset, device=device, progress=progress))
         embed_seconds = time.perf_counter() - started
-    else:
-        embed_seconds = embedding_seconds(model, dataset, device) if model is not None and dataset is not None else 0.0
+    else:  # timed only for the plan, which only progress shows
+        embed_seconds = embedding_seconds(model, dataset, device) if progress and model is not None \
+            and dataset is not None else 0.0
     names = candidate_names(features, have_pixels=dataset is not None)
     check_umap_backend(base.umap_backend)  # a wrong setting is one error, before any plan is announced
     check_reduce(base.reduce)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from vae_tools import distributed, run_folder
+from vae_tools import device_settings, distributed, run_folder
 from vae_tools.atomic import write_json
 from vae_tools.config import DEFAULT_EPOCHS, TrainConfig
 from vae_tools.data import ImageDataset
@@ -29,7 +29,6 @@ from vae_tools.models import get_model_class
 from vae_tools.models.base import BaseVAE
 from vae_tools.training.budget import budget_minutes, epochs_within
 from vae_tools.training.curves import save_history
-from vae_tools import device_settings
 from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, adamw, memory_format_for
 from vae_tools.training.precision import precision
 from vae_tools.training.seeding import keeps_global_rng
@@ -147,7 +146,7 @@ def train(
             _start_run_folder(run_dir, model, config, dataset, {**choices, "processes": world})
     if progress:
         for name, choice in choices.items():
-            if choice.get("automatic", True) and not choice.get("plain"):
+            if worth_saying(choice):
                 tqdm.write(f"{name.replace('_', ' ')}: {choice['why']}")
     # A resumed run's history gives the pace its budget is planned at, as it did before the interruption.
     planned = epochs_within(minutes, [row["seconds"] for row in state["history"]], length["epochs"])
@@ -169,6 +168,13 @@ def train(
         model.load_state_dict(epochs.best_weights)
     distributed.barrier()
     return TrainResult(model.eval(), state["history"], state["best_epoch"], stopped_early, run_dir)
+
+
+def worth_saying(choice) -> bool:
+    """Whether a recorded choice is told to the user: made automatically, and not one that every
+    CPU run makes alike (``plain``)."""
+    return isinstance(choice, dict) and bool(choice.get("why")) and choice.get("automatic", True) \
+        and not choice.get("plain")
 
 
 def with_automatic_choices(config: TrainConfig, train_set: ImageDataset) -> tuple[TrainConfig, dict]:
