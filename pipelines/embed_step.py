@@ -43,17 +43,23 @@ def run(p: EmbedParameters) -> int:
     Under torchrun every process encodes its block; only the first writes a single table, while with
     ``partitioned`` each writes its block as one part of the folder ``p.out``."""
     from vae_tools.embedding import embed
-    from vae_tools.tables import check_table_path, write_table
+    from vae_tools.tables import check_parts_folder, check_table_path, write_table
+    from vae_tools.written import check_namesakes, record_ahead, target_in
     from vae_tools import distributed
     from vaetools_pipelines.run_inputs import load_model_and_data
 
     out = check_parts_path(p.out) if p.partitioned else check_table_path(p.out)
+    if p.partitioned:
+        check_parts_folder(out, distributed.world_size(), WRITER)
+    else:
+        check_namesakes(out.parent, [out.name], WRITER)
     model, dataset, torch_device = load_model_and_data(p.model_dir, p.data, p.split, p.device)
     frame = embed(model, dataset, batch_size=p.batch_size, device=torch_device, logvar=p.logvar, elbo=p.elbo,
                   elbo_samples=p.elbo_samples, progress=not p.quiet, workers=p.workers, gather=not p.partitioned)
     if not p.partitioned:
         if distributed.is_main_process():
-            write_table(frame, out)
+            record_ahead(out.parent, [out.name], WRITER)
+            write_table(frame, target_in(out.parent, out.name))
         return len(frame)
     write_parts(frame, out, len(dataset))
     return len(dataset)
@@ -97,17 +103,18 @@ def check_parts_path(out: str | Path) -> Path:
     return out
 
 
+WRITER = "embed"  # the name this command's files have in a folder's record (vae_tools/written.py)
+
+
 def write_parts(block: pd.DataFrame, out: Path, n_rows: int) -> None:
-    """Each process writes its block as part-<rank>.parquet; the first then marks the table done.
-    The marker goes first, so a reader never takes a half-rewritten folder for a finished one."""
-    from vae_tools.tables import DONE_MARKER, finish_parts, write_part
+    """Each process writes its block as part-<rank>.parquet; the first then marks the table done."""
+    from vae_tools.tables import finish_parts, start_parts, write_part
     from vae_tools import distributed
 
-    out.mkdir(parents=True, exist_ok=True)
     if distributed.is_main_process():
-        (out / DONE_MARKER).unlink(missing_ok=True)
+        start_parts(out, distributed.world_size(), WRITER)
     distributed.barrier()
     write_part(block, out, distributed.rank())
     distributed.barrier()
     if distributed.is_main_process():
-        finish_parts(out, distributed.world_size(), n_rows)
+        finish_parts(out, distributed.world_size(), n_rows, WRITER)

@@ -56,7 +56,7 @@ def random_pairs(dataset, count: int, seed: int) -> np.ndarray:
     return np.array(pairs, dtype=np.int64)
 
 
-@writes_output_set(replaces=("pair_*.png",))
+@writes_output_set
 def run(p: InterpolateParameters) -> dict:
     """Writes pair_NN.png per pair (a spherical and a straight path, the two images at the ends),
     interpolations.png (every pair's spherical path), interpolations.npz and pairs.csv."""

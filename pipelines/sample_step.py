@@ -51,7 +51,7 @@ def model_and_sampler(model_dir, sampler: str, data: Optional[str], split: str, 
     return model, mixture, f"a {mixture.n_components_}-component Gaussian mixture fitted to the latent codes of {whose}"
 
 
-@writes_output_set(replaces=("images/sample_*.png",))
+@writes_output_set
 def run(p: SampleParameters) -> dict:
     """Writes samples.png (a grid), samples.npz (x: 8-bit images, z: their codes), images/ (one PNG
     each) and summary.json (where the codes came from, the samples' mean negative ELBO)."""

@@ -102,7 +102,7 @@ def test_ddp_embed_command_writes_each_id_once_in_order(bars):
     parted = torchrun("-m", "vaetools_pipelines.cli", "embed", "--model", "one", "--data", "bars.npz", "--out", "parts.parquet",
                       "--partitioned", "--device", "cpu", "--quiet", cwd=bars)
     assert "wrote 400 rows to parts.parquet (one part per process)" in parted.stdout
-    assert sorted(p.name for p in (bars / "parts.parquet").iterdir()) == ["_SUCCESS", "part-00000.parquet",
+    assert sorted(p.name for p in (bars / "parts.parquet").iterdir() if not p.name.startswith(".")) == ["_SUCCESS", "part-00000.parquet",
                                                                          "part-00001.parquet"]
     for table in (pd.read_parquet(bars / "parts.parquet"), read_table(bars / "parts.parquet")):
         assert list(table["id"]) == list(one["id"])

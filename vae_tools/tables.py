@@ -10,6 +10,7 @@ import pandas as pd
 
 from vae_tools.atomic import atomic_path
 from vae_tools.errors import VaeToolsError
+from vae_tools.written import check_namesakes, record_ahead, settle, target_in
 
 TABLE_SUFFIXES = (".parquet", ".csv", ".npz")
 
@@ -53,11 +54,32 @@ PART_NAME = "part-{:05d}.parquet"
 DONE_MARKER = "_SUCCESS"  # Spark's name; pyarrow and pandas skip files that start with "_"
 
 
+def part_names(n_parts: int) -> list[str]:
+    """Every name a table of ``n_parts`` parts writes into its folder."""
+    return [PART_NAME.format(k) for k in range(n_parts)] + [DONE_MARKER]
+
+
+def check_parts_folder(folder: str | Path, n_parts: int, by: str) -> None:
+    """Refuse a folder holding files of the names a table of ``n_parts`` writes that ``by`` did not
+    write (a Spark table's marker, a user's parts): writing would replace them."""
+    check_namesakes(folder, part_names(n_parts), by)
+
+
+def start_parts(folder: str | Path, n_parts: int, by: str) -> None:
+    """Before the parts are written: record their names as ``by``'s (a write cut short still leaves
+    files the next run may replace), and take the marker away so that a reader never takes a
+    half-rewritten folder for a finished one."""
+    folder = Path(folder)
+    check_parts_folder(folder, n_parts, by)
+    record_ahead(folder, part_names(n_parts), by)
+    target_in(folder, DONE_MARKER).unlink(missing_ok=True)
+
+
 def write_part(frame: pd.DataFrame, folder: str | Path, part: int) -> Path:
     """One part of a partitioned Parquet table (a folder NAME.parquet of part-NNNNN.parquet files).
     A part with no rows is not written (and an earlier one of that name goes): the columns of an
     empty part have no type, and pyarrow cannot read a folder whose first part says so."""
-    target = Path(folder) / PART_NAME.format(part)
+    target = target_in(folder, PART_NAME.format(part))
     if frame.empty:
         target.unlink(missing_ok=True)
         return target
@@ -66,13 +88,12 @@ def write_part(frame: pd.DataFrame, folder: str | Path, part: int) -> Path:
     return target
 
 
-def finish_parts(folder: str | Path, n_parts: int, n_rows: int) -> None:
-    """After every part is written: drop parts an earlier, wider run left, then mark the table done."""
+def finish_parts(folder: str | Path, n_parts: int, n_rows: int, by: str) -> None:
+    """After every part is written: remove the parts of an earlier, wider run that its record gives
+    to ``by`` (never a file by its name alone), then mark the table done."""
     folder = Path(folder)
-    for stale in folder.glob("part-*.parquet"):
-        if stale.name not in {PART_NAME.format(k) for k in range(n_parts)}:
-            stale.unlink()
-    with atomic_path(folder / DONE_MARKER) as tmp:
+    settle(folder, part_names(n_parts), by)
+    with atomic_path(target_in(folder, DONE_MARKER)) as tmp:
         tmp.write_text(f'{{"parts": {n_parts}, "rows": {n_rows}}}\n')
 
 
