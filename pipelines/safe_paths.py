@@ -27,14 +27,16 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def check_output(out: Optional[str], inputs: Iterable[tuple[str, str, str]]) -> None:
     """``inputs``: (parameter name, its spelling, value) triples; --data may also be a built-in name
-    such as "digits". The output may not be an input, contain one, or lie
-    inside an input folder of images (its files would become part of the data). Links are resolved."""
+    such as "digits". The output may not be an input, contain one, lie inside an input folder (its
+    files would become part of the data; a run folder has its own rule), nor hold a link that leads
+    into one. Links are resolved."""
     if out is None:
         return
     if str(out).strip() == "":
         raise UnsafeOutput("--out is empty: name a file or folder to write")
     target = Path(out).expanduser().resolve()
     check_writable(target, out)
+    sources = []
     for option, flag, value in inputs:
         source = _existing(str(value))
         if source is None:
@@ -42,16 +44,54 @@ def check_output(out: Optional[str], inputs: Iterable[tuple[str, str, str]]) -> 
         if _inside(source, target):
             raise UnsafeOutput(f"--out {out} would overwrite {flag} {value}, which this command reads; "
                                "choose another --out")
-        if option == "data":
-            check_outside_image_folder(out, value)
+        if option != "model_dir":  # a run folder may hold outputs beside its own files (check_not_in_a_run_folder)
+            check_outside_input_folder(out, flag, value)
+        sources.append((flag, value, source))
+    check_links_inside(out, sources)
+
+
+def check_outside_input_folder(out: str, flag: str, value: str) -> None:
+    """An output inside a folder the command reads (images, a partitioned table) would become part
+    of it."""
+    source = _existing(str(value))
+    if source is None or not source.is_dir():
+        return
+    if _inside(Path(out).expanduser().resolve(), source):
+        what = "the image folder " if flag == "--data" else ""
+        raise UnsafeOutput(f"--out {out} lies inside {what}{flag} {value}: its files would become part of what "
+                           "this command reads; choose a folder outside it")
 
 
 def check_outside_image_folder(out: str, data: str) -> None:
     """An output inside an image folder given as --data would become part of the data."""
-    source = _existing(str(data))
-    if source is not None and source.is_dir() and _inside(Path(out).expanduser().resolve(), source):
-        raise UnsafeOutput(f"--out {out} lies inside the image folder --data {data}: its files would "
-                           "become part of the data; choose a folder outside it")
+    check_outside_input_folder(out, "--data", data)
+
+
+LINKS_LOOKED_AT = 100_000  # entries of an existing --out walked for links before giving up on the look
+
+
+def check_links_inside(out: str, sources: list) -> None:
+    """A link inside an existing --out that leads into (or around) something the command reads: a
+    write through it would land there. Refused before any work; a link elsewhere is refused when
+    a write would pass through it (vae_tools.written.target_in)."""
+    root = Path(out).expanduser()
+    if not sources or not root.is_dir() or root.is_symlink():
+        return
+    seen = 0
+    for folder, subfolders, files in os.walk(root):
+        for name in subfolders + files:
+            seen += 1
+            path = Path(folder) / name
+            if not path.is_symlink():
+                continue
+            lands = path.resolve()
+            for flag, value, source in sources:
+                if _inside(lands, source) or _inside(source, lands):
+                    raise UnsafeOutput(f"--out {out}: {path} is a link to {lands}, which holds {flag} {value}: "
+                                       "a write through it would change what this command reads; remove the "
+                                       "link or choose another --out")
+        if seen > LINKS_LOOKED_AT:
+            return
 
 
 def check_not_in_a_run_folder(out: str, command: Optional[str], resume: bool = False) -> None:
