@@ -100,7 +100,7 @@ def run(p: TrainParameters):
     from vae_tools.run_folder import read_run_config
     from vae_tools.training import train
     from vae_tools.training.trainer import TrainingInterrupted
-    from vaetools_pipelines.interrupts import Interrupted, command_line
+    from vaetools_pipelines.interrupts import Interrupted
 
     overrides = p.overrides()
     if p.resume:
@@ -129,7 +129,22 @@ def run(p: TrainParameters):
         return train(dataset, cfg, out_dir=p.out, resume=p.resume, progress=not p.quiet,
                      allow_other_data=p.allow_other_data)
     except TrainingInterrupted as exc:
-        raise Interrupted(f"{exc}; continue with: {command_line('train', '--data', p.data, '--out', p.out, '--resume')}") from None
+        raise Interrupted(f"{exc}; continue with: {continuing_line(p)}") from None
+
+
+def continuing_line(p: TrainParameters) -> str:
+    """The command that goes on: --resume once an epoch is kept (the run folder holds the rest of the
+    configuration); before that, the command as it was typed (there is nothing to resume)."""
+    from vae_tools.run_folder import holds_epochs
+    from vaetools_pipelines.interrupts import command_line
+
+    if holds_epochs(Path(p.out)):
+        return command_line("train", "--data", p.data, "--out", p.out, "--resume")
+    context = click.get_current_context(silent=True)
+    typed = context.find_root().meta.get("vaetools.argv") if context is not None else None
+    if not typed:
+        return command_line("train", "--data", p.data, "--out", p.out)
+    return command_line(*(word for word in typed if word != "--resume"))
 
 
 def _shape_text(shape) -> str:
@@ -152,9 +167,9 @@ def report(result, p: TrainParameters) -> list:
 
 
 def _holds_epochs(folder: Path) -> bool:
-    from vae_tools.run_folder import STATE_FILE
+    from vae_tools.run_folder import holds_epochs
 
-    return (folder / STATE_FILE).is_file()
+    return holds_epochs(folder)
 
 
 def section(run: Path) -> Section:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import pandas as pd
 import torch
 from safetensors import SafetensorError
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -37,8 +37,19 @@ def is_run_folder(path: Path) -> bool:
     """Whether ``path`` holds a run that training started: its configuration and weights or state."""
     path = Path(path)
     try:
-        return (path / CONFIG_FILE).is_file() and ((path / WEIGHTS_FILE).is_file() or (path / STATE_FILE).is_file())
+        return (path / CONFIG_FILE).is_file() and ((path / WEIGHTS_FILE).is_file() or (path / STATE_FILE).is_file()
+                                                  or (path / STATE_TENSORS_FILE).is_file())
     except OSError:  # a name too long to look up holds nothing
+        return False
+
+
+def started_here(path: Path) -> bool:
+    """Whether ``path/config.json`` is a vaetools run's own (a run that may not have finished an epoch)."""
+    config = Path(path) / CONFIG_FILE
+    try:
+        return (config.is_file() and not config.is_symlink() and config.stat().st_size <= MAX_JSON_BYTES
+                and json.loads(config.read_text(encoding="utf-8")).get("format") == FORMAT)
+    except (OSError, ValueError, AttributeError):
         return False
 
 
@@ -204,23 +215,32 @@ def optimizer_from_files(tensors: dict[str, torch.Tensor], plain: dict[str, Any]
 
 
 def save_checkpoint(run_dir: Path, model: nn.Module, optimizer, progress: dict, best: bool) -> None:
-    """One epoch's files, all or none: the best weights (when ``best``), the training state and
-    history.csv are each written beside their target and renamed into place only after every one of
-    them was written, so a failed write (a full disk, say) leaves the previous epoch's set intact."""
+    """One epoch's files. training_state.safetensors is the one that commits the epoch: it holds the
+    weights, the optimizer and the progress (in its metadata), so a single rename makes the epoch
+    kept, and an interrupt or a kill at any moment leaves either the previous epoch or this one,
+    whole. The best weights go first (a kill after them costs nothing: the epoch is trained again,
+    the same way); training_state.json and history.csv are readable copies written after."""
     tensors, plain = optimizer_to_files(optimizer)
     tensors.update({f"model.{k}": v for k, v in model.state_dict().items()})
     tensors["rng.torch"] = torch.get_rng_state()
     device = next(model.parameters()).device
     if device.type == "cuda":  # the reparameterisation noise of a GPU run comes from the GPU's generator
         tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
-    with contextlib.ExitStack() as files:
-        if best:
-            _write_tensors(files.enter_context(atomic_path(run_dir / WEIGHTS_FILE)), model.state_dict(),
-                           {"format": FORMAT})
-        _write_tensors(files.enter_context(atomic_path(run_dir / STATE_TENSORS_FILE)), tensors)
-        state_json = files.enter_context(atomic_path(run_dir / STATE_FILE))
-        state_json.write_text(json.dumps(finite_json({**progress, "optimizer": plain}), indent=2, allow_nan=False))
-        pd.DataFrame(progress["history"]).to_csv(files.enter_context(atomic_path(run_dir / HISTORY_FILE)), index=False)
+    state = json.dumps(finite_json({**progress, "optimizer": plain}), indent=2, allow_nan=False)
+    if best:
+        with atomic_path(run_dir / WEIGHTS_FILE) as tmp:
+            _write_tensors(tmp, model.state_dict(), {"format": FORMAT})
+    with atomic_path(run_dir / STATE_TENSORS_FILE) as tmp:
+        _write_tensors(tmp, tensors, {"format": FORMAT, "progress": state})
+    with atomic_path(run_dir / STATE_FILE) as tmp:
+        tmp.write_text(state)
+    with atomic_path(run_dir / HISTORY_FILE) as tmp:
+        pd.DataFrame(progress["history"]).to_csv(tmp, index=False)
+
+
+def holds_epochs(run_dir: Path) -> bool:
+    """Whether ``run_dir`` keeps a finished epoch to resume from."""
+    return (Path(run_dir) / STATE_TENSORS_FILE).is_file()
 
 
 def check_training_progress(progress: Any, where: Path) -> None:
@@ -240,10 +260,16 @@ def check_training_progress(progress: Any, where: Path) -> None:
 
 def load_training_state(run_dir: Path, model: nn.Module, optimizer) -> dict:
     json_path, tensor_path = run_dir / STATE_FILE, run_dir / STATE_TENSORS_FILE
-    if not json_path.exists() or not tensor_path.exists():
+    if not tensor_path.exists():
         raise RunFolderError(f"{run_dir}: no training state to resume from (no completed epoch)")
-    progress = read_small_json(json_path)
-    check_training_progress(progress, json_path)
+    try:
+        with safe_open(str(tensor_path), framework="pt") as handle:
+            stored = (handle.metadata() or {}).get("progress")
+        # The tensors' own copy is the epoch they hold; training_state.json may be an epoch behind.
+        progress = json.loads(stored, parse_constant=_reject_constant) if stored else read_small_json(json_path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise RunFolderError(f"{run_dir}: training state is damaged ({exc})") from None
+    check_training_progress(progress, tensor_path if stored else json_path)
     try:
         tensors = load_file(str(tensor_path))
         model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})

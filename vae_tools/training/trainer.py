@@ -73,11 +73,17 @@ def constructor_parameters(model_class: type) -> set:
 
 
 def check_new_run_dir(run_dir: Path) -> None:
-    """A new run may reuse a folder that never finished an epoch, but never overwrite trained work."""
+    """A new run may reuse a folder that never finished an epoch, but never overwrite trained work,
+    nor a file of a run folder's names that training did not write (a user's own config.json)."""
     if run_dir.exists() and not run_dir.is_dir():
         raise RunFolderError(f"{run_dir}: exists and is not a folder")
-    if (run_dir / run_folder.STATE_FILE).exists() or (run_dir / run_folder.WEIGHTS_FILE).exists():
+    if run_folder.holds_epochs(run_dir) or (run_dir / run_folder.STATE_FILE).exists() or \
+            (run_dir / run_folder.WEIGHTS_FILE).exists():
         raise RunFolderError(f"{run_dir}: already holds a run; pass `resume` to continue it or pick another `out_dir`")
+    present = [name for name in run_folder.RUN_FILES if (run_dir / name).exists() or (run_dir / name).is_symlink()]
+    if present and not run_folder.started_here(run_dir):
+        raise RunFolderError(f"{run_dir / present[0]}: exists and is not a file of a vaetools run; training writes "
+                             "that name: move it away or pick another `out_dir`")
 
 
 def split_train_val(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -158,8 +164,6 @@ def train(
     try:
         stopped_early = epochs.run(length, minutes)
     except KeyboardInterrupt:
-        if run_dir is not None and main:
-            save_history(state["history"], run_dir)
         kept = f"; {run_dir} keeps every completed epoch" if run_dir is not None else ""
         raise TrainingInterrupted(f"training interrupted after epoch {state['epoch']}{kept}") from None
     if run_dir is not None and main:
