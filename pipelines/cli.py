@@ -25,6 +25,13 @@ class VaeToolsGroup(click.Group):
         ctx.meta["vaetools.argv"] = list(args)  # for the line that repeats the command after a Ctrl-C
         return super().parse_args(ctx, args)
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except KeyboardInterrupt:  # while the command line is read: nothing has started
+            raise Interrupted(f"interrupted before it started; nothing was written; run again: "
+                              f"{command_line(*args)}") from None
+
     def invoke(self, ctx):
         try:
             with one_line_warnings():
@@ -214,14 +221,9 @@ def demo(out, force, quiet):
     finish(state, spec.out)
 
 
-
-
 def _add_step_commands() -> None:
-    try:
+    with one_line_warnings():  # a broken step from another distribution is one line; the rest keeps working
         steps = list_commands()
-    except VaeToolsError as exc:  # a broken step from another distribution: say which, keep the rest working
-        click.echo(f"Error: {exc}", err=True)
-        raise SystemExit(1) from None
     for step in steps.values():
         main.add_command(command_for(step))
 

@@ -6,9 +6,15 @@ import shlex
 
 import click
 
+from vaetools_pipelines.launch import INTERRUPTED_STATUS, interrupt_taken
+
 
 class Interrupted(click.ClickException):
-    exit_code = 130  # the shell's convention for a process ended by SIGINT
+    exit_code = INTERRUPTED_STATUS
+
+    def __init__(self, message: str):
+        interrupt_taken()  # saying how the command ends is taking the interrupt
+        super().__init__(message)
 
 
 def command_line(*words) -> str:

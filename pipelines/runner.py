@@ -406,6 +406,7 @@ def _run_step(step: StepSpec, command: click.Command, pipeline: Pipeline, state:
     output only when it has finished, so a failure or Ctrl-C never costs the model that was there."""
     from vaetools_pipelines.commands import execute
     from vaetools_pipelines.interrupts import Interrupted
+    from vaetools_pipelines.launch import interrupt_taken
 
     run, layout = pipeline.out, get_step(step.name)
     output = run / layout.output
@@ -437,6 +438,7 @@ def _run_step(step: StepSpec, command: click.Command, pipeline: Pipeline, state:
         with step_context(step, command, run, pipeline.data, pipeline.source, quiet, target) as ctx:
             execute(layout, layout.parameters(**ctx.params))
     except (Interrupted, KeyboardInterrupt):
+        interrupt_taken()  # before the clean-up, which an interrupt raised again would cut short
         kept = stopped("interrupted", "interrupted")
         what = f"; its finished work is kept in {partial} and running again continues it" if kept else ""
         raise Interrupted(f"step {step.name} interrupted{what}; the outputs of earlier steps are kept in {run}; "

@@ -57,7 +57,7 @@ def test_the_wheel_holds_every_module_and_preset(wheel):
     assert not any(name.startswith("pipelines/") for name in names), "the CLI must not install as 'pipelines'"
     assert wheel.name.startswith(f"vaetools-{vae_tools.__version__}-")
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "vaetools = vaetools_pipelines.cli:main" in entry_points
+    assert "vaetools = vaetools_pipelines.launch:main" in entry_points
 
 
 def fresh_environment(wheel: Path, home: Path) -> Path:
