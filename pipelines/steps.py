@@ -9,10 +9,11 @@ a pipeline names only the options that differ."""
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import entry_points
+import warnings
 from pathlib import Path
 
 from vae_tools.errors import ConfigError
+from vae_tools.plugins import PluginWarning, load_plugins
 from vaetools_pipelines.step_api import Step
 
 ENTRY_POINT_GROUP = "vaetools.steps"
@@ -42,16 +43,11 @@ def _load() -> None:
     for reference in COMMANDS_ONLY:
         step = _object(reference)
         _COMMANDS[step.name] = step
-    for point in entry_points(group=ENTRY_POINT_GROUP):
+    for step in load_plugins(ENTRY_POINT_GROUP, Step, lambda name: name in _STEPS or name in _COMMANDS, "step"):
         try:
-            step = point.load()
-        except Exception as exc:  # another distribution's bug must not stop vaetools
-            raise ConfigError(f"the step {point.name!r} from the entry point {point.value} ({ENTRY_POINT_GROUP}) "
-                              f"cannot be loaded: {type(exc).__name__}: {exc}") from None
-        if not isinstance(step, Step):
-            raise ConfigError(f"the entry point {point.value} ({ENTRY_POINT_GROUP}) is not a vaetools Step")
-        if step.name not in _STEPS:
             register_step(step)
+        except ValueError as exc:  # parameters a step needs are missing
+            warnings.warn(f"the step {step.name!r} from {ENTRY_POINT_GROUP} is left out: {exc}", PluginWarning)
 
 
 def register_step(step: Step) -> Step:

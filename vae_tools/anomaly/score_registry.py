@@ -8,11 +8,12 @@ Light: the command line's help reads the names and help lines without torch."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from typing import Any, Callable, Optional
 
 from vae_tools.errors import DataError
+from vae_tools.plugins import PluginWarning, load_plugins
 
 ENTRY_POINT_GROUP = "vaetools.scores"
 # What one scoring pass can compute per image: the Monte Carlo likelihood terms (decoding each image
@@ -133,10 +134,12 @@ def _load_outside() -> None:
     if _loaded:
         return
     _loaded = True
-    for point in entry_points(group=ENTRY_POINT_GROUP):
-        score = point.load()
-        if isinstance(score, Score) and score.name not in _SCORES:
+    for score in load_plugins(ENTRY_POINT_GROUP, Score, lambda name: name in _SCORES, "anomaly score"):
+        try:
             register_score(score)
+        except ValueError as exc:  # it needs columns no pass computes
+            warnings.warn(f"the anomaly score {score.name!r} from {ENTRY_POINT_GROUP} is left out: {exc}",
+                          PluginWarning)
 
 
 def get_score(name: str) -> Score:

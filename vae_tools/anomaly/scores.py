@@ -156,5 +156,22 @@ def compute_scores(model: BaseVAE, dataset: ImageDataset, names, samples: int = 
     for score in scores:
         if score.fit is not None and score.name not in states:
             states[score.name] = score.fit(table, latents, seed)
-        table[score.name] = score.compute(table, latents, states.get(score.name))
+        table[score.name] = checked_values(score.name, score.compute(table, latents, states.get(score.name)),
+                                           len(latents))
     return table, latents, states
+
+
+def checked_values(name: str, values, n_images: int) -> np.ndarray:
+    """A score's values as floats, one finite number per image; a score (a plugin's, say) that gives
+    anything else is one error naming it, not a broken report."""
+    try:
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise DataError(f"the anomaly score {name!r} gave values that are not numbers") from None
+    if len(values) != n_images:
+        raise DataError(f"the anomaly score {name!r} gave {len(values)} values for {n_images} images")
+    bad = int((~np.isfinite(values)).sum())
+    if bad:
+        raise DataError(f"the anomaly score {name!r} gave {bad} of {n_images} values that are not finite numbers "
+                        "(NaN or infinite); choose another `score`")
+    return values
