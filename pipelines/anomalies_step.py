@@ -10,6 +10,7 @@ import click
 
 from vae_tools.anomaly.defaults import AUTO, AUTO_HELP, SAMPLES, SCORE, SCORING_BATCH_SIZE
 from vae_tools.anomaly.score_registry import get_score, list_scores
+from vae_tools.anomaly.threshold import MAX_CONTAMINATION
 from vaetools_pipelines import common_options as common
 from vaetools_pipelines.option_types import FINITE, FiniteFloat, RegisteredName, comma_list
 from vaetools_pipelines.output_set import writes_output_set
@@ -32,7 +33,7 @@ class AnomaliesParameters:
                                                                          for name in list_scores()) + ".")
     samples: int = option(SAMPLES, type=click.IntRange(min=1),
                           help="Monte Carlo samples of z per image (elbo, iwae, complexity, adjusted).")
-    contamination: float = option(None, type=FiniteFloat(0, 1, open_low=True, open_high=True),
+    contamination: float = option(None, type=FiniteFloat(0, MAX_CONTAMINATION, open_low=True, open_high=True),
                                   help="Expected share of anomalies (e.g. 0.01): flag that share of the highest scores.")
     percentile: float = option(None, type=FiniteFloat(0, 100, open_low=True, open_high=True),
                                help="Flag scores above this percentile (0-100).")

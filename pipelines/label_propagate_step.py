@@ -29,7 +29,7 @@ from vae_tools.latent.defaults import (
     REFINEMENTS,
 )
 from vaetools_pipelines import common_options as common
-from vaetools_pipelines.option_types import FINITE, parse_maps
+from vaetools_pipelines.option_types import FiniteFloat, parse_maps
 from vaetools_pipelines.output_set import writes_output_set
 from vaetools_pipelines.sections import Section, metrics_of
 from vaetools_pipelines.step_api import Step, option
@@ -39,7 +39,8 @@ from vae_tools.latent.reducers import REDUCER_NAMES, UMAP_LIMIT
 
 @dataclass(frozen=True)
 class LabelPropagateParameters(common.LatentSource):
-    labeled: float = option(None, flags=("--labelled", "--labeled"), type=FINITE, metavar="FRACTION",
+    labeled: float = option(None, flags=("--labelled", "--labeled"), type=FiniteFloat(0, 1, open_low=True, open_high=True),
+                            metavar="FRACTION",
                             help="Evaluation mode: keep this random fraction of the data's labels (e.g. 0.02) and "
                                  "predict the rest.")
     labels_file: str = option(None, flags=("--labels",), type=click.Path(dir_okay=False), reads=True,
@@ -160,7 +161,7 @@ def run(p: LabelPropagateParameters) -> dict:
     import pandas as pd
 
     from vae_tools.atomic import write_json
-    from vae_tools.errors import DataError, VaeToolsError
+    from vae_tools.errors import VaeToolsError
     from vae_tools.latent.propagation import LabelPropagator
     from vae_tools.semi_supervised import propagate_labels, refinement_plan
     from vae_tools.tables import write_table
@@ -168,8 +169,6 @@ def run(p: LabelPropagateParameters) -> dict:
 
     if (p.labeled is None) == (p.labels_file is None):
         raise VaeToolsError("give exactly one of --labelled FRACTION (hide the rest of the known labels) or --labels FILE")
-    if p.labeled is not None and not 0 < p.labeled < 1:
-        raise DataError(f"--labelled must lie strictly between 0 and 1, got {p.labeled}")
     refine_rounds = p.refine_rounds
     if refine_rounds is None and (p.model_dir is None or p.data is None):
         refine_rounds = 0

@@ -10,6 +10,8 @@ from vae_tools.errors import DataError
 
 # 1.4826 * MAD estimates the standard deviation of normally distributed scores.
 MAD_TO_SIGMA = 1.4826
+# Anomalies are the minority: a larger expected share would call the normal images anomalous.
+MAX_CONTAMINATION = 0.5
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,8 @@ def choose_threshold(scores: np.ndarray, contamination: float | None = None, per
         raise DataError("give at most one of `contamination`, `percentile` and `threshold`")
     scores = np.asarray(scores, dtype=np.float64)
     if contamination is not None:
-        if not 0 < contamination < 0.5:
-            raise DataError(f"`contamination` must lie in (0, 0.5), got {contamination}")
+        if not 0 < contamination < MAX_CONTAMINATION:
+            raise DataError(f"`contamination` must lie in (0, {MAX_CONTAMINATION:g}), got {contamination}")
         return Threshold("contamination", float(np.quantile(scores, 1 - contamination)), contamination)
     if percentile is not None:
         if not 0 < percentile < 100:

@@ -104,8 +104,23 @@ def open_image(path: Path):
         Image.MAX_IMAGE_PIXELS = previous
 
 
+def _integer_bits(image: Image.Image) -> int:
+    """Bits per pixel of an integer image (0 for other modes). Pillow's mode I is 32-bit, but older
+    Pillows open 16-bit PNGs in it too: a PNG holds at most 16 bits, a TIFF says how many it holds."""
+    if not image.mode.startswith("I"):
+        return 0
+    if image.mode != "I" or image.format == "PNG":
+        return 16
+    stored = getattr(image, "tag_v2", {}).get(258) if image.format == "TIFF" else None
+    return int(max(stored)) if stored else 32
+
+
 def _to_uint8_mode(image: Image.Image, mode: str) -> Image.Image:
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+        bits = _integer_bits(image)
+        if bits > 16:
+            raise ValueError(f"{bits}-bit integer pixels say nothing of their scale; store the images as 8-bit "
+                             "or 16-bit (0-65535)")
         array = np.asarray(image, dtype=np.float64)
         # One rule for every image, from its format (never the image's own maximum, which would give
         # one pixel value a different brightness in each file): integer modes are 16-bit, floating-point

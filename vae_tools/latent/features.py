@@ -59,5 +59,7 @@ def candidate_names(requested: str, have_pixels: bool) -> list[str]:
     if requested not in FEATURE_SETS:
         raise DataError(f"unknown feature set {requested!r}: use one of {', '.join(FEATURE_SETS)}")
     if requested != "auto":
+        if "pixels" in requested and not have_pixels:
+            raise DataError(f"feature set {requested!r} needs the images, not only their latents: give `data` as well")
         return [requested]
     return list(FEATURE_SETS[1:]) if have_pixels else ["latents"]

@@ -35,5 +35,7 @@ def epochs_within(minutes: Optional[float], epoch_seconds: list, planned: int) -
         return planned
     spent = float(sum(epoch_seconds))
     pace = spent / done
-    fit = done + max(0, math.floor((minutes * 60.0 - spent) / pace)) if pace > 0 else planned
-    return max(done, min(planned, fit))
+    room = (minutes * 60.0 - spent) / pace if pace > 0 else math.inf
+    if not room < planned:  # more than the plan needs (an infinite room too: a budget of 1e308 minutes)
+        return max(done, planned)
+    return max(done, min(planned, done + max(0, math.floor(room))))
