@@ -1,5 +1,7 @@
 import gzip
+import hashlib
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,3 +82,32 @@ def invoke(*args, ok=True):
     if ok:
         assert result.exit_code == 0, result.output
     return result
+
+
+def snapshot(root: Path) -> dict:
+    """Every file under ``root`` (links not followed) by its bytes' digest."""
+    return {path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(Path(root).rglob("*")) if path.is_file() and not path.is_symlink()}
+
+
+def one_error_line(result, code=None) -> str:
+    """The one `Error:` line a refused command prints (no traceback), with its status when given."""
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code != 0 and (code is None or result.exit_code == code), result.output
+    assert "Traceback" not in result.output and len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """Data in three forms and a trained run folder, shared by the tests of a module that only read them."""
+    root = tmp_path_factory.mktemp("world")
+    images, labels = make_images(n=40, size=12)
+    np.savez(root / "bars.npz", x=images, y=labels)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        folder = root / "images" / ("h" if label == 0 else "v")
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i:02d}.png")
+    invoke("train", "--data", root / "bars.npz", "--out", root / "run", *tiny_training(1))
+    invoke("embed", "--model", root / "run", "--data", root / "bars.npz", "--out", root / "latents.parquet", "--quiet")
+    return root

@@ -5,14 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import invoke, make_images, tiny_training
-
-
-def one_error_line(result, code=None) -> str:
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code != 0 and (code is None or result.exit_code == code), result.output
-    assert "Traceback" not in result.output and len(lines) == 1 and lines[0].startswith("Error:"), result.output
-    return lines[0]
+from conftest import invoke, make_images, one_error_line, tiny_training
 
 
 @pytest.fixture(scope="module")

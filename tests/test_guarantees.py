@@ -1,7 +1,6 @@
 """The README's guarantees as properties: what a command may touch, how it stops, how it reads a
 source and how it takes its values, over generated cases as well as the ones users reported."""
 
-import hashlib
 import json
 import os
 import re
@@ -19,41 +18,10 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from vae_tools.written import RECORD_FILE
-from conftest import invoke, make_images, tiny_training
+from conftest import invoke, make_images, one_error_line, snapshot, tiny_training
 
 FAST = tiny_training(1)
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def snapshot(root: Path) -> dict:
-    """Every file under ``root`` (links not followed) by its bytes' digest."""
-    files = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            files[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return files
-
-
-def one_error_line(result, code=None):
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code != 0 and (code is None or result.exit_code == code), result.output
-    assert "Traceback" not in result.output and len(lines) == 1 and lines[0].startswith("Error:"), result.output
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    """Data in three forms and a trained run folder, shared by the tests that only read them."""
-    root = tmp_path_factory.mktemp("world")
-    images, labels = make_images(n=40, size=12)
-    np.savez(root / "bars.npz", x=images, y=labels)
-    for i, (image, label) in enumerate(zip(images, labels)):
-        folder = root / "images" / ("h" if label == 0 else "v")
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(folder / f"{i:02d}.png")
-    invoke("train", "--data", root / "bars.npz", "--out", root / "run", *FAST)
-    invoke("embed", "--model", root / "run", "--data", root / "bars.npz", "--out", root / "latents.parquet", "--quiet")
-    return root
 
 
 # --- the runner checks everything before it touches anything --------------------------------------

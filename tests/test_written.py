@@ -2,47 +2,18 @@
 holds already: links to the inputs or to other folders of the user's, the user's own files named
 like every output (or like the numbered sets and the parts of a table), tables other tools wrote."""
 
-import hashlib
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import invoke, make_images, tiny_training
+from conftest import invoke, make_images, one_error_line, snapshot, tiny_training
 from vae_tools.written import RECORD_FILE
 
 FAST = tiny_training(1)
-
-
-def snapshot(root: Path) -> dict:
-    """Every file under ``root`` (links not followed) by its bytes' digest."""
-    return {path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(root.rglob("*")) if path.is_file() and not path.is_symlink()}
-
-
-def one_error_line(result) -> str:
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code != 0 and "Traceback" not in result.output, result.output
-    assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
-    return lines[0]
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inputs")
-    images, labels = make_images(n=40, size=12)
-    np.savez(root / "bars.npz", x=images, y=labels)
-    for i, (image, label) in enumerate(zip(images, labels)):
-        folder = root / "images" / ("h" if label == 0 else "v")
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(folder / f"{i:02d}.png")
-    invoke("train", "--data", root / "bars.npz", "--out", root / "run", *FAST)
-    invoke("embed", "--model", root / "run", "--data", root / "bars.npz", "--out", root / "latents.parquet", "--quiet")
-    return root
 
 
 # Each command with its --out: a folder, or a file (or table folder) inside the folder given.
