@@ -60,4 +60,5 @@ def writes_output_set(step):
         with staged_folder(parameters.out, name) as stage:
             return step(dataclasses.replace(parameters, out=str(stage)))
 
+    staged.writer = name  # its name in a folder's record
     return staged

@@ -407,6 +407,7 @@ def _run_step(step: StepSpec, command: click.Command, pipeline: Pipeline, state:
     from vaetools_pipelines.commands import execute
     from vaetools_pipelines.interrupts import Interrupted
     from vaetools_pipelines.launch import interrupt_taken
+    from vae_tools.written import adopt
 
     run, layout = pipeline.out, get_step(step.name)
     output = run / layout.output
@@ -418,6 +419,10 @@ def _run_step(step: StepSpec, command: click.Command, pipeline: Pipeline, state:
             extra = {"resume": True}
         else:
             shutil.rmtree(partial)  # this pipeline's own, left by a run with other options
+    writer = getattr(layout.run, "writer", None)
+    if writer is not None and previous:
+        # The state records this pipeline writing the folder, perhaps before vaetools kept a record in it.
+        adopt(output, writer)
     echo(f"[{step.name}] running")
     started = time.perf_counter()
     record = state["steps"][step.name] = {"fingerprint": key, "status": "running", "options": step.options,

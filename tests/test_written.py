@@ -2,6 +2,7 @@
 holds already: links to the inputs or to other folders of the user's, the user's own files named
 like every output (or like the numbered sets and the parts of a table), tables other tools wrote."""
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -217,3 +218,19 @@ def test_two_commands_sharing_a_folder_do_not_replace_each_others_files(world, t
     line = one_error_line(invoke(*COMMANDS["label-propagate"](world, out), ok=False))
     assert "written there by vaetools cluster" in line
     assert (out / "metrics.json").read_bytes() == before
+
+
+def test_a_pipelines_own_step_folder_without_a_record_is_still_its_own(world, tmp_path):
+    """Run folders written before vaetools kept records: the pipeline's state says whose they are."""
+    from vaetools_pipelines.steps import get_step
+
+    run = tmp_path / "run"
+    words = ["chain", "--data", world / "bars.npz", "--out", run, "--quiet", "train", *FAST, "embed",
+             "cluster", "--clusters", "2", "--features", "latents", "--reduce", "none"]
+    invoke(*words)
+    clusters = run / get_step("cluster").output
+    (clusters / RECORD_FILE).unlink()
+    before = (clusters / "clusters.csv").stat().st_mtime_ns
+    invoke(*words[:5], "--force", *words[5:])
+    assert (clusters / "clusters.csv").stat().st_mtime_ns != before
+    assert "clusters.csv" in json.loads((clusters / RECORD_FILE).read_text())["files"]

@@ -125,3 +125,19 @@ def settle(folder: str | Path, written: Iterable[str], by: str) -> list[Path]:
     kept = {name: who for name, who in files.items() if who != by}
     _write_record(folder, {**kept, **{name: by for name in written}})
     return removed
+
+
+def adopt(folder: str | Path, by: str) -> None:
+    """Record every file now in ``folder`` that the record does not name as ``by``'s: for a folder
+    whose owner is known otherwise (a pipeline's state records writing it, before vaetools kept
+    these records)."""
+    folder = Path(folder)
+    if not folder.is_dir() or folder.is_symlink():
+        return
+    files = read_record(folder)
+    found = {path.relative_to(folder).as_posix() for path in folder.rglob("*")
+             if path.is_file() and not path.is_symlink() and path.name != RECORD_FILE
+             and not any(part.startswith(".vaetools-") for part in path.relative_to(folder).parts)}
+    new = sorted(found - set(files))
+    if new:
+        _write_record(folder, {**files, **{name: by for name in new}})
