@@ -297,13 +297,13 @@ def check_pipeline(pipeline: Pipeline, commands: dict) -> None:
     """Everything a run needs, checked before anything is written, moved or removed: the run folder's
     place, every step's options and paths (a typo in the last step costs nothing), the data source,
     and that no output would replace a file or folder this pipeline did not write."""
-    from vaetools_pipelines.safe_paths import UnsafeOutput, check_command_paths, check_outside_image_folder
+    from vaetools_pipelines.safe_paths import UnsafeOutput, check_command_paths, check_outside_input_folder
 
     run = pipeline.out
     if run.exists() and not run.is_dir():
         raise VaeToolsError(f"{run}: exists and is not a folder")
     try:
-        check_outside_image_folder(str(run), pipeline.data)
+        check_outside_input_folder(str(run), "--data", pipeline.data)
     except UnsafeOutput as exc:
         raise UnsafeOutput(f"{pipeline.source}: {exc.format_message()}") from None
     for step in pipeline.steps:

@@ -62,11 +62,6 @@ def check_outside_input_folder(out: str, flag: str, value: str) -> None:
                            "this command reads; choose a folder outside it")
 
 
-def check_outside_image_folder(out: str, data: str) -> None:
-    """An output inside an image folder given as --data would become part of the data."""
-    check_outside_input_folder(out, "--data", data)
-
-
 LINKS_LOOKED_AT = 100_000  # entries of an existing --out walked for links before giving up on the look
 
 
