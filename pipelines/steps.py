@@ -9,11 +9,10 @@ a pipeline names only the options that differ."""
 from __future__ import annotations
 
 import importlib
-import warnings
 from pathlib import Path
 
 from vae_tools.errors import ConfigError
-from vae_tools.plugins import PluginWarning, load_plugins
+from vae_tools.plugins import register_plugins
 from vaetools_pipelines.step_api import Step
 
 ENTRY_POINT_GROUP = "vaetools.steps"
@@ -43,11 +42,7 @@ def _load() -> None:
     for reference in COMMANDS_ONLY:
         step = _object(reference)
         _COMMANDS[step.name] = step
-    for step in load_plugins(ENTRY_POINT_GROUP, Step, lambda name: name in _STEPS or name in _COMMANDS, "step"):
-        try:
-            register_step(step)
-        except ValueError as exc:  # parameters a step needs are missing
-            warnings.warn(f"the step {step.name!r} from {ENTRY_POINT_GROUP} is left out: {exc}", PluginWarning)
+    register_plugins(ENTRY_POINT_GROUP, Step, lambda name: name in _STEPS or name in _COMMANDS, register_step, "step")
 
 
 def register_step(step: Step) -> Step:

@@ -8,12 +8,11 @@ Light: the command line's help reads the names and help lines without torch."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from vae_tools.errors import DataError
-from vae_tools.plugins import PluginWarning, load_plugins
+from vae_tools.plugins import register_plugins
 
 ENTRY_POINT_GROUP = "vaetools.scores"
 # What one scoring pass can compute per image: the Monte Carlo likelihood terms (decoding each image
@@ -134,12 +133,7 @@ def _load_outside() -> None:
     if _loaded:
         return
     _loaded = True
-    for score in load_plugins(ENTRY_POINT_GROUP, Score, lambda name: name in _SCORES, "anomaly score"):
-        try:
-            register_score(score)
-        except ValueError as exc:  # it needs columns no pass computes
-            warnings.warn(f"the anomaly score {score.name!r} from {ENTRY_POINT_GROUP} is left out: {exc}",
-                          PluginWarning)
+    register_plugins(ENTRY_POINT_GROUP, Score, lambda name: name in _SCORES, register_score, "anomaly score")
 
 
 def get_score(name: str) -> Score:
