@@ -33,7 +33,7 @@ def register_plugins(group: str, kind: type, taken: Callable[[str], bool], regis
         else:
             try:
                 register(found)
-            except ValueError as exc:  # what the registry itself refuses (a step without --out, say)
+            except ValueError as exc:  # what the registry itself refuses (a step missing a parameter it needs)
                 _leave_out(where, str(exc))
 
 
