@@ -28,6 +28,10 @@ class AnomaliesParameters:
     model_dir: str = common.model_run("A run folder from `vaetools train`, trained on normal images.")
     data: str = common.data()
     out: str = common.out_folder()
+    reference: str = option(None, metavar="NORMAL_SOURCE", reads=True,
+                            help="Normal images to compare every image with (nearest codes, the score's fitted state, "
+                                 "the automatic cut). Default: the sample of its training images that the run folder "
+                                 "keeps, so that an image's score does not depend on the images scored with it.")
     score: str = option(SCORE, type=RegisteredName(lambda: (AUTO, *list_scores())),
                         help=lambda: f"{AUTO}: {AUTO_HELP}; " + "; ".join(f"{name}: {get_score(name).help}"
                                                                          for name in list_scores()) + ".")
@@ -140,7 +144,8 @@ def score_images(p: AnomaliesParameters, detector, dataset) -> ScoredImages:
     from vae_tools.anomaly.evaluation import ground_truth
 
     truth = ground_truth(dataset.labels, p.normal_labels, p.anomaly_labels, p.data)
-    scored = ScoredImages(detector.score_parts_, dataset.ids.astype(str),
+    parts = detector.score_parts_ if detector.reference_ is dataset else detector.score_parts(dataset, [p.score])
+    scored = ScoredImages(parts, dataset.ids.astype(str),
                           np.asarray(dataset.labels, dtype=object) if dataset.has_labels else None, truth,
                           np.zeros(len(dataset), dtype=bool), dataset.batch)
     if not p.plant:
@@ -174,13 +179,47 @@ def anomaly_table(scored: ScoredImages, scores: np.ndarray, flagged: np.ndarray,
     return table.sort_values("rank", kind="stable").reset_index(drop=True)
 
 
-def anomaly_metrics(p: AnomaliesParameters, detector, scored: ScoredImages, scores, flagged) -> dict:
+def normal_reference(p: AnomaliesParameters, model, dataset) -> tuple:
+    """The normal images the scores compare with, and the choice's record ({"value", "why"})."""
+    from vae_tools.anomaly.reference import load_reference
+    from vae_tools.data import load_dataset
+
+    if p.reference:
+        normal = load_dataset(p.reference, image_size=tuple(dataset.image_size), channels=dataset.channels,
+                              split=p.split)
+        return normal, {"value": f"{len(normal):,} images of {p.reference}", "automatic": False,
+                        "why": "given as the normal images"}
+    kept = load_reference(p.model_dir, model.latent_dim)
+    if kept is not None:
+        why = ("normal by construction, and kept by `vaetools train` in the run folder, so an image's score does "
+               "not depend on the images scored with it")
+        if p.samples != kept.samples:
+            why += (f"; their likelihood terms were estimated with {kept.samples} draws of z, these with "
+                    f"{p.samples}, which shifts likelihood-based scores slightly against them")
+        return kept, {"value": kept.described, "why": why}
+    return dataset, {"value": "the scored images", "why": "this run folder was trained by an earlier vaetools and "
+                     "keeps no sample of its training images, so the images are compared with each other: their "
+                     "scores change with the batch's make-up and fail where anomalies are not rare; train again, or "
+                     "give normal images with --reference"}
+
+
+def data_cut(p: AnomaliesParameters, detector, scores):
+    """The cut: a share of these images' highest scores where one is asked for, else the detector's,
+    set on the normal reference images (median + 3.5 robust standard deviations) or given."""
+    from vae_tools.anomaly.threshold import choose_threshold
+
+    if p.contamination is None and p.percentile is None:
+        return detector.threshold_info_
+    return choose_threshold(scores, p.contamination, p.percentile)
+
+
+def anomaly_metrics(p: AnomaliesParameters, detector, cut, scored: ScoredImages, scores, flagged) -> dict:
     from vae_tools.anomaly.evaluation import truth_metrics
 
     data = ~scored.planted
     metrics = {"score": p.score, "samples": p.samples, "background_weight": detector.background_weight_,
                "choices": detector.choices_, "n_images": int(data.sum()), "n_anomalies": int(flagged[data].sum()),
-               "threshold": detector.threshold_info_.to_dict(), "model": str(p.model_dir), "data": str(p.data)}
+               "threshold": cut.to_dict(), "model": str(p.model_dir), "data": str(p.data)}
     if scored.truth is not None:
         metrics["truth"] = truth_metrics(scored.truth, scores, flagged)
         metrics["truth"]["normal_labels" if p.normal_labels else "anomaly_labels"] = list(p.normal_labels or p.anomaly_labels)
@@ -248,29 +287,34 @@ def run(p: AnomaliesParameters) -> dict:
 
     if p.score != AUTO:
         get_score(p.score)  # an unknown score is refused before anything is read
+    if sum(v is not None for v in (p.contamination, p.percentile, p.threshold)) > 1:
+        raise DataError("give at most one of --contamination, --percentile and --threshold")
     model, dataset, _ = load_model_and_data(p.model_dir, p.data, p.split, p.device)
-    if len(dataset) < 2:
-        raise DataError(f"{p.data}: holds {len(dataset)} image; anomaly scores rank images against each other, "
-                        "so give at least 2")
-    detector = VAEAnomalyDetector(vae=model, score=p.score, samples=p.samples, contamination=p.contamination,
-                                  percentile=p.percentile, threshold=p.threshold, scoring_batch_size=p.batch_size,
-                                  random_state=p.seed, verbose=not p.quiet).fit(dataset)
+    reference, compared_with = normal_reference(p, model, dataset)
+    if len(reference) < 2:
+        raise DataError(f"{p.reference or p.data}: holds {len(reference)} image; the scores compare an image with "
+                        "normal ones, so give at least 2")
+    detector = VAEAnomalyDetector(vae=model, score=p.score, samples=p.samples, threshold=p.threshold,
+                                  scoring_batch_size=p.batch_size, random_state=p.seed,
+                                  verbose=not p.quiet).fit(reference)
+    detector.choices_ = {"reference": compared_with, **detector.choices_}
     p = dataclasses.replace(p, score=detector.score_)  # from here on, the score used ("auto" resolved)
     scored = score_images(p, detector, dataset)
     if not distributed.is_main_process():
         return {}
     scores = scored.parts[p.score].to_numpy()
-    flagged = scores > detector.threshold_info_.value
+    cut = data_cut(p, detector, scores[~scored.planted])
+    flagged = scores > cut.value
     order = np.argsort(-scores, kind="stable")
     table = anomaly_table(scored, scores, flagged, order)
-    metrics = anomaly_metrics(p, detector, scored, scores, flagged)
+    metrics = anomaly_metrics(p, detector, cut, scored, scores, flagged)
     out = ensure_out_dir(p.out)
     write_table(table, out / "anomalies.csv")
     write_table(table, out / "anomalies.parquet")
     top_items = top_anomalies(p, model, scored, scores, order, dataset.shape, out)
     write_json(out / "metrics.json", metrics)
     write_report(out / "report.html", table, report_summary(p, metrics), metrics.get("truth"), top_items, p.score,
-                 detector.threshold_info_.value)
+                 cut.value)
     return metrics
 
 
@@ -319,8 +363,11 @@ STEP = Step(
     supplies=from_model, needs=("train",), distributed=True,
     help="""Score every image by how badly the VAE explains it and report the worst.
 
-    Without --contamination/--percentile/--threshold the cut is automatic: median + 3.5 robust
-    standard deviations (MAD) of the scores, which needs no labelled anomalies. Writes
+    Every image is compared with normal images: by default a sample of the model's training images
+    kept in its run folder (--reference names others), so an image's score does not depend on the
+    images scored with it. Without --contamination/--percentile/--threshold the cut is automatic:
+    median + 3.5 robust standard deviations (MAD) of the normal images' scores, which needs no
+    labelled anomalies. Writes
     anomalies.csv/.parquet (id, score, rank, is_anomaly, label, and the quantities the score is made
     of), metrics.json,
     top_anomalies.png and report.html (self-contained; open it in any browser).

@@ -212,20 +212,21 @@ def test_detector_api():
 
 
 def test_the_step_and_a_prefit_detector_are_one_scoring_path(setup, tmp_path):
-    from vae_tools.anomaly import VAEAnomalyDetector, ground_truth, truth_metrics
+    from vae_tools.anomaly import VAEAnomalyDetector, ground_truth, load_reference, truth_metrics
 
     run_cli("anomalies", "--model", setup / "run", "--data", setup / "mixed.npz", "--samples", "4", "--seed", "3",
             "--out", tmp_path / "a", "--quiet")
     table = pd.read_csv(tmp_path / "a" / "anomalies.csv", dtype={"id": str}).set_index("id")
     model, _ = load_run(setup / "run")
     data = load_dataset(setup / "mixed.npz")
-    detector = VAEAnomalyDetector(vae=model, samples=4, random_state=3).fit(data)
+    detector = VAEAnomalyDetector(vae=model, samples=4, random_state=3).fit(load_reference(setup / "run", 4))
     assert detector.module_ is model  # prefit: nothing was trained
-    np.testing.assert_allclose(detector.decision_scores_, table.loc[data.ids.astype(str), "score"], rtol=1e-6)
+    scores = detector.decision_function(data)
+    np.testing.assert_allclose(scores, table.loc[data.ids.astype(str), "score"], rtol=1e-6)
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert detector.threshold_ == pytest.approx(metrics["threshold"]["value"])
     truth = ground_truth(data.labels, normal_labels=["bar"])
-    found = truth_metrics(truth, detector.decision_scores_, detector.labels_.astype(bool))
+    found = truth_metrics(truth, scores, detector.predict(data).astype(bool))
     assert found["n_true_anomalies"] == 6 and found["auroc"] > 0.9
 
 
@@ -265,7 +266,7 @@ def test_the_adjusted_score_uses_the_weight_fitted_on_the_reference_images(setup
 def test_a_registered_score_is_a_choice_of_the_command_and_a_column_of_the_table(setup, tmp_path):
     """Adding a score is one declaration: `vaetools anomalies --score NAME` computes it (and only what it
     needs: here the latents, no decoding) and writes it to the table."""
-    from vae_tools.anomaly import Score, register_score
+    from vae_tools.anomaly import Score, load_reference, register_score
     from vae_tools.anomaly.score_registry import unregister_score
 
     def fit_centre(parts, latents, seed):
@@ -282,7 +283,8 @@ def test_a_registered_score_is_a_choice_of_the_command_and_a_column_of_the_table
         assert list(table.columns) == ["id", "score", "rank", "is_anomaly", "label", "true_anomaly", "distance"]
         model, _ = load_run(setup / "run")
         latents = latent_matrix(embed(model, load_dataset(setup / "mixed.npz")))
-        expected = np.linalg.norm(latents - latents.mean(0), axis=1)
+        centre = load_reference(setup / "run", model.latent_dim).latents.mean(0)  # the training images' codes
+        expected = np.linalg.norm(latents - centre, axis=1)
         ids = load_dataset(setup / "mixed.npz").ids.astype(str)
         np.testing.assert_allclose(table.set_index("id").loc[ids, "distance"], expected, rtol=1e-4)
         assert json.loads((out / "metrics.json").read_text())["score"] == "distance"

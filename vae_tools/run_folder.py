@@ -29,8 +29,10 @@ STATE_TENSORS_FILE = "training_state.safetensors"
 HISTORY_FILE = "history.csv"
 CURVES_FILE = "loss_curves.png"
 SUMMARY_FILE = "latent_summary.safetensors"
+REFERENCE_FILE = "anomaly_reference.safetensors"  # written by vae_tools/anomaly/reference.py
 # The run folder's manifest: every file training writes into it. Nothing else writes these names there.
-RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, STATE_TENSORS_FILE, HISTORY_FILE, CURVES_FILE, SUMMARY_FILE)
+RUN_FILES = (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, STATE_TENSORS_FILE, HISTORY_FILE, CURVES_FILE, SUMMARY_FILE,
+             REFERENCE_FILE)
 
 
 def is_run_folder(path: Path) -> bool:

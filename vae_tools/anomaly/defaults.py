@@ -15,3 +15,6 @@ PHOTO_SCORE, PHOTO_FALLBACK_SCORE, FALLBACK_SCORE = "rotation+knn", "knn", "adju
 ROTATION_KNOWN = 0.95
 SAMPLES = 16  # Monte Carlo draws of z per image for elbo, iwae and complexity
 SCORING_BATCH_SIZE = 256  # smaller than for encoding: each image is decoded SAMPLES times per pass
+# Training keeps the scores' quantities for a seeded sample of this many training images (all of them
+# when fewer): the normal images a new image is compared with (anomaly/reference.py).
+REFERENCE_IMAGES = 5000

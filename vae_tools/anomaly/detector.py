@@ -9,10 +9,12 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils.validation import check_is_fitted
 
 from vae_tools.anomaly.defaults import AUTO, SAMPLES, SCORE, SCORING_BATCH_SIZE
-from vae_tools.anomaly.score_choice import candidates, chosen, usable_scores
+from vae_tools.anomaly.score_choice import candidates, check_computable, chosen, usable_scores
 from vae_tools.anomaly.score_registry import get_score, list_scores
-from vae_tools.anomaly.scores import compute_scores
+from vae_tools.anomaly.reference import AnomalyReference
+from vae_tools.anomaly.scores import compute_scores, scores_from_parts
 from vae_tools.anomaly.threshold import choose_threshold
+from vae_tools.errors import DataError
 from vae_tools.models.base import as_module
 from vae_tools.sklearn_api import TRAINING, VAEEmbedder, as_dataset
 
@@ -27,6 +29,9 @@ class VAEAnomalyDetector(BaseEstimator):
 
     ``vae``: a VAE trained already (a module, or a fitted ``VAEEmbedder``); ``fit`` then only scores
     ``X`` and sets the threshold, as scikit-learn's ``cv="prefit"`` does. Without it, ``fit`` trains one.
+    ``X`` in ``fit`` is the reference: normal images every later image is compared with. With ``vae``
+    it may also be an ``AnomalyReference`` (``load_reference`` reads the one ``vaetools train`` keeps
+    of the training images), which needs no second pass over them.
     ``score="auto"`` picks one from the model and the reference images (score_choice.py): ``score_``
     is the one used, and ``choices_["score"]`` says why.
     Only what ``score`` needs is computed (vae_tools/anomaly/score_registry.py). ``score_parts_``
@@ -65,14 +70,23 @@ class VAEAnomalyDetector(BaseEstimator):
     def fit(self, X, y=None) -> "VAEAnomalyDetector":
         if self.score != AUTO:
             get_score(self.score)  # an unknown name is refused before any training
+        if self.vae is None and isinstance(X, AnomalyReference):
+            raise DataError("an AnomalyReference holds no images to train on: give the trained model as `vae`")
         if self.vae is None:
             self.module_ = VAEEmbedder(latent_dim=self.latent_dim, epochs=self.epochs, batch_size=self.batch_size,
                                        lr=self.lr, likelihood=self.likelihood, device=self.device,
                                        random_state=self.random_state, verbose=self.verbose).fit(X).module_
         else:
             self.module_ = as_module(self.vae)
-        self.reference_ = self._dataset(X)
-        parts, self.train_latents_, self.fitted_ = self._scores(self.reference_, candidates(self.score, self.module_), {})
+        names = candidates(self.score, self.module_)
+        check_computable(self.module_, names)
+        if isinstance(X, AnomalyReference):
+            self.reference_, self.draw_seed_ = X, X.seed
+            parts, self.fitted_ = scores_from_parts(X.parts, X.latents, names, self.random_state)
+            self.train_latents_ = X.latents
+        else:
+            self.reference_, self.draw_seed_ = self._dataset(X), self.random_state
+            parts, self.train_latents_, self.fitted_ = self._scores(self.reference_, names, {})
         self.score_, why = chosen(self.score, self.module_, parts)
         self.score_parts_ = parts
         score = get_score(self.score_)
@@ -93,8 +107,11 @@ class VAEAnomalyDetector(BaseEstimator):
 
     def _scores(self, data, names, fitted):
         module = self.module_
+        if isinstance(data, AnomalyReference):
+            table, states = scores_from_parts(data.parts, data.latents, names, self.random_state, fitted)
+            return table, data.latents, states
         return compute_scores(module, data, names, samples=self.samples, batch_size=self.scoring_batch_size,
-                              device=next(module.parameters()).device, seed=self.random_state,
+                              device=next(module.parameters()).device, seed=self.draw_seed_,
                               progress=self.verbose, fitted=fitted)
 
     def score_parts(self, X, scores=None):

@@ -7,6 +7,7 @@ import math
 
 from vae_tools.anomaly.defaults import AUTO, FALLBACK_SCORE, PHOTO_FALLBACK_SCORE, PHOTO_SCORE, ROTATION_KNOWN
 from vae_tools.anomaly.score_registry import ROTATION, get_score
+from vae_tools.errors import DataError
 
 
 def has_rotation_head(model) -> bool:
@@ -16,6 +17,14 @@ def has_rotation_head(model) -> bool:
 def usable_scores(model, names) -> list:
     """``names`` less the scores this model cannot compute (the rotation score without a rotation head)."""
     return [n for n in names if has_rotation_head(model) or ROTATION not in get_score(n).needs]
+
+
+def check_computable(model, names) -> None:
+    """One error for a score this model cannot compute (the rotation score without a rotation head)."""
+    for name in names:
+        if ROTATION in get_score(name).needs and not has_rotation_head(model):
+            raise DataError(f"the {name} score needs a photo model trained with its rotation term; this "
+                            f"{getattr(model, 'registry_name', type(model).__name__)} model has none")
 
 
 def candidates(score: str, model) -> list:

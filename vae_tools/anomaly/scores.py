@@ -64,9 +64,9 @@ def score_parts(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, b
     and kl for the likelihood; background) and the posterior means, in one pass. Without the
     likelihood the images are only encoded, not decoded ``samples`` times.
 
-    The draws of z for a batch depend only on ``seed`` and the batch's first row, so that under
-    torch.distributed, where each process scores its own block of whole batches and the blocks are
-    gathered in order, every process gets exactly the table one process would."""
+    Every batch draws the same z noise from ``seed`` (``likelihood_terms``), so an image's row depends
+    on the image alone: not on the batch it is scored in, the images beside it, or, under
+    torch.distributed, the process that scores it."""
     if tuple(dataset.shape) != tuple(model.image_shape):
         raise DataError(f"{dataset.name}: images are {dataset.shape} but the model expects {tuple(model.image_shape)}")
     if samples < 1:
@@ -79,8 +79,8 @@ def score_parts(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, b
     start, stop = distributed.batch_share(len(dataset), batch_size)
     share = dataset.subset(np.arange(start, stop)) if stop > start else None  # a small set may leave a process none
     columns, means = [], []
-    for first, x in zip(range(start, stop, batch_size), _images_of(share, batch_size, progress)):
-        parts, mu = _batch_scores(model, x.to(device), samples, distributed.batch_generator(seed, first), needs)
+    for x in _images_of(share, batch_size, progress):
+        parts, mu = _batch_scores(model, x.to(device), samples, torch.Generator().manual_seed(seed), needs)
         columns.append(parts)
         means.append(mu)
     columns = distributed.gather_batches(columns, len(dataset), batch_size,
@@ -149,16 +149,24 @@ def compute_scores(model: BaseVAE, dataset: ImageDataset, names, samples: int = 
     need. A score with a state (``adjusted``'s weight, ``latent``'s mixture) takes it from
     ``fitted`` (by name), or fits it on these images. Returns (the pass's columns plus a column per
     score, the posterior means, the states by score name)."""
-    scores = [get_score(name) for name in names]
-    needs = tuple(sorted({need for score in scores for need in score.needs}))
+    needs = tuple(sorted({need for name in names for need in get_score(name).needs}))
     table, latents = score_parts(model, dataset, samples, batch_size, device, seed, progress, needs=needs)
-    states = dict(fitted or {})
-    for score in scores:
+    table, states = scores_from_parts(table, latents, names, seed, fitted)
+    return table, latents, states
+
+
+def scores_from_parts(parts: pd.DataFrame, latents: np.ndarray, names, seed: int = 0,
+                      fitted: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """The scores ``names`` from a pass's columns and posterior means (``score_parts``): the columns
+    plus a column per score, and the states by score name (those in ``fitted`` kept, the others
+    fitted on these images)."""
+    table, states = parts.copy(), dict(fitted or {})
+    for score in (get_score(name) for name in names):
         if score.fit is not None and score.name not in states:
             states[score.name] = score.fit(table, latents, seed)
         table[score.name] = checked_values(score.name, score.compute(table, latents, states.get(score.name)),
                                            len(latents))
-    return table, latents, states
+    return table, states
 
 
 def checked_values(name: str, values, n_images: int) -> np.ndarray:

@@ -161,13 +161,12 @@ def attribute_shift(model, images, latents, labels, source, target, *, steps: in
 @torch.inference_mode()
 def negative_elbo(model, images, *, samples: int = 8, seed: int = 0, batch_size: int = BATCH) -> np.ndarray:
     """Each image's negative ELBO under the model (nats; lower: the model finds it more likely),
-    averaged over ``samples`` draws of z from a generator seeded with ``seed``."""
+    averaged over ``samples`` draws of z seeded with ``seed``, the same draws for every image."""
     module = _module(model).eval()
     dataset = as_model_images(module, images)
-    generator = torch.Generator().manual_seed(seed)
     out = []
     for _, x in dataset.iter_batches(batch_size):
         x = x.to(_device(module))
         mu, logvar = module.encode(x)
-        out.append(likelihood_terms(module, x, mu, logvar, samples, generator)["elbo"].cpu())
+        out.append(likelihood_terms(module, x, mu, logvar, samples, torch.Generator().manual_seed(seed))["elbo"].cpu())
     return torch.cat(out).double().numpy()

@@ -54,11 +54,15 @@ def likelihood_terms(model: BaseVAE, x: torch.Tensor, mu: torch.Tensor, logvar: 
     """Per image of ``x`` (posterior ``mu``, ``logvar``): the negative ELBO (``elbo``), the negative
     importance-weighted bound over the same ``samples`` draws of z (``iwae``, Burda et al. 2016), and
     the ELBO's two terms (``recon``, ``kl``), in nats. The draws come from ``generator`` on the CPU,
-    so a result does not depend on the device or on anything else drawn in the process."""
+    so a result does not depend on the device or on anything else drawn in the process.
+
+    Every image takes the same ``samples`` standard-normal draws (common random numbers): an image's
+    estimate then depends on the image and the generator alone, not on which batch or place in it
+    the image has, and differences between images carry no noise of their own draws."""
     mu, logvar = mu.float(), logvar.float()
     log_weights, recon = [], torch.zeros(len(x), device=x.device)
-    for _ in range(samples):
-        eps = torch.randn(mu.shape, generator=generator).to(x.device)
+    draws = torch.randn((samples, mu.shape[1]), generator=generator).to(x.device)
+    for eps in draws:
         z = mu + eps * (0.5 * logvar).exp()
         nll = model.reconstruction_nll(model.decode(z), x).float()
         recon += nll

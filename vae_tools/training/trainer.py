@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from vae_tools import device_settings, distributed, run_folder
+from vae_tools.anomaly.reference import reference_of, save_reference
 from vae_tools.atomic import write_json
 from vae_tools.config import DEFAULT_EPOCHS, TrainConfig
 from vae_tools.data import ImageDataset
@@ -170,6 +171,11 @@ def train(
         _finish_run_folder(run_dir, model, train_set, state["history"], config.seed)
     elif epochs.best_weights is not None:
         model.load_state_dict(epochs.best_weights)
+    if run_dir is not None:  # every process: the pass over the reference images is shared out
+        reference = reference_of(model.eval(), train_set, seed=config.seed, device=device,
+                                 described="training images", progress=progress)
+        if main:
+            save_reference(run_dir, reference)
     distributed.barrier()
     return TrainResult(model.eval(), state["history"], state["best_epoch"], stopped_early, run_dir)
 
