@@ -25,7 +25,10 @@ def load_model_and_data(model_dir: str | Path, data: str, split: str = "all",
     model, config = load_run(model_dir, torch_device)
     prep = config["preprocessing"]
     dataset = load_dataset(data, image_size=tuple(prep["image_size"]), channels=prep["channels"], split=split)
-    resized = sorted(dataset.native_sizes - {tuple(dataset.image_size)})
+    # Images of the size training read are resized as training resized them: nothing to warn of.
+    trained_from = (config.get("choices", {}).get("image_size") or {}).get("native")
+    expected = {tuple(dataset.image_size)} | ({tuple(trained_from)} if trained_from else set())
+    resized = sorted(dataset.native_sizes - expected)
     if resized:
         sizes = ", ".join(f"{h}x{w}" for h, w in resized[:3]) + (" ..." if len(resized) > 3 else "")
         height, width = dataset.image_size

@@ -71,6 +71,16 @@ def barrier() -> None:
         dist.barrier()
 
 
+def from_main(value):
+    """The first process's ``value`` (any JSON-like object) on every process: a choice made from
+    measurements, which differ between processes, is made once."""
+    if not active():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def sum_across(values: torch.Tensor) -> torch.Tensor:
     """Element-wise sum of ``values`` over all processes (float64 on the wire for exact totals)."""
     if not active():

@@ -87,6 +87,14 @@ class ImageDataset:
         labelled = "labelled" if self.has_labels else "unlabelled"
         return f"ImageDataset({self.name!r}, n={len(self)}, shape={self.shape}, {labelled})"
 
+    def at_size(self, size: tuple[int, int]) -> "ImageDataset":
+        """The same images at ``size`` (height, width): decoded straight to it where the source can
+        (image files), resized after reading otherwise; nothing decoded so far is kept."""
+        size = tuple(int(v) for v in size)
+        resized = getattr(self.reader, "at_size", None)
+        reader = resized(size) if resized is not None else self.reader
+        return ImageDataset(reader, self.ids, self.labels, self.channels, size, self.rows)
+
     def subset(self, positions: np.ndarray) -> "ImageDataset":
         positions = np.asarray(positions, dtype=np.int64)
         sub = ImageDataset(

@@ -33,6 +33,7 @@ from vae_tools.training.curves import save_history
 from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, adamw, memory_format_for
 from vae_tools.training.precision import precision
 from vae_tools.training.seeding import keeps_global_rng
+from vae_tools.training.working_size import PROBE_IMAGES, measured_pace, working_size
 
 
 class TrainingInterrupted(VaeToolsError):
@@ -119,15 +120,19 @@ def train(
     if run_dir is not None and not resume:
         check_new_run_dir(run_dir)
     workers = device_settings.workers_choice(config, device, dataset.reader, world)
-    # Decode everything before the run folder is touched, so a bad image cannot leave a half-made run.
-    dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress, workers=workers["value"])
     train_pos, val_pos = split_train_val(len(dataset), config.val_fraction, config.seed)
-    train_set, val_set = dataset.subset(train_pos), (dataset.subset(val_pos) if len(val_pos) else None)
-    config, choices = with_automatic_choices(config, train_set)
-    choices["batch_size"] = device_settings.batch_choice(config, device, len(train_set), world)
+    config, choices = with_automatic_choices(config, dataset.subset(train_pos))
+    choices["batch_size"] = device_settings.batch_choice(config, device, len(train_pos), world)
     choices["lr"] = device_settings.lr_choice(config, choices["batch_size"])
     # Stored decided, so that a resumed run keeps its batches and schedule on whatever device it resumes.
     config = dataclasses.replace(config, batch_size=choices["batch_size"]["value"], lr=choices["lr"]["value"])
+    choices["image_size"] = distributed.from_main(image_size_choice(config, dataset, device, len(train_pos)))
+    config = dataclasses.replace(config, image_size=choices["image_size"]["value"])
+    if tuple(dataset.image_size) != tuple(config.image_size):
+        dataset = dataset.at_size(config.image_size)
+    # Decode everything before the run folder is touched, so a bad image cannot leave a half-made run.
+    dataset.load_into_memory(IN_MEMORY_LIMIT_BYTES, progress=progress, workers=workers["value"])
+    train_set, val_set = dataset.subset(train_pos), (dataset.subset(val_pos) if len(val_pos) else None)
     torch.manual_seed(config.seed)
     model = build_model(config, dataset.shape).to(device, memory_format=memory_format_for(device))
     optimizer = adamw(model.parameters(), device, config.lr, config.weight_decay)
@@ -178,6 +183,19 @@ def train(
             save_reference(run_dir, reference)
     distributed.barrier()
     return TrainResult(model.eval(), state["history"], state["best_epoch"], stopped_early, run_dir)
+
+
+def image_size_choice(config: TrainConfig, dataset: ImageDataset, device: torch.device, n_train: int) -> dict:
+    """The working size (working_size.py): the planned epochs and the budget of this configuration,
+    and the pace of its model's training step measured here on a few of the images."""
+    model_class = get_model_class(config.model)
+    minutes = budget_minutes(config, model_class, device)
+    steps_per_epoch = max(1, n_train // min(config.batch_size, n_train))
+    planned = training_length(config, steps_per_epoch, model_class.stops_early, minutes)["epochs"]
+    sample = np.arange(min(PROBE_IMAGES, config.batch_size, len(dataset)))
+    pace = measured_pace(lambda size: build_model(config, (dataset.channels, *size)),
+                         lambda size: dataset.at_size(size).batch(sample), device)
+    return working_size(config, dataset.image_size, n_train, planned, minutes, pace)
 
 
 def worth_saying(choice) -> bool:
