@@ -34,8 +34,9 @@ class ClusterParameters(common.LatentSource):
                               "with PCA, or not (none).")
     features: str = option(FEATURES, type=click.Choice(FEATURE_SETS),
                            help="What to cluster: the latents, the images' first 50 principal components (pixels), or "
-                                "both; auto (needs --data and --reduce umap) clusters each and keeps the one whose "
-                                "clusters are best separated (highest silhouette), as no labels can judge.")
+                                "both. auto: the set the model's kind calls for (the conv model's latents+pixels, the "
+                                "photo model's latents; the reason is in metrics.json); with --embeddings and --data "
+                                "but no --model, each set is clustered and the best separated kept (silhouette).")
     backend: str = common.umap_backend()
     min_cluster_size: int = option(None, type=click.IntRange(min=2), show_default="1% of the samples, at least 5",
                                    help="HDBSCAN's smallest cluster.")
@@ -70,10 +71,11 @@ def run(p: ClusterParameters) -> dict:
     template = LatentClusterer(method=p.method, n_clusters=p.n_clusters, reduce=p.reduce,
                                min_cluster_size=p.min_cluster_size, umap_backend=p.backend, random_state=p.seed)
     # Reading every image for their principal components is only worth it when a candidate uses them.
-    names, _ = candidates_for(template, p.features, inputs.dataset is not None, len(inputs.latents))
+    model_choice = getattr(inputs.model, "cluster_features", None)
+    names, _ = candidates_for(template, p.features, inputs.dataset is not None, len(inputs.latents), model_choice)
     wanted = inputs.dataset is not None and names != ["latents"]
     pixels = pixel_components(dataset_pixels(inputs.dataset), seed=p.seed) if wanted else None
-    choice = cluster_with_features(template, inputs.latents, pixels, p.features, p.seed)
+    choice = cluster_with_features(template, inputs.latents, pixels, p.features, p.seed, model_choice)
     clusterer = choice.clusterer
     out = ensure_out_dir(p.out)
     table = pd.DataFrame({"id": inputs.ids, "cluster": clusterer.labels_,

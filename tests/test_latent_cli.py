@@ -134,11 +134,30 @@ def test_cluster_outputs(trained, tmp_path, method):
     assert list(clusters.columns) == ["id", "cluster", "probability", "true_label"] and len(clusters) == 120
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"accuracy", "nmi", "ari", "sizes"} <= set(metrics)
-    assert set(metrics["feature_silhouettes"]) == {"latents", "latents+pixels", "pixels"}
-    assert metrics["feature_silhouettes"][metrics["features"]] == max(metrics["feature_silhouettes"].values())
+    # auto keeps what the conv model's kind calls for, without mapping the other sets
+    assert metrics["features"] == "latents+pixels" and "pixel-likelihood model" in metrics["features_why"]
+    assert metrics["feature_silhouettes"] == {}
     assert 0 <= metrics["accuracy"] <= 1
     assert sum(metrics["sizes"].values()) == 120
     assert (out / "cluster_examples.png").exists()
+
+
+def test_cluster_auto_without_a_model_keeps_the_best_separated_set(trained, tmp_path):
+    run_cli("cluster", "--embeddings", trained / "emb.parquet", "--data", trained / "bars.npz", "--clusters", "2",
+            "--examples", "0", "--quiet", "--out", tmp_path / "c")
+    metrics = json.loads((tmp_path / "c" / "metrics.json").read_text())
+    assert set(metrics["feature_silhouettes"]) == {"latents", "latents+pixels", "pixels"}
+    assert metrics["feature_silhouettes"][metrics["features"]] == max(metrics["feature_silhouettes"].values())
+
+
+def test_the_photo_model_clusters_its_latents():
+    from vae_tools.latent.cluster_features import candidates_for
+    from vae_tools.latent.clustering import LatentClusterer
+    from vae_tools.models.photo_vae import PhotoVAE
+
+    names, why = candidates_for(LatentClusterer(), "auto", True, 1000, PhotoVAE.cluster_features)
+    assert names == ["latents"] and "colour and layout" in why
+    assert candidates_for(LatentClusterer(), "pixels", True, 1000, PhotoVAE.cluster_features)[0] == ["pixels"]
 
 
 def test_cluster_without_images_or_labels_still_writes_the_table(trained, tmp_path):

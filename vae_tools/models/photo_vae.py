@@ -67,6 +67,9 @@ class PhotoVAE(ConvVAE):
     stops_early = False  # the validation ELBO does not measure what the consistency term teaches
     cpu_minutes = PHOTO_CPU_MINUTES
     bf16_on_cpu = False  # its consistency and rotation terms are not measured in bf16
+    cluster_features = ("latents", "the photo model's codes were trained to give crops, flips and colour changes of "
+                        "an image one code, so they leave out the colour and layout that a photo's pixels are mostly "
+                        "made of, which would group the photos by those")
     saved_before = {"rotation": 0.0}  # run folders saved before the rotation term were trained without it
 
     def __init__(
