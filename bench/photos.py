@@ -65,9 +65,9 @@ def first_per_class(dataset, n: int):
     return dataset.subset(keep)
 
 
-def label_propagation(dataset, model, seed, device, pixels) -> dict:
+def label_propagation(dataset, model, seed, device, pixels, fraction=FRACTION) -> dict:
     y = np.asarray(dataset.labels).astype(str)
-    keep = hide_labels(y, FRACTION, seed=seed)
+    keep = hide_labels(y, fraction, seed=seed)
     given = np.where(keep, y.astype(object), None)
     latents = latent_matrix(embed(model, dataset, device=device))
     started = time.perf_counter()
@@ -149,6 +149,8 @@ def trained_model(dataset, seed: int, args) -> tuple:
                                          budget_minutes=args.budget_minutes), out_dir=folder, progress=True)
     run = {"seed": seed, "model": trained.model.registry_name, "epochs": len(trained.history),
            "train_seconds": round(time.perf_counter() - started, 1), "train_peak_gib": peak_gib()}
+    if folder is not None:
+        run["image_size_choice"] = json.loads((folder / "config.json").read_text())["choices"].get("image_size")
     if record is not None:
         record.write_text(json.dumps(run) + "\n")
     return trained.model, run
@@ -164,6 +166,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(SHARED / "cifar10_train"))
     parser.add_argument("--per-class", type=int, default=5000, help="the first N images of each class")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--fraction", type=float, default=FRACTION, help="the share of images whose labels are given")
     parser.add_argument("--oneclass", action="store_true", help="also the one-vs-rest rows (ten trainings a seed)")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--epochs", type=int, default=None, help="only to try the script out: the defaults' length otherwise")
@@ -184,15 +187,16 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     dataset = first_per_class(load_dataset(args.data), args.per_class)
-    dataset.load_into_memory(8 << 30)
-    pixels = dataset_pixels(dataset)
+    if not args.oneclass_only:  # large photos are read at the size each model was trained at, below
+        dataset.load_into_memory(8 << 30) if max(dataset.image_size) <= 64 else None
+    pixels = dataset_pixels(dataset) if args.oneclass_only else None
     report = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
                           "torch": torch.__version__,
                           "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
               "data": {"source": args.data, "n_samples": len(dataset), "per_class": args.per_class},
               "settings": {"train": ("TrainConfig() defaults (model auto)" if args.budget_minutes is None else
                                      f"TrainConfig(budget_minutes={args.budget_minutes:g})") if args.epochs is None else
-                           f"TrainConfig(epochs={args.epochs}): a try-out, not the defaults", "labelled_fraction": FRACTION},
+                           f"TrainConfig(epochs={args.epochs}): a try-out, not the defaults", "labelled_fraction": args.fraction},
               "targets": TARGETS, "runs": []}
     if args.oneclass_only:
         report["settings"]["oneclass_epochs"] = args.oneclass_epochs
@@ -220,10 +224,16 @@ def main() -> None:
         model, run = trained_model(dataset, seed, args)
         device = next(model.parameters()).device
         print(f"seed {seed}: {run['model']} model, {run['epochs']} epochs in {run['train_seconds']}s", flush=True)
-        run["label_propagation"] = label_propagation(dataset, model, seed, device, pixels)
+        # The model's working size: its images, and the baseline's pixels, are read at it.
+        working = dataset if tuple(dataset.image_size) == tuple(model.image_shape[1:]) else \
+            dataset.at_size(model.image_shape[1:])
+        working.load_into_memory(8 << 30)
+        pixels = dataset_pixels(working)
+        run["image_size"] = list(model.image_shape[1:])
+        run["label_propagation"] = label_propagation(working, model, seed, device, pixels, args.fraction)
         print(f"  propagation {run['label_propagation']['accuracy']:.4f} vs baseline "
               f"{run['label_propagation']['baseline_accuracy']:.4f}", flush=True)
-        run["clustering"] = clustering(dataset, model, seed, device, pixels)
+        run["clustering"] = clustering(working, model, seed, device, pixels)
         cluster_summary = run["clustering"]["summary"]
         print(f"  clustering {cluster_summary['accuracy']['mean']:.4f} vs baseline "
               f"{cluster_summary['baseline_kmeans_pca50']['mean']:.4f}", flush=True)

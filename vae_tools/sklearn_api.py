@@ -129,6 +129,8 @@ def as_dataset(X, image_size=None, channels=None, pixel_range=None) -> ImageData
     if isinstance(X, ImageDataset):
         if image_size is None or (X.shape[0] == channels and tuple(X.image_size) == tuple(image_size)):
             return X
+        if X.shape[0] == channels:  # read as training read them: straight at the size where the source can
+            return X.at_size(image_size)
         return ImageDataset(X.reader, X.ids, X.labels, channels, image_size, X.rows)
     if isinstance(X, (str, Path)):
         return load_dataset(X, image_size=image_size, channels=channels)
