@@ -86,7 +86,8 @@ def run(p: DenoiseParameters) -> dict:
     out = ensure_out_dir(p.out)
     written = write_like_source(dataset, cleaned, out)
     summary = {"n_images": len(dataset), "output": str(written.relative_to(out)), "add_noise": p.add_noise,
-               "reference": p.reference, "model": str(p.model_dir)}
+               "reference": p.reference, "model": str(p.model_dir), "image_size": list(dataset.image_size),
+               "source_sizes": sorted(list(size) for size in dataset.native_sizes)}
 
     shown = np.random.default_rng(p.seed).choice(len(dataset), size=min(p.n_examples, len(dataset)), replace=False)
     shown.sort()
@@ -120,7 +121,13 @@ def report(summary: dict, p: DenoiseParameters) -> list:
     if "psnr_db" in summary:
         scored = (f"; PSNR {summary['psnr_db']['before']:.2f} -> {summary['psnr_db']['after']:.2f} dB, "
                   f"SSIM {summary['ssim']['before']:.3f} -> {summary['ssim']['after']:.3f}")
-    return [f"denoised {summary['n_images']} images into {Path(p.out) / summary['output']}{scored}"]
+    lines = [f"denoised {summary['n_images']} images into {Path(p.out) / summary['output']}{scored}"]
+    height, width = summary.get("image_size") or (0, 0)
+    larger = [f"{h}x{w}" for h, w in summary.get("source_sizes", ()) if height and (h > height or w > width)]
+    if larger:
+        lines.append(f"written at {height}x{width}, the size the model works at (the files are {', '.join(larger[:3])}); "
+                     "train with --image-size to work nearer their own size")
+    return lines
 
 
 def section(run: Path) -> Section:

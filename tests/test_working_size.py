@@ -86,6 +86,8 @@ def test_large_photos_train_at_the_working_size_and_every_command_reads_them_at_
     result = invoke("anomalies", "--model", tmp_path / "run", "--data", data, "--out", tmp_path / "a", "--quiet")
     assert "Warning" not in result.output
     assert json.loads((tmp_path / "a" / "metrics.json").read_text())["n_images"] == 24
+    result = invoke("denoise", "--model", tmp_path / "run", "--data", data, "--out", tmp_path / "d")
+    assert "written at 48x48, the size the model works at (the files are 96x96)" in result.output
     # Images of a size training never read are still said to be resized.
     photos(tmp_path / "other", n=4, size=64)
     result = invoke("embed", "--model", tmp_path / "run", "--data", tmp_path / "other", "--out", tmp_path / "o.csv")
