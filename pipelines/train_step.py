@@ -122,6 +122,12 @@ def run(p: TrainParameters):
     dataset = load_dataset(p.data, image_size=cfg.image_size, channels=cfg.channels, split=p.split)
     if p.resume:
         trained_on = tuple(run_config.get("model", {}).get("params", {}).get("image_shape", ()))
+        # A working size chosen for the images is applied to any images: compare the images' own size.
+        native = (run_config.get("choices", {}).get("image_size") or {}).get("native")
+        if native and not p.image_size and dataset.native_sizes != {tuple(native)}:
+            sizes = ", ".join(f"{h}x{w}" for h, w in sorted(dataset.native_sizes)[:3])
+            raise ConfigError(f"{p.out}: was trained on images of {native[0]}x{native[1]} but {p.data} holds {sizes}; "
+                              "resume with the same data, or pass --image-size/--channels")
         if trained_on and trained_on != tuple(dataset.shape):
             raise ConfigError(f"{p.out}: was trained on images of {_shape_text(trained_on)} but {p.data} holds "
                               f"{_shape_text(dataset.shape)}; resume with the same data, or pass --image-size/--channels")

@@ -48,7 +48,8 @@ def working_size(config: TrainConfig, native: tuple, n_train: int, planned_epoch
     native = tuple(int(v) for v in native)
     smaller = [side for side in SIDES if side < min(native)]
     if not smaller:
-        return {"value": list(native), "plain": True, "why": f"the images' own size, {native[0]}x{native[1]}"}
+        return {"value": list(native), "native": list(native), "plain": True,
+                "why": f"the images' own size, {native[0]}x{native[1]}"}
     budget = minutes or NOMINAL_MINUTES
     sizes = [scaled(native, side) for side in smaller] + [native]
     paces = {}
