@@ -5,6 +5,7 @@ import hashlib
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -337,9 +338,13 @@ def test_small_cases_each_get_one_clear_line(run, tmp_path):
                                                    "--image-size", "100000", ok=False))
     images, _ = make_images(n=1, size=12)
     np.savez(tmp_path / "one.npz", x=images)
+    # One image is scored against the run's normal reference images; one reference image is too few.
+    invoke("anomalies", "--model", run / "run", "--data", tmp_path / "one.npz", "--out", tmp_path / "an1", "--quiet")
+    assert len(pd.read_csv(tmp_path / "an1" / "anomalies.csv")) == 1
     assert "at least 2" in one_error_line(invoke("anomalies", "--model", run / "run", "--data", tmp_path / "one.npz",
-                                                 "--out", tmp_path / "an1", ok=False))
-    assert not (tmp_path / "an1").exists()
+                                                 "--reference", tmp_path / "one.npz", "--out", tmp_path / "an2",
+                                                 ok=False))
+    assert not (tmp_path / "an2").exists()
 
 
 def test_hdbscan_cluster_size_above_the_sample_count_is_refused(tmp_path):
