@@ -110,7 +110,7 @@ def main() -> None:
         latents = latent_matrix(embed(model, dataset, device=device))
         pixels = pixel_components(dataset_pixels(dataset))
         report["data"][name] = {"n_samples": len(dataset), "vae": vae,
-                                **clustering_by_seed(dataset.labels, latents, pixels, args.seeds, model.cluster_features)}
+                                **clustering_by_seed(dataset.labels, latents, pixels, args.seeds, model.preferred_features)}
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")

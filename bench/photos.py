@@ -93,7 +93,7 @@ def clustering(dataset, model, seed, device, pixels) -> dict:
     y = np.asarray(dataset.labels).astype(str)
     latents = latent_matrix(embed(model, dataset, device=device))
     started = time.perf_counter()
-    out = clustering_by_seed(y, latents, pixel_components(pixels), [seed], model.cluster_features)
+    out = clustering_by_seed(y, latents, pixel_components(pixels), [seed], model.preferred_features)
     return {**out, "seconds": round(time.perf_counter() - started, 1), "peak_gib": peak_gib()}
 
 

@@ -71,7 +71,7 @@ def run(p: ClusterParameters) -> dict:
     template = LatentClusterer(method=p.method, n_clusters=p.n_clusters, reduce=p.reduce,
                                min_cluster_size=p.min_cluster_size, umap_backend=p.backend, random_state=p.seed)
     # Reading every image for their principal components is only worth it when a candidate uses them.
-    model_choice = getattr(inputs.model, "cluster_features", None)
+    model_choice = getattr(inputs.model, "preferred_features", None)
     names, _ = candidates_for(template, p.features, inputs.dataset is not None, len(inputs.latents), model_choice)
     wanted = inputs.dataset is not None and names != ["latents"]
     pixels = pixel_components(dataset_pixels(inputs.dataset), seed=p.seed) if wanted else None

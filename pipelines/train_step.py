@@ -10,7 +10,7 @@ import click
 
 from vae_tools.config import DEFAULT_EPOCHS, TrainConfig
 from vae_tools.models import list_models
-from vae_tools.models.defaults import LATENT_DIM, PHOTO_CPU_MINUTES, PHOTO_LATENT_DIM
+from vae_tools.models.defaults import LATENT_DIM, MIN_STEPS, PHOTO_CPU_MINUTES, PHOTO_LATENT_DIM, PHOTO_MIN_STEPS
 from vae_tools.device_settings import BASE_LR, CPU_BATCH_SIZE, GPU_BATCH_SIZE, GPU_WORKERS
 from vaetools_pipelines import common_options as common
 from vaetools_pipelines.option_types import image_size
@@ -39,7 +39,8 @@ class TrainParameters:
              "folder; here the older spelling --model still works.")
     config: str = option(None, metavar="PRESET|FILE", help="A YAML file, or a preset in configs/ (conv, denoising, laptop).")
     epochs: int = option(None, type=click.IntRange(min=1),
-                         show_default=f"enough for {TRAINING.min_steps} steps, at least {DEFAULT_EPOCHS}",
+                         show_default=f"enough for {MIN_STEPS:,} steps ({PHOTO_MIN_STEPS:,} for the photo model), "
+                                      f"at least {DEFAULT_EPOCHS}",
                          help="Maximum epochs (early stopping may end sooner); a set length has no time budget.")
     budget_minutes: float = option(
         None, type=click.FloatRange(min=0, min_open=True), metavar="MINUTES",

@@ -155,9 +155,9 @@ def test_the_photo_model_clusters_its_latents():
     from vae_tools.latent.clustering import LatentClusterer
     from vae_tools.models.photo_vae import PhotoVAE
 
-    names, why = candidates_for(LatentClusterer(), "auto", True, 1000, PhotoVAE.cluster_features)
+    names, why = candidates_for(LatentClusterer(), "auto", True, 1000, PhotoVAE.preferred_features)
     assert names == ["latents"] and "colour and layout" in why
-    assert candidates_for(LatentClusterer(), "pixels", True, 1000, PhotoVAE.cluster_features)[0] == ["pixels"]
+    assert candidates_for(LatentClusterer(), "pixels", True, 1000, PhotoVAE.preferred_features)[0] == ["pixels"]
 
 
 def test_cluster_without_images_or_labels_still_writes_the_table(trained, tmp_path):

@@ -33,7 +33,7 @@ class TrainConfig:
     kl_warmup_epochs: int = 0
     # optimisation
     epochs: Optional[int] = None  # None: enough for min_steps (at least DEFAULT_EPOCHS), ended by early stopping
-    min_steps: int = 3000
+    min_steps: Optional[int] = None  # None: the model's own (its ``min_steps``: 3,000, the photo model 10,000)
     # Minutes of training the default length is cut to fit (vae_tools/training/budget.py); None: the
     # model's own on a CPU (the photo model's PHOTO_CPU_MINUTES), none elsewhere. Set epochs, no budget.
     budget_minutes: Optional[float] = None
@@ -74,7 +74,7 @@ class TrainConfig:
                                      and all(_whole(w) and 1 <= w <= limit["width"] for w in self.widths)),
              f"widths must be a list of 1-{limit['stages']} whole numbers from 1 to {limit['width']}"),
             (self.epochs is None or self.epochs >= 1, "epochs must be at least 1"),
-            (self.min_steps >= 1, "min_steps must be at least 1"),
+            (self.min_steps is None or self.min_steps >= 1, "min_steps must be at least 1"),
             (self.budget_minutes is None or (math.isfinite(self.budget_minutes) and self.budget_minutes > 0),
              "budget_minutes must be a positive number of minutes"),
             (self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1"),

@@ -73,7 +73,8 @@ def propagate_labels(
     latents: Optional[np.ndarray] = None,
 ) -> PropagationResult:
     """Round 0 propagates over a feature set (latents, pixels or both) chosen by cross-validation on
-    the given labels (``choose_features``: latents+pixels unless another set is clearly better),
+    the given labels (``choose_features``: the model's ``preferred_features`` -- latents+pixels, the
+    photo model's latents -- unless another set is clearly better),
     averaged over the propagator's ``n_maps`` UMAP maps of it. Each refinement round trains a copy
     of the VAE on the current labels (``refinement``: ``encoder``, the encoder and a linear head on
     them alone; ``vae``, the whole VAE on the ELBO plus that classifier loss), re-embeds and propagates
@@ -106,6 +107,8 @@ def propagate_labels(
                             embed_seconds), progress)
     pixels = pixel_components(dataset_pixels(dataset), seed=seed) if names != ["latents"] else None
     work = _Propagation(base, plan, dataset, pixels, y, n_maps, device, seed, progress)
+    if model is not None:
+        work.preferred = getattr(as_module(model), "preferred_features", (PREFERRED_FEATURES,))[0]
     chosen, scores, space = work.round_zero_space(names, latents)
     folds = labelled_folds(y, plan.folds, seed)
     note = _refinement_blocker(plan.rounds, refinable, chosen, sum(len(fold) for fold in folds), plan.refinement,
@@ -135,6 +138,7 @@ class _Propagation:
         self.hidden = unlabelled_mask(y)
         self.n_maps, self.device, self.seed, self.progress = n_maps, device, seed, progress
         self.chosen = None  # the feature set round 0 chose; refined lines are mapped from it
+        self.preferred = PREFERRED_FEATURES  # kept unless cross-validation finds another set clearly better
 
     def maps_of(self, name: str, latents: np.ndarray, count: int, first: Optional[np.ndarray] = None,
                 rows: Optional[np.ndarray] = None) -> np.ndarray:
@@ -151,7 +155,8 @@ class _Propagation:
         single = {name: self.maps_of(name, latents, 1, rows=rows) for name in names}
         scores = {name: cross_validated_accuracy(self.on_space, single[name], self.y[rows], CV_FOLDS, self.seed)
                   for name in names} if len(names) > 1 else {}
-        self.chosen = chosen = choose_features(scores, int((~self.hidden).sum())) if scores else names[0]
+        self.chosen = chosen = choose_features(scores, int((~self.hidden).sum()), self.preferred) if scores \
+            else names[0]
         whole = rows is None or len(rows) == len(latents)
         return chosen, scores, self.maps_of(chosen, latents, self.n_maps, first=single[chosen][0] if whole else None)
 
@@ -279,7 +284,7 @@ def ranking_rows(hidden: np.ndarray, seed: int, limit: int = RANKING_SAMPLES) ->
 
 
 def choose_features(scores: dict, n_labels: int, preferred: str = PREFERRED_FEATURES) -> str:
-    """``preferred`` (it holds both the latents and the pixels), unless another feature set's
+    """``preferred`` (by default both the latents and the pixels), unless another feature set's
     cross-validated accuracy beats it by more than one standard error: a difference of a label or
     two out of a few hundred is noise, not a reason to drop half the information."""
     reference = scores.get(preferred)

@@ -7,7 +7,7 @@ worse than the latents; on colour photos (CIFAR-10, 10,000) the latents reach 0.
 Clustering has no labels to validate against. The silhouette of each candidate's own map does not
 say which features carry the classes: on those photos the pixels' map scored highest (0.31 against
 0.30) and was the worst set. What does say it is what the model's codes were trained to hold, so
-with ``features="auto"`` the model's own ``cluster_features`` are kept. Only without a model (an
+with ``features="auto"`` the model's own ``preferred_features`` are kept. Only without a model (an
 embeddings table and its images) each candidate set is mapped and clustered and the one whose
 clusters stand most clearly apart in their own map is kept: the highest mean silhouette."""
 
@@ -53,7 +53,7 @@ def candidates_for(clusterer: LatentClusterer, features: str, have_pixels: bool,
                    model_choice: Optional[tuple] = None) -> tuple[list, str]:
     """The feature sets ``cluster_with_features`` will fit, and why when it is one set only; cheap,
     so a caller can learn whether it needs the pixels before computing them. ``model_choice``: the
-    model's own (name, why), its ``cluster_features``, which ``auto`` keeps when the images are known."""
+    model's own (name, why), its ``preferred_features``, which ``auto`` keeps when the images are known."""
     names = candidate_names(features, have_pixels)
     if features == "auto" and model_choice is not None and model_choice[0] in names:
         return [model_choice[0]], model_choice[1]
@@ -69,7 +69,7 @@ def candidates_for(clusterer: LatentClusterer, features: str, have_pixels: bool,
 def cluster_with_features(clusterer: LatentClusterer, latents: np.ndarray, pixels: Optional[np.ndarray],
                           features: str = "auto", seed: int = 0, model_choice: Optional[tuple] = None) -> ClusteringChoice:
     """Fit ``clusterer`` (left unfitted) on the named features. With ``features="auto"``, the set the
-    model's kind calls for (``model_choice``, the model's ``cluster_features``), or without one each
+    model's kind calls for (``model_choice``, the model's ``preferred_features``), or without one each
     candidate set, keeping the best separated. ``pixels``: principal components of the images
     (``pixel_components``), or None when only the latents are known."""
     names, why = candidates_for(clusterer, features, pixels is not None, len(latents), model_choice)

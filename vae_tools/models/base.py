@@ -11,6 +11,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from vae_tools.latent.defaults import PREFERRED_FEATURES
+from vae_tools.models.defaults import MIN_STEPS
 from vae_tools.models.losses import kl_to_standard_normal
 
 
@@ -32,9 +34,11 @@ class BaseVAE(nn.Module, ABC):
     registry_name: str  # set by @register_model
     stops_early = True  # whether the validation ELBO says when training has done its work
     cpu_minutes = None  # the training budget on a CPU by default (vae_tools/training/budget.py); None: no limit
+    min_steps = MIN_STEPS  # the fewest optimisation steps of a default-length run (training_length)
     bf16_on_cpu = False  # whether its quality in bf16 is measured, so it may train so (training/precision.py)
-    # The features clustering keeps by default, and why (vae_tools/latent/cluster_features.py).
-    cluster_features = ("latents+pixels", "the codes of a pixel-likelihood model hold an image's style, the pixels "
+    # The feature set that clustering keeps and label propagation prefers (its cross-validation can
+    # overrule it), and why: which features carry an image's kind follows from what the codes hold.
+    preferred_features = (PREFERRED_FEATURES, "the codes of a pixel-likelihood model hold an image's style, the pixels "
                         "its shapes at each place, and their union clustered within 0.01 of the best set on MNIST, "
                         "Kuzushiji-MNIST and the 8x8 digits (bench/cluster_features.py)")
     image_shape: tuple

@@ -21,7 +21,7 @@ from torch import nn
 from vae_tools.errors import ConfigError
 from vae_tools.models.augment import PhotoViews, nt_xent
 from vae_tools.models.conv_vae import ConvVAE
-from vae_tools.models.defaults import HIDDEN_DIM, PHOTO_CPU_MINUTES, PHOTO_LATENT_DIM
+from vae_tools.models.defaults import HIDDEN_DIM, PHOTO_CPU_MINUTES, PHOTO_LATENT_DIM, PHOTO_MIN_STEPS
 from vae_tools.models.losses import kl_to_standard_normal
 from vae_tools.models.registry import register_model
 
@@ -66,10 +66,13 @@ class PhotoVAE(ConvVAE):
 
     stops_early = False  # the validation ELBO does not measure what the consistency term teaches
     cpu_minutes = PHOTO_CPU_MINUTES
+    min_steps = PHOTO_MIN_STEPS
     bf16_on_cpu = False  # its consistency and rotation terms are not measured in bf16
-    cluster_features = ("latents", "the photo model's codes were trained to give crops, flips and colour changes of "
-                        "an image one code, so they leave out the colour and layout that a photo's pixels are mostly "
-                        "made of, which would group the photos by those")
+    # On 10,000 CIFAR-10 photos the latents alone clustered 0.33-0.38 against 0.29 with the pixels, and
+    # propagated 2% labels to 35.8% / 41.2% against 32.8% / 39.8% (models of 43 and 143 epochs).
+    preferred_features = ("latents", "the photo model's codes were trained to give crops, flips and colour changes of "
+                          "an image one code, so they leave out the colour and layout that a photo's pixels are mostly "
+                          "made of, which would group the photos by those")
     saved_before = {"rotation": 0.0}  # run folders saved before the rotation term were trained without it
 
     def __init__(

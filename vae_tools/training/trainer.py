@@ -28,6 +28,7 @@ from vae_tools.errors import ConfigError, RunFolderError, VaeToolsError
 from vae_tools.generation.summary import save_latent_summary, summarise_latents
 from vae_tools.models import get_model_class
 from vae_tools.models.base import BaseVAE
+from vae_tools.models.defaults import MIN_STEPS
 from vae_tools.training.budget import budget_minutes, epochs_within
 from vae_tools.training.curves import save_history
 from vae_tools.training.loop import IN_MEMORY_LIMIT_BYTES, BatchObjective, EpochLoop, adamw, memory_format_for
@@ -140,7 +141,8 @@ def train(
     steps_per_epoch = max(1, len(train_set) // batch_size)  # the last partial batch is dropped
     choices["precision"] = precision(config, model, device)
     minutes = budget_minutes(config, model, device)
-    length = choices["training_length"] = training_length(config, steps_per_epoch, model.stops_early, minutes)
+    length = choices["training_length"] = training_length(config, steps_per_epoch, model.stops_early, minutes,
+                                                          model.min_steps)
     choices["compile"] = device_settings.compile_choice(config, device, length["epochs"] * len(train_set))
     choices["workers"] = workers
     state = {"epoch": 0, "best_val": float("inf"), "best_epoch": 0, "bad_epochs": 0, "history": []}
@@ -191,6 +193,7 @@ def image_size_choice(config: TrainConfig, dataset: ImageDataset, device: torch.
     model_class = get_model_class(config.model)
     minutes = budget_minutes(config, model_class, device)
     steps_per_epoch = max(1, n_train // min(config.batch_size, n_train))
+    # The size is planned for the basic length; a model that asks for more steps gets them as the budget allows.
     planned = training_length(config, steps_per_epoch, model_class.stops_early, minutes)["epochs"]
     sample = np.arange(min(PROBE_IMAGES, config.batch_size, len(dataset)))
     pace = measured_pace(lambda size: build_model(config, (dataset.channels, *size)),
@@ -351,7 +354,7 @@ def _match_parameter_layout(optimizer) -> None:
 
 
 def training_length(config: TrainConfig, steps_per_epoch: int, stops_early: bool = True,
-                    minutes: Optional[float] = None) -> dict:
+                    minutes: Optional[float] = None, min_steps: int = MIN_STEPS) -> dict:
     """The most epochs to run and the early-stopping patience. Set epochs are taken as they are. By
     default a run gets at least ``min_steps`` optimisation steps: a fixed epoch count leaves small
     data sets undertrained (30 epochs of 1,617 digits are 360 steps, and the best epoch was the last),
@@ -359,12 +362,13 @@ def training_length(config: TrainConfig, steps_per_epoch: int, stops_early: bool
     with the epochs so that it covers the same share of the run."""
     if config.epochs is not None:
         return {"epochs": config.epochs, "patience": config.patience, "why": "epochs set by the user", "automatic": False}
-    epochs = max(DEFAULT_EPOCHS, math.ceil(config.min_steps / steps_per_epoch))
+    min_steps = config.min_steps or min_steps  # the model's own unless set
+    epochs = max(DEFAULT_EPOCHS, math.ceil(min_steps / steps_per_epoch))
     patience = math.ceil(config.patience * epochs / DEFAULT_EPOCHS)
     ending = (f"stopping after {patience} epochs without a better validation loss" if stops_early else
               "all of them run (this model does not stop early: the validation ELBO does not measure what it learns)")
     why = (f"{'up to ' if stops_early else ''}{epochs} epochs ({steps_per_epoch} steps each; at least {DEFAULT_EPOCHS} epochs and "
-           f"{config.min_steps} steps), {ending}")
+           f"{min_steps} steps), {ending}")
     if minutes:
         why += (f"; within a training budget of {minutes:g} min, fewer epochs if they do not fit at the pace "
                 "of the epochs run")
