@@ -31,7 +31,7 @@ def test_the_largest_size_whose_planned_epochs_fit_the_budget_is_kept():
     choice = ws.working_size(TrainConfig(), (224, 224), 10_000, 40, 45.0, pace)
     assert choice["value"] == [64, 64] and choice["native"] == [224, 224]
     assert tried == [(32, 32), (48, 48), (64, 64), (96, 96)]  # smallest first, stopping at the first too slow
-    assert "so 64x64, the largest at which 40 epochs fit in 45 min" in choice["why"]
+    assert "so 64x64, the largest at which 40 epochs (the basic length) fit in 45 min" in choice["why"]
     # A faster device keeps more pixels; one fast enough keeps the images' own size.
     assert ws.working_size(TrainConfig(), (224, 224), 10_000, 40, 45.0, area_pace(per_pixel / 4))["value"] == [128, 128]
     assert ws.working_size(TrainConfig(), (224, 224), 100, 40, 45.0, area_pace(per_pixel))["value"] == [224, 224]

@@ -63,7 +63,8 @@ def working_size(config: TrainConfig, native: tuple, n_train: int, planned_epoch
     measured = ", ".join(f"{h}x{w} {_epoch_minutes(pace, n_train):.1f} min" for (h, w), pace in paces.items())
     why = (f"the images are {native[0]}x{native[1]}; an epoch of {n_train:,} of them measured here at {measured}, "
            f"so {chosen[0]}x{chosen[1]}")
-    why += (f", the largest at which {planned_epochs} epochs fit in {budget:g} min ({epoch * planned_epochs:.0f} min)"
+    why += (f", the largest at which {planned_epochs} epochs (the basic length) fit in {budget:g} min "
+            f"({epoch * planned_epochs:.0f} min)"
             if fitting else f", the smallest tried: {planned_epochs} epochs do not fit in {budget:g} min at any")
     return {"value": list(chosen), "native": list(native), "minutes_per_epoch": round(epoch, 2), "why": why}
 
