@@ -29,7 +29,7 @@ from vae_tools.latent.defaults import (
     REFINEMENTS,
 )
 from vaetools_pipelines import common_options as common
-from vaetools_pipelines.option_types import FiniteFloat, parse_maps
+from vaetools_pipelines.option_types import LabelAmount, parse_maps
 from vaetools_pipelines.output_set import writes_output_set
 from vaetools_pipelines.sections import Section, metrics_of
 from vaetools_pipelines.step_api import Step, option
@@ -39,13 +39,16 @@ from vae_tools.latent.reducers import REDUCER_NAMES, UMAP_LIMIT
 
 @dataclass(frozen=True)
 class LabelPropagateParameters(common.LatentSource):
-    labeled: float = option(None, flags=("--labelled", "--labeled"), type=FiniteFloat(0, 1, open_low=True, open_high=True),
-                            metavar="FRACTION",
-                            help="Evaluation mode: keep this random fraction of the data's labels (e.g. 0.02) and "
-                                 "predict the rest.")
+    labeled: float = option(None, flags=("--labelled", "--labeled"), type=LabelAmount(), metavar="SHARE|COUNT",
+                            help="Evaluation mode: keep this share of the data's labels (0.02) or this many (100), "
+                                 "drawn at random, and predict the rest.")
+    per_class: int = option(None, type=click.IntRange(min=1), metavar="N",
+                            help="Evaluation mode: keep N labels of every class (1: one label per class), drawn at "
+                                 "random, and predict the rest.")
     labels_file: str = option(None, flags=("--labels",), type=click.Path(dir_okay=False), reads=True,
                               help="Real use: a CSV/Parquet table of id,label for the samples you have labelled.")
-    stratify: bool = option(False, is_flag=True, help="With --labelled: keep the same fraction of every class.")
+    stratify: bool = option(False, is_flag=True, help="With --labelled: spread the labels over the classes in "
+                                                       "proportion to their size.")
     method: str = option(PROPAGATION_METHOD, type=click.Choice(PROPAGATION_METHODS),
                          help="spreading: label spreading over the neighbour graph; centroids: k-means seeded by the "
                               "labelled points; knn: nearest labelled neighbours.")
@@ -167,8 +170,9 @@ def run(p: LabelPropagateParameters) -> dict:
     from vae_tools.tables import write_table
     from vaetools_pipelines.latent_inputs import ensure_out_dir, load_latent_inputs
 
-    if (p.labeled is None) == (p.labels_file is None):
-        raise VaeToolsError("give exactly one of --labelled FRACTION (hide the rest of the known labels) or --labels FILE")
+    if sum(v is not None for v in (p.labeled, p.per_class, p.labels_file)) != 1:
+        raise VaeToolsError("give exactly one of --labelled SHARE|COUNT or --per-class N (hide the rest of the known "
+                            "labels) or --labels FILE")
     refine_rounds = p.refine_rounds
     if refine_rounds is None and (p.model_dir is None or p.data is None):
         refine_rounds = 0
@@ -205,13 +209,16 @@ def given_labels(p: LabelPropagateParameters, inputs):
     import numpy as np
 
     from vae_tools.errors import DataError
-    from vae_tools.latent.labels import check_every_class_labelled, hide_labels
+    from vae_tools.latent.labels import check_every_class_labelled, hide_labels, keep_per_class
 
-    if p.labeled is not None:
+    if p.labeled is not None or p.per_class is not None:
         if inputs.labels is None:
             raise DataError(f"{p.embeddings or p.data}: has no labels to hide; use --labels FILE with the labels you have")
-        keep = hide_labels(inputs.labels, p.labeled, seed=p.seed, stratify=p.stratify)
-        check_every_class_labelled(inputs.labels, keep, p.labeled)
+        if p.per_class is not None:
+            keep = keep_per_class(inputs.labels, p.per_class, seed=p.seed)
+        else:
+            keep = hide_labels(inputs.labels, p.labeled, seed=p.seed, stratify=p.stratify)
+            check_every_class_labelled(inputs.labels, keep, p.labeled)
         given = np.where(keep, inputs.labels.astype(object), None)
     else:
         given = read_label_file(p.labels_file, inputs.ids)
@@ -228,7 +235,8 @@ def propagation_metrics(p: LabelPropagateParameters, result, keep, seconds: floa
     fitted = result.propagator
     return {
         "n_samples": int(len(keep)), "n_labelled": int(keep.sum()), "n_unlabelled": int((~keep).sum()),
-        "labelled_fraction": p.labeled, "labels_file": str(p.labels_file) if p.labels_file else None,
+        "labelled_fraction": float(keep.mean()), "labelled_asked": p.labeled, "labelled_per_class": p.per_class,
+        "labels_file": str(p.labels_file) if p.labels_file else None,
         "classes": [str(c) for c in fitted.classes_],
         "settings": {"method": p.method, "n_neighbors": p.n_neighbors, "graph": p.graph, "reduce": p.reduce,
                      "features": p.features, "umap_backend": p.backend, "maps": p.n_maps,

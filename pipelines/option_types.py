@@ -44,6 +44,23 @@ class FiniteFloat(click.ParamType):
 FINITE = FiniteFloat()
 
 
+class LabelAmount(click.ParamType):
+    """A share of the labels (strictly between 0 and 1) or a count of them (a whole number from 1)."""
+
+    name = "share or count"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if 0 < number < 1:
+            return number
+        if math.isfinite(number) and number >= 1 and number == int(number):
+            return int(number)
+        self.fail(f"{value!r} is not in the range (0, 1) of a share, nor a whole number of labels from 1", param, ctx)
+
+
 def parse_maps(ctx, param, value):
     if value is None or str(value).lower() == "auto":
         return "auto"

@@ -18,7 +18,7 @@ def data(tmp_path_factory):
 
 @pytest.mark.parametrize("step, option, value", [
     ("anomalies", "contamination", "0.7"), ("anomalies", "contamination", "0.5"),
-    ("label-propagate", "labelled", "1.0"), ("label-propagate", "labelled", "0"),
+    ("label-propagate", "labelled", "1.5"), ("label-propagate", "labelled", "0"),
 ])
 def test_an_out_of_range_value_in_a_pipelines_last_step_fails_before_training(data, tmp_path, step, option, value):
     pipeline = tmp_path / "p.yaml"

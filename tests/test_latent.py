@@ -115,10 +115,28 @@ def test_unlabelled_markers():
         LabelPropagator().fit(np.zeros((20, 2)), np.full(20, -1))
 
 
-@pytest.mark.parametrize("fraction", [0, 1, 1.5, -0.1])
-def test_labelled_fraction_outside_the_open_interval_is_refused(fraction):
-    with pytest.raises(DataError, match="strictly between 0 and 1"):
-        hide_labels(np.arange(10), fraction)
+@pytest.mark.parametrize("amount", [0, 1.5, -0.1, float("nan"), "many"])
+def test_a_labelled_amount_that_is_neither_a_share_nor_a_count_is_refused(amount):
+    with pytest.raises(DataError, match="between 0 and 1"):
+        hide_labels(np.arange(10), amount)
+
+
+def test_labels_are_kept_by_share_or_by_count_and_per_class():
+    from vae_tools.latent.labels import keep_per_class
+
+    y = np.repeat(["a", "b", "c"], [50, 30, 20])
+    assert hide_labels(y, 0.1).sum() == 10 and hide_labels(y, 10).sum() == 10 and hide_labels(y, 1).sum() == 1
+    assert np.array_equal(hide_labels(y, 10, seed=2), hide_labels(y, 0.1, seed=2))  # one draw, however it is asked
+    stratified = hide_labels(y, 10, seed=1, stratify=True)
+    assert [int(stratified[y == c].sum()) for c in "abc"] == [5, 3, 2]
+    with pytest.raises(DataError, match="100 labels of 100 samples leave none to predict"):
+        hide_labels(y, 100)
+    for n in (1, 5):
+        keep = keep_per_class(y, n, seed=3)
+        assert [int(keep[y == c].sum()) for c in "abc"] == [n, n, n]
+    assert not np.array_equal(keep_per_class(y, 1, seed=3), keep_per_class(y, 1, seed=4))
+    with pytest.raises(DataError, match="class c has 20 samples: 20 labels per class leave none of it to predict"):
+        keep_per_class(y, 20)
 
 
 def test_hidden_labels_are_seeded_and_stratified_keeps_every_class():

@@ -105,6 +105,10 @@ def test_label_file_with_string_labels(trained, tmp_path):
     (["--labels", "{tmp}/unknown.csv"], "unknown.csv: 2 id(s) are not in the data: ghost1, ghost2", 1),
     (["--labels", "{tmp}/nolabel.csv"], "nolabel.csv: needs the columns id and label", 1),
     ([], "give exactly one of --labelled", 1),
+    (["--labelled", "5", "--per-class", "1"], "give exactly one of --labelled", 1),
+    (["--labelled", "120"], "120 labels of 120 samples leave none to predict", 1),
+    (["--per-class", "60"], "has 60 samples: 60 labels per class leave none of it to predict", 1),
+    (["--per-class", "0"], "0 is not in the range x>=1", 2),
 ])
 def test_label_propagate_errors(trained, tmp_path, extra, message, code):
     pd.DataFrame({"id": ["0", "ghost1", "ghost2"], "label": [0, 1, 1]}).to_csv(tmp_path / "unknown.csv", index=False)
@@ -115,6 +119,20 @@ def test_label_propagate_errors(trained, tmp_path, extra, message, code):
     assert message in result.output
     assert "Traceback" not in result.output
     assert not (tmp_path / "out" / "predictions.csv").exists()
+
+
+@pytest.mark.parametrize("args, kept, per_class", [(["--labelled", "12"], 12, None), (["--per-class", "3"], 6, 3),
+                                                  (["--labelled", "0.1"], 12, None)])
+def test_label_propagate_keeps_a_share_a_count_or_a_number_per_class(trained, tmp_path, args, kept, per_class):
+    run_cli("label-propagate", "--embeddings", trained / "emb.parquet", *args, "--neighbors", "8", "--reduce", "none",
+            "--out", tmp_path / "out", "--quiet")
+    predictions = pd.read_csv(tmp_path / "out" / "predictions.csv", dtype={"id": str, "true_label": str})
+    assert predictions["labelled"].sum() == kept
+    if per_class:
+        assert predictions[predictions["labelled"]]["true_label"].value_counts().tolist() == [per_class, per_class]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["n_labelled"] == kept and metrics["labelled_fraction"] == pytest.approx(kept / 120)
+    assert metrics["labelled_per_class"] == per_class
 
 
 def test_label_propagate_needs_labels_in_the_data_for_evaluation(trained, tmp_path):
