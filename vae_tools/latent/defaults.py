@@ -4,7 +4,9 @@ line's help shows them)."""
 FEATURE_SETS = ("auto", "latents", "latents+pixels", "pixels")
 REDUCE = "auto"  # UMAP map up to UMAP_LIMIT samples (vae_tools/latent/reducers.py), the features beyond
 FEATURES = "auto"
-PREFERRED_FEATURES = "latents+pixels"  # what auto keeps unless another set is clearly better
+# What auto keeps unless another set is clearly better: a model's own preference (its
+# preferred_features), declared with the models, which sit below this layer.
+from vae_tools.models.defaults import PREFERRED_FEATURES  # noqa: E402
 # How a refinement round sharpens the latents with the labels it has (vae_tools/semi_supervised.py):
 # "encoder" trains the encoder and a linear head on the propagated labels alone (no decoder, bf16 where
 # the CPU has it), judged by REFINEMENT_FOLDS["encoder"] fold lines whose latents are then pooled as

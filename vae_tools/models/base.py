@@ -11,8 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from vae_tools.latent.defaults import PREFERRED_FEATURES
-from vae_tools.models.defaults import MIN_STEPS
+from vae_tools.models.defaults import MIN_STEPS, PREFERRED_FEATURES
 from vae_tools.models.losses import kl_to_standard_normal
 
 

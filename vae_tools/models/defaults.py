@@ -28,3 +28,6 @@ MIN_STEPS = 3000
 # to 41.2% against 35.8% after 43 (3,000 steps), clustering 0.376 against 0.334; CIFAR-10's 50,000
 # get about this many in their 30 epochs. Its CPU budget still cuts a run that would not fit.
 PHOTO_MIN_STEPS = 10_000
+# The feature set label propagation prefers, and clustering keeps, for a model's codes unless the model
+# says otherwise (BaseVAE.preferred_features): on strokes the codes and the pixels' components together.
+PREFERRED_FEATURES = "latents+pixels"
