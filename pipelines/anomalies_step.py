@@ -213,12 +213,13 @@ def data_cut(p: AnomaliesParameters, detector, scores):
     return choose_threshold(scores, p.contamination, p.percentile)
 
 
-def anomaly_metrics(p: AnomaliesParameters, detector, cut, scored: ScoredImages, scores, flagged) -> dict:
+def anomaly_metrics(p: AnomaliesParameters, detector, compared_with: dict, cut, scored: ScoredImages, scores,
+                    flagged) -> dict:
     from vae_tools.anomaly.evaluation import truth_metrics
 
     data = ~scored.planted
     metrics = {"score": p.score, "samples": p.samples, "background_weight": detector.background_weight_,
-               "choices": detector.choices_, "n_images": int(data.sum()), "n_anomalies": int(flagged[data].sum()),
+               "choices": {"reference": compared_with, **detector.choices_}, "n_images": int(data.sum()), "n_anomalies": int(flagged[data].sum()),
                "threshold": cut.to_dict(), "model": str(p.model_dir), "data": str(p.data)}
     if scored.truth is not None:
         metrics["truth"] = truth_metrics(scored.truth, scores, flagged)
@@ -297,7 +298,6 @@ def run(p: AnomaliesParameters) -> dict:
     detector = VAEAnomalyDetector(vae=model, score=p.score, samples=p.samples, threshold=p.threshold,
                                   scoring_batch_size=p.batch_size, random_state=p.seed,
                                   verbose=not p.quiet).fit(reference)
-    detector.choices_ = {"reference": compared_with, **detector.choices_}
     p = dataclasses.replace(p, score=detector.score_)  # from here on, the score used ("auto" resolved)
     scored = score_images(p, detector, dataset)
     if not distributed.is_main_process():
@@ -307,7 +307,7 @@ def run(p: AnomaliesParameters) -> dict:
     flagged = scores > cut.value
     order = np.argsort(-scores, kind="stable")
     table = anomaly_table(scored, scores, flagged, order)
-    metrics = anomaly_metrics(p, detector, cut, scored, scores, flagged)
+    metrics = anomaly_metrics(p, detector, compared_with, cut, scored, scores, flagged)
     out = ensure_out_dir(p.out)
     write_table(table, out / "anomalies.csv")
     write_table(table, out / "anomalies.parquet")

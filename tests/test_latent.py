@@ -115,7 +115,7 @@ def test_unlabelled_markers():
         LabelPropagator().fit(np.zeros((20, 2)), np.full(20, -1))
 
 
-@pytest.mark.parametrize("amount", [0, 1.5, -0.1, float("nan"), "many"])
+@pytest.mark.parametrize("amount", [0, 1.5, -0.1, float("nan"), float("inf"), "many"])
 def test_a_labelled_amount_that_is_neither_a_share_nor_a_count_is_refused(amount):
     with pytest.raises(DataError, match="between 0 and 1"):
         hide_labels(np.arange(10), amount)

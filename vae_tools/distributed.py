@@ -72,8 +72,8 @@ def barrier() -> None:
 
 
 def from_main(value):
-    """The first process's ``value`` (any JSON-like object) on every process: a choice made from
-    measurements, which differ between processes, is made once."""
+    """The first process's ``value`` (any JSON-like object) on every process, whatever the others
+    pass: a choice made from measurements, which differ between processes, is made once."""
     if not active():
         return value
     box = [value]

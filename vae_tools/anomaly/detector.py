@@ -82,11 +82,9 @@ class VAEAnomalyDetector(BaseEstimator):
         check_computable(self.module_, names)
         if isinstance(X, AnomalyReference):
             self.reference_, self.draw_seed_ = X, X.seed
-            parts, self.fitted_ = scores_from_parts(X.parts, X.latents, names, self.random_state)
-            self.train_latents_ = X.latents
         else:
             self.reference_, self.draw_seed_ = self._dataset(X), self.random_state
-            parts, self.train_latents_, self.fitted_ = self._scores(self.reference_, names, {})
+        parts, self.train_latents_, self.fitted_ = self._scores(self.reference_, names, {})
         self.score_, why = chosen(self.score, self.module_, parts)
         self.score_parts_ = parts
         score = get_score(self.score_)

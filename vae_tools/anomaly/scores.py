@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from vae_tools.anomaly.defaults import SAMPLES, SCORING_BATCH_SIZE
-from vae_tools.anomaly.score_choice import has_rotation_head
+from vae_tools.anomaly.score_choice import check_computable
 from vae_tools.anomaly.score_registry import BACKGROUND, LIKELIHOOD, PART_COLUMNS, ROTATION, get_score
 from vae_tools.data import ImageDataset
 from vae_tools.errors import DataError
@@ -71,9 +71,8 @@ def score_parts(model: BaseVAE, dataset: ImageDataset, samples: int = SAMPLES, b
         raise DataError(f"{dataset.name}: images are {dataset.shape} but the model expects {tuple(model.image_shape)}")
     if samples < 1:
         raise DataError(f"`samples` must be at least 1, got {samples}")
-    if ROTATION in needs and not has_rotation_head(model):
-        raise DataError(f"the rotation score needs a photo model trained with its rotation term; this "
-                        f"{getattr(model, 'registry_name', type(model).__name__)} model has none")
+    if ROTATION in needs:
+        check_computable(model, [ROTATION])
     names = [column for part in PART_COLUMNS if part in needs for column in PART_COLUMNS[part]]
     model = model.to(device).eval()
     start, stop = distributed.batch_share(len(dataset), batch_size)

@@ -6,7 +6,7 @@ REDUCE = "auto"  # UMAP map up to UMAP_LIMIT samples (vae_tools/latent/reducers.
 FEATURES = "auto"
 # What auto keeps unless another set is clearly better: a model's own preference (its
 # preferred_features), declared with the models, which sit below this layer.
-from vae_tools.models.defaults import PREFERRED_FEATURES  # noqa: E402
+from vae_tools.models.defaults import PREFERRED_FEATURES  # noqa: E402, F401 (re-exported)
 # How a refinement round sharpens the latents with the labels it has (vae_tools/semi_supervised.py):
 # "encoder" trains the encoder and a linear head on the propagated labels alone (no decoder, bf16 where
 # the CPU has it), judged by REFINEMENT_FOLDS["encoder"] fold lines whose latents are then pooled as

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -30,7 +32,7 @@ def labelled_count(labelled, n: int) -> int:
             from None
     if 0 < value < 1:
         return max(1, int(round(value * n)))
-    if value >= 1 and value == int(value):
+    if math.isfinite(value) and value >= 1 and value == int(value):
         if value >= n:
             raise DataError(f"{int(value)} labels of {n} samples leave none to predict; keep fewer")
         return int(value)

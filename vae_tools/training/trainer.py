@@ -127,7 +127,8 @@ def train(
     choices["lr"] = device_settings.lr_choice(config, choices["batch_size"])
     # Stored decided, so that a resumed run keeps its batches and schedule on whatever device it resumes.
     config = dataclasses.replace(config, batch_size=choices["batch_size"]["value"], lr=choices["lr"]["value"])
-    choices["image_size"] = distributed.from_main(image_size_choice(config, dataset, device, len(train_pos)))
+    choices["image_size"] = distributed.from_main(image_size_choice(config, dataset, device, len(train_pos))
+                                                  if main else None)
     config = dataclasses.replace(config, image_size=choices["image_size"]["value"])
     if tuple(dataset.image_size) != tuple(config.image_size):
         dataset = dataset.at_size(config.image_size)
